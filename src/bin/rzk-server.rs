@@ -1,0 +1,2 @@
+//! rzk-server: placeholder until the server lands.
+fn main() {}

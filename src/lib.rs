@@ -13,3 +13,4 @@
 
 pub mod jute;
 pub mod proto;
+pub mod server;

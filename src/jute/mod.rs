@@ -305,7 +305,7 @@ impl<T: Jute> Jute for Vec<T> {
 macro_rules! record {
     ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident : $ty:ty),* $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Default)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
         #[allow(missing_docs)] // fields are the jute fields of zookeeper.jute, in order
         pub struct $name { $($(#[$fmeta])* pub $field: $ty),* }
 

@@ -4,6 +4,7 @@
 //! Pure definitions; no I/O.
 
 pub mod frame;
+pub mod path;
 
 use std::fmt;
 

@@ -1,0 +1,337 @@
+//! ACL checks and authentication providers (wire-protocol.md §10): world, ip (with CIDR),
+//! digest (`user:base64(sha1(user:password))`), super and the `auth` pseudo-scheme.
+//!
+//! Pure functions; SHA-1 and base64 are written here because the design card has no crypto
+//! crate and digest auth needs only these two small algorithms.
+
+use std::net::IpAddr;
+
+use crate::jute::data::{perms, Acl, Id};
+use crate::proto::ErrorCode;
+
+/// The identities of one connection plus whether it is a super user.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthInfo {
+    /// Identities (`ip:<addr>` always, plus one per successful addauth).
+    pub ids: Vec<Id>,
+}
+
+impl AuthInfo {
+    /// The identities of a new connection from `addr`.
+    pub fn for_address(addr: IpAddr) -> AuthInfo {
+        AuthInfo { ids: vec![Id::new("ip", &addr.to_string())] }
+    }
+
+    /// Whether any identity is `super`.
+    pub fn is_super(&self) -> bool {
+        self.ids.iter().any(|i| i.scheme == "super")
+    }
+}
+
+/// Checks that `auth` holds `perm` on a node with `acl` [ZooKeeperServer.checkACL].
+pub fn check(acl: &[Acl], perm: i32, auth: &AuthInfo, skip_acl: bool) -> Result<(), ErrorCode> {
+    if skip_acl || acl.is_empty() || auth.is_super() {
+        return Ok(());
+    }
+    for entry in acl {
+        if entry.perms & perm == 0 {
+            continue;
+        }
+        if entry.id.scheme == "world" && entry.id.id == "anyone" {
+            return Ok(());
+        }
+        for id in &auth.ids {
+            if id.scheme == entry.id.scheme && matches(&id.scheme, &id.id, &entry.id.id) {
+                return Ok(());
+            }
+        }
+    }
+    Err(ErrorCode::NoAuth)
+}
+
+/// The matcher of a scheme: `id` is the connection's, `acl_id` the ACL entry's.
+fn matches(scheme: &str, id: &str, acl_id: &str) -> bool {
+    match scheme {
+        "ip" => ip_matches(id, acl_id),
+        _ => id == acl_id,
+    }
+}
+
+/// CIDR match of an address against `addr[/bits]`; IPv4 never matches IPv6.
+pub fn ip_matches(addr: &str, acl_id: &str) -> bool {
+    let (net, bits) = match acl_id.split_once('/') {
+        Some((n, b)) => match b.parse::<u32>() {
+            Ok(b) => (n, Some(b)),
+            Err(_) => return false,
+        },
+        None => (acl_id, None),
+    };
+    let (Ok(a), Ok(n)) = (addr.parse::<IpAddr>(), net.parse::<IpAddr>()) else {
+        return false;
+    };
+    let (a, n, width) = match (a, n) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => (u32::from(a) as u128, u32::from(n) as u128, 32),
+        (IpAddr::V6(a), IpAddr::V6(n)) => (u128::from(a), u128::from(n), 128),
+        _ => return false,
+    };
+    let bits = bits.unwrap_or(width).min(width);
+    if bits == 0 {
+        return true;
+    }
+    let shift = width - bits;
+    (a >> shift) == (n >> shift)
+}
+
+/// Whether an ACL id is valid for its scheme [the providers' isValid].
+fn valid_id(id: &Id) -> bool {
+    match id.scheme.as_str() {
+        "world" => id.id == "anyone",
+        "digest" => id.id.split(':').count() == 2,
+        "ip" => {
+            let (net, bits) = match id.id.split_once('/') {
+                Some((n, b)) => (n, Some(b)),
+                None => (id.id.as_str(), None),
+            };
+            let Ok(addr) = net.parse::<IpAddr>() else { return false };
+            let width = if addr.is_ipv4() { 32 } else { 128 };
+            match bits {
+                None => true,
+                Some(b) => b.parse::<u32>().is_ok_and(|b| b <= width),
+            }
+        }
+        "super" | "sasl" | "x509" => true,
+        _ => false,
+    }
+}
+
+/// Validates and expands an ACL list given to create/setACL [PrepRequestProcessor.fixupACL].
+pub fn fixup(acl: &[Acl], auth: &AuthInfo) -> Result<Vec<Acl>, ErrorCode> {
+    if acl.is_empty() {
+        return Err(ErrorCode::InvalidAcl);
+    }
+    let mut out: Vec<Acl> = Vec::with_capacity(acl.len());
+    let push = |a: Acl, out: &mut Vec<Acl>| {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    };
+    for entry in acl {
+        if entry.id.scheme == "auth" {
+            let mut any = false;
+            for id in &auth.ids {
+                // Only authenticated providers count (not ip).
+                if matches!(id.scheme.as_str(), "digest" | "sasl" | "x509" | "super") {
+                    push(Acl { perms: entry.perms, id: id.clone() }, &mut out);
+                    any = true;
+                }
+            }
+            if !any {
+                return Err(ErrorCode::InvalidAcl);
+            }
+        } else if valid_id(&entry.id) {
+            push(entry.clone(), &mut out);
+        } else {
+            return Err(ErrorCode::InvalidAcl);
+        }
+    }
+    Ok(out)
+}
+
+/// What an `auth` packet yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// New identities for the connection.
+    Added(Vec<Id>),
+    /// Unknown scheme or bad credentials: AUTHFAILED, then close.
+    Failed,
+}
+
+/// Handles `addauth scheme data` [the providers' handleAuthentication].
+pub fn authenticate(scheme: &str, data: &[u8], super_digest: Option<&str>) -> AuthOutcome {
+    match scheme {
+        "digest" => {
+            let Ok(text) = std::str::from_utf8(data) else { return AuthOutcome::Failed };
+            let id = digest_id(text);
+            let mut ids = vec![Id::new("digest", &id)];
+            if super_digest == Some(id.as_str()) {
+                ids.push(Id::new("super", ""));
+            }
+            AuthOutcome::Added(ids)
+        }
+        // world needs no authentication; ip is given by the socket.
+        _ => AuthOutcome::Failed,
+    }
+}
+
+/// `user:password` -> `user:base64(sha1("user:password"))`.
+pub fn digest_id(user_password: &str) -> String {
+    let user = user_password.split(':').next().unwrap_or("");
+    format!("{user}:{}", base64(&sha1(user_password.as_bytes())))
+}
+
+/// The user name part of an identity, as whoAmI reports it.
+pub fn user_of(id: &Id) -> String {
+    match id.scheme.as_str() {
+        "digest" => id.id.split(':').next().unwrap_or("").to_owned(),
+        _ => id.id.clone(),
+    }
+}
+
+/// Whether the ACL grants READ or ADMIN, and ADMIN specifically (for getACL).
+pub fn can_read_acl(acl: &[Acl], auth: &AuthInfo, skip: bool) -> Result<bool, ErrorCode> {
+    let admin = check(acl, perms::ADMIN, auth, skip).is_ok();
+    if admin {
+        return Ok(true);
+    }
+    check(acl, perms::READ, auth, skip)?;
+    Ok(false)
+}
+
+/// Hides digest hashes from callers without ADMIN (`user:x`).
+pub fn redact(acl: &[Acl]) -> Vec<Acl> {
+    acl.iter()
+        .map(|a| {
+            if a.id.scheme == "digest" {
+                let user = a.id.id.split(':').next().unwrap_or("");
+                Acl::new(a.perms, "digest", &format!("{user}:x"))
+            } else {
+                a.clone()
+            }
+        })
+        .collect()
+}
+
+/// SHA-1 (FIPS 180-1).
+pub fn sha1(msg: &[u8]) -> [u8; 20] {
+    let mut h: [u32; 5] = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0];
+    let bit_len = (msg.len() as u64).wrapping_mul(8);
+    let mut data = msg.to_vec();
+    data.push(0x80);
+    while data.len() % 64 != 56 {
+        data.push(0);
+    }
+    data.extend_from_slice(&bit_len.to_be_bytes());
+    for block in data.chunks_exact(64) {
+        let mut w = [0u32; 80];
+        for (i, c) in block.chunks_exact(4).enumerate() {
+            w[i] = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+        }
+        for i in 16..80 {
+            w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e] = h;
+        for (i, wi) in w.iter().enumerate() {
+            let (f, k) = match i {
+                0..=19 => ((b & c) | (!b & d), 0x5A827999),
+                20..=39 => (b ^ c ^ d, 0x6ED9EBA1),
+                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1BBCDC),
+                _ => (b ^ c ^ d, 0xCA62C1D6),
+            };
+            let t =
+                a.rotate_left(5).wrapping_add(f).wrapping_add(e).wrapping_add(k).wrapping_add(*wi);
+            e = d;
+            d = c;
+            c = b.rotate_left(30);
+            b = a;
+            a = t;
+        }
+        for (hv, v) in h.iter_mut().zip([a, b, c, d, e]) {
+            *hv = hv.wrapping_add(v);
+        }
+    }
+    let mut out = [0u8; 20];
+    for (i, v) in h.iter().enumerate() {
+        out[i * 4..i * 4 + 4].copy_from_slice(&v.to_be_bytes());
+    }
+    out
+}
+
+/// Standard base64 with padding.
+pub fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        out.push(T[(n >> 18) as usize & 63] as char);
+        out.push(T[(n >> 12) as usize & 63] as char);
+        out.push(if chunk.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
+        out.push(if chunk.len() > 2 { T[n as usize & 63] as char } else { '=' });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha1_and_base64_known_vectors() {
+        let hex: String = sha1(b"abc").iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        // ZooKeeper's documented example: super:test.
+        assert_eq!(digest_id("super:test"), "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
+    }
+
+    #[test]
+    fn cidr_matching() {
+        assert!(ip_matches("127.0.0.1", "127.0.0.1"));
+        assert!(ip_matches("10.1.2.3", "10.0.0.0/8"));
+        assert!(!ip_matches("11.1.2.3", "10.0.0.0/8"));
+        assert!(ip_matches("::1", "::1/128"));
+        assert!(!ip_matches("127.0.0.1", "::1"));
+        assert!(ip_matches("1.2.3.4", "0.0.0.0/0"));
+    }
+
+    #[test]
+    fn acl_check_rules() {
+        let ip = AuthInfo::for_address("127.0.0.1".parse().unwrap());
+        let open = Acl::open_unsafe();
+        assert!(check(&open, perms::WRITE, &ip, false).is_ok());
+        let read_only = Acl::read_unsafe();
+        assert_eq!(check(&read_only, perms::WRITE, &ip, false), Err(ErrorCode::NoAuth));
+        assert!(check(&read_only, perms::WRITE, &ip, true).is_ok());
+        let local = vec![Acl::new(perms::ALL, "ip", "127.0.0.0/8")];
+        assert!(check(&local, perms::DELETE, &ip, false).is_ok());
+        let mut digest = ip.clone();
+        digest.ids.push(Id::new("digest", &digest_id("u:p")));
+        let acl = vec![Acl::new(perms::READ, "digest", &digest_id("u:p"))];
+        assert!(check(&acl, perms::READ, &digest, false).is_ok());
+        assert!(check(&acl, perms::READ, &ip, false).is_err());
+        let mut sup = ip.clone();
+        sup.ids.push(Id::new("super", ""));
+        assert!(check(&acl, perms::ADMIN, &sup, false).is_ok());
+        assert!(check(&[], perms::ADMIN, &ip, false).is_ok());
+    }
+
+    #[test]
+    fn fixup_rules() {
+        let ip = AuthInfo::for_address("127.0.0.1".parse().unwrap());
+        assert_eq!(fixup(&[], &ip), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup(&Acl::creator_all(), &ip), Err(ErrorCode::InvalidAcl));
+        let bad_world = vec![Acl::new(31, "world", "someone")];
+        assert_eq!(fixup(&bad_world, &ip), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup(&[Acl::new(31, "digest", "nocolon")], &ip), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup(&[Acl::new(31, "foo", "x")], &ip), Err(ErrorCode::InvalidAcl));
+        let mut auth = ip.clone();
+        auth.ids.push(Id::new("digest", "u:h"));
+        let fixed = fixup(&Acl::creator_all(), &auth).unwrap();
+        assert_eq!(fixed, vec![Acl::new(31, "digest", "u:h")]);
+        let dup = vec![Acl::open_unsafe()[0].clone(), Acl::open_unsafe()[0].clone()];
+        assert_eq!(fixup(&dup, &ip).unwrap(), Acl::open_unsafe());
+    }
+
+    #[test]
+    fn digest_auth_and_super() {
+        let sup = digest_id("super:test");
+        match authenticate("digest", b"super:test", Some(&sup)) {
+            AuthOutcome::Added(ids) => assert!(ids.iter().any(|i| i.scheme == "super")),
+            AuthOutcome::Failed => panic!("should authenticate"),
+        }
+        assert_eq!(authenticate("kerberos", b"x", None), AuthOutcome::Failed);
+        assert_eq!(redact(&[Acl::new(1, "digest", "u:h")]), vec![Acl::new(1, "digest", "u:x")]);
+    }
+}

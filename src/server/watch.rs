@@ -7,6 +7,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use std::sync::Arc;
+
+use super::acl::AuthInfo;
 use super::ConnId;
 use crate::proto::{EventType, WatcherType};
 
@@ -36,6 +39,7 @@ pub struct WatchManager {
     by_conn: HashMap<ConnId, (BTreeSet<String>, BTreeSet<String>)>,
     recursive: usize,
     sessions: HashMap<ConnId, i64>,
+    auths: HashMap<ConnId, Arc<AuthInfo>>,
 }
 
 impl WatchManager {
@@ -47,6 +51,21 @@ impl WatchManager {
     /// Records which session a connection serves (for the four-letter words).
     pub fn set_session(&mut self, conn: ConnId, session: i64) {
         self.sessions.insert(conn, session);
+    }
+
+    /// Remembers a connection's session and identities, used for the four-letter words and
+    /// for the READ check when an event is delivered.
+    pub fn note_conn(&mut self, conn: ConnId, session: i64, auth: &Arc<AuthInfo>) {
+        self.sessions.insert(conn, session);
+        let same = self.auths.get(&conn).is_some_and(|a| Arc::ptr_eq(a, auth));
+        if !same {
+            self.auths.insert(conn, auth.clone());
+        }
+    }
+
+    /// The identities of a connection (none known: no identities).
+    pub fn auth_of(&self, conn: ConnId) -> Arc<AuthInfo> {
+        self.auths.get(&conn).cloned().unwrap_or_default()
     }
 
     /// Adds a registration.
@@ -144,6 +163,7 @@ impl WatchManager {
     /// Drops every registration of a closed connection.
     pub fn remove_conn(&mut self, conn: ConnId) {
         self.sessions.remove(&conn);
+        self.auths.remove(&conn);
         let Some((data, child)) = self.by_conn.remove(&conn) else { return };
         for p in data {
             if let Some(c) = self.data.get_mut(&p) {

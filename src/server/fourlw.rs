@@ -1,0 +1,367 @@
+//! Four-letter words: the text answers of `ruok`, `srvr`, `stat`, `cons`, `mntr`, ... in
+//! Apache ZooKeeper's formats (four-letter-words.md §2-§4).
+//!
+//! Called on the connection thread with a snapshot of the connections; reads the shared
+//! tree, tracker and watch registry briefly. `crst` is handled by the selector itself because it
+//! mutates the connections.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use super::stats::java_double;
+use super::Shared;
+
+/// The ZooKeeper version rzk reports compatibility with.
+pub const ZK_COMPAT_VERSION: &str = "3.9.2";
+
+/// The version text of `srvr` and `mntr`.
+pub fn version_text() -> String {
+    format!("{ZK_COMPAT_VERSION}-rzk-{}, built on unknown", env!("CARGO_PKG_VERSION"))
+}
+
+static TRACE_MASK: AtomicI64 = AtomicI64::new(306);
+
+/// One connection as the selector describes it.
+#[derive(Debug, Clone)]
+pub struct ConnSummary {
+    /// Remote address.
+    pub peer: SocketAddr,
+    /// Interest ops (1 read, 4 write).
+    pub interest: u32,
+    /// Requests in flight.
+    pub queued: usize,
+    /// Packets received.
+    pub recved: u64,
+    /// Packets sent.
+    pub sent: u64,
+    /// Session, once the handshake is done.
+    pub session: Option<i64>,
+    /// Last op abbreviation.
+    pub lop: &'static str,
+    /// Wall ms when accepted.
+    pub established_ms: i64,
+    /// Negotiated timeout.
+    pub timeout_ms: i32,
+    /// Last answered xid.
+    pub lcxid: Option<i32>,
+    /// Last zxid sent.
+    pub lzxid: i64,
+    /// Monotonic ms of the last response.
+    pub lresp_ms: u64,
+    /// Last latency.
+    pub llat: u64,
+    /// Min latency.
+    pub minlat: u64,
+    /// Average latency.
+    pub avglat: u64,
+    /// Max latency.
+    pub maxlat: u64,
+    /// Time until the connection would be closed as idle.
+    pub expires_in: Duration,
+}
+
+/// Runs a (whitelisted) four-letter word; `extra` is what followed it (for `stmk`).
+pub fn run(word: &str, shared: &Shared, conns: &[ConnSummary], extra: &[u8]) -> String {
+    match word {
+        "ruok" => "imok".to_owned(),
+        "isro" => "rw".to_owned(),
+        "srvr" => srvr(shared, conns, None),
+        "stat" => srvr(shared, conns, Some(brief_lines(conns))),
+        "cons" => cons(conns),
+        "srst" => {
+            shared.stats.reset();
+            "Server stats reset.\n".to_owned()
+        }
+        "conf" => conf(shared),
+        "envi" => envi(),
+        "dirs" => format!(
+            "datadir_size: {}\nlogdir_size: {}\n",
+            dir_size(&shared.settings.data_dir.join("version-2")),
+            dir_size(&shared.settings.data_log_dir.join("version-2"))
+        ),
+        "wchs" => shared.lock_watches().summary(),
+        "wchc" => shared.lock_watches().by_session(),
+        "wchp" => shared.lock_watches().by_path(),
+        "dump" => dump(shared, conns),
+        "mntr" => mntr(shared, conns),
+        "gtmk" => TRACE_MASK.load(Ordering::Relaxed).to_string(),
+        "stmk" => {
+            if extra.len() >= 8 {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&extra[..8]);
+                TRACE_MASK.store(i64::from_be_bytes(b), Ordering::Relaxed);
+            }
+            TRACE_MASK.load(Ordering::Relaxed).to_string()
+        }
+        "hash" => String::new(),
+        _ => format!("{word} is not executed because it is not in the whitelist.\n"),
+    }
+}
+
+fn srvr(shared: &Shared, conns: &[ConnSummary], clients: Option<String>) -> String {
+    let mut s = format!("Zookeeper version: {}\n", version_text());
+    if let Some(c) = clients {
+        s.push_str("Clients:\n");
+        s.push_str(&c);
+        s.push('\n');
+    }
+    let (min, avg, max) = shared.stats.latency();
+    let tree = shared.read_tree();
+    let _ = write!(
+        s,
+        "Latency min/avg/max: {min}/{}/{max}\nReceived: {}\nSent: {}\nConnections: {}\n\
+         Outstanding: {}\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
+        java_double(avg),
+        shared.stats.packets_received.load(Ordering::Relaxed),
+        shared.stats.packets_sent.load(Ordering::Relaxed),
+        conns.len(),
+        shared.stats.outstanding.load(Ordering::Relaxed).max(0),
+        tree.last_processed_zxid,
+        tree.node_count()
+    );
+    s
+}
+
+fn brief(c: &ConnSummary) -> String {
+    format!(
+        " /{}[{:x}](queued={},recved={},sent={}",
+        c.peer, c.interest, c.queued, c.recved, c.sent
+    )
+}
+
+fn brief_lines(conns: &[ConnSummary]) -> String {
+    conns.iter().map(|c| format!("{})\n", brief(c))).collect()
+}
+
+fn cons(conns: &[ConnSummary]) -> String {
+    let mut s = String::new();
+    for c in conns {
+        s.push_str(&brief(c));
+        if let Some(sid) = c.session {
+            let _ = write!(
+                s,
+                ",sid=0x{sid:x},lop={},est={},to={}",
+                c.lop, c.established_ms, c.timeout_ms
+            );
+            if let Some(x) = c.lcxid {
+                let _ = write!(s, ",lcxid=0x{:x}", x as u32);
+            }
+            let _ = write!(
+                s,
+                ",lzxid=0x{:x},lresp={},llat={},minlat={},avglat={},maxlat={}",
+                c.lzxid as u64, c.lresp_ms, c.llat, c.minlat, c.avglat, c.maxlat
+            );
+        }
+        s.push_str(")\n");
+    }
+    s.push('\n');
+    s
+}
+
+fn conf(shared: &Shared) -> String {
+    if !shared.settings.conf_text.is_empty() {
+        return shared.settings.conf_text.clone();
+    }
+    let st = &shared.settings;
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let data = abs(&st.data_dir.join("version-2"));
+    let log = abs(&st.data_log_dir.join("version-2"));
+    format!(
+        "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataDirSize={}\ndataLogDir={}\n\
+         dataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\n\
+         maxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId=0\n",
+        st.client_addr.port(),
+        data.display(),
+        dir_size(&data),
+        log.display(),
+        dir_size(&log),
+        st.tick.as_millis(),
+        st.max_client_cnxns,
+        st.min_session_timeout_ms,
+        st.max_session_timeout_ms
+    )
+}
+
+fn envi() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "<NA>".to_owned());
+    let env = |k: &str| std::env::var(k).unwrap_or_else(|_| "<NA>".to_owned());
+    let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default();
+    let os_version = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "<NA>".to_owned());
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
+    format!(
+        "Environment:\nzookeeper.version={}\nhost.name={host}\njava.version=<NA>\n\
+         java.vendor=<NA>\njava.home=<NA>\njava.class.path={exe}\njava.library.path=<NA>\n\
+         java.io.tmpdir={}\njava.compiler=<NA>\nos.name={}\nos.arch={}\nos.version={os_version}\n\
+         user.name={}\nuser.home={}\nuser.dir={cwd}\nos.memory.free=<NA>\nos.memory.max=<NA>\n\
+         os.memory.total=<NA>\n",
+        version_text(),
+        std::env::temp_dir().display(),
+        capitalize(std::env::consts::OS),
+        std::env::consts::ARCH,
+        env("USER"),
+        env("HOME"),
+    )
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+fn dump(shared: &Shared, conns: &[ConnSummary]) -> String {
+    let mut s = String::from("SessionTracker dump:\n");
+    let (buckets, count) = shared.with_sessions(|t| (t.buckets(), t.len()));
+    let now_mono = shared.now_ms() as i64;
+    let now_wall = super::processor::wall_clock_ms();
+    let _ = writeln!(s, "Session Sets ({})/({count}):", buckets.len());
+    for (at, ids) in buckets {
+        let wall = now_wall + (at as i64 - now_mono);
+        let _ = writeln!(s, "{} expire at {}:", ids.len(), java_date(wall));
+        for id in ids {
+            let _ = writeln!(s, "\t0x{id:x}");
+        }
+    }
+    s.push_str("ephemeral nodes dump:\n");
+    let eph = shared.read_tree().ephemerals_by_session();
+    let _ = writeln!(s, "Sessions with Ephemerals ({}):", eph.len());
+    for (sid, paths) in eph {
+        let _ = writeln!(s, "0x{sid:x}:");
+        for p in paths {
+            let _ = writeln!(s, "\t{p}");
+        }
+    }
+    s.push_str("Connections dump:\n");
+    let mut by_time: std::collections::BTreeMap<i64, Vec<&ConnSummary>> = Default::default();
+    for c in conns {
+        let at = now_wall + c.expires_in.as_millis() as i64;
+        by_time.entry(at / 1000 * 1000).or_default().push(c);
+    }
+    let _ = writeln!(s, "Connections Sets ({})/({}):", by_time.len(), conns.len());
+    for (at, cs) in by_time {
+        let _ = writeln!(s, "{} expire at {}:", cs.len(), java_date(at));
+        for c in cs {
+            let _ = writeln!(s, "\tip: /{} sessionId: 0x{:x}", c.peer, c.session.unwrap_or(0));
+        }
+    }
+    s
+}
+
+fn mntr(shared: &Shared, conns: &[ConnSummary]) -> String {
+    let st = &shared.stats;
+    let (min, avg, max) = st.latency();
+    let tree = shared.read_tree();
+    let (watch_count, sessions) =
+        (shared.lock_watches().watch_count(), shared.with_sessions(|t| t.len()));
+    let fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).ok();
+    let max_fds = std::fs::read_to_string("/proc/self/limits").ok().and_then(|l| {
+        l.lines()
+            .find(|x| x.starts_with("Max open files"))
+            .and_then(|x| x.split_whitespace().nth(3).map(|v| v.to_owned()))
+    });
+    let r = Ordering::Relaxed;
+    let fsyncs = st.fsync_count.load(r);
+    let mut lines: Vec<(String, String)> = vec![
+        ("version".into(), version_text()),
+        ("server_state".into(), "standalone".into()),
+        ("avg_latency".into(), java_double(avg)),
+        ("min_latency".into(), min.to_string()),
+        ("max_latency".into(), max.to_string()),
+        ("packets_received".into(), st.packets_received.load(r).to_string()),
+        ("packets_sent".into(), st.packets_sent.load(r).to_string()),
+        ("num_alive_connections".into(), conns.len().to_string()),
+        ("outstanding_requests".into(), st.outstanding.load(r).max(0).to_string()),
+        ("uptime".into(), shared.started.elapsed().as_millis().to_string()),
+        ("znode_count".into(), tree.node_count().to_string()),
+        ("watch_count".into(), watch_count.to_string()),
+        ("ephemerals_count".into(), tree.ephemeral_count().to_string()),
+        ("approximate_data_size".into(), tree.approximate_data_size().to_string()),
+        ("global_sessions".into(), sessions.to_string()),
+        ("local_sessions".into(), "0".into()),
+        ("connection_drop_probability".into(), "0.0".into()),
+        ("last_client_response_size".into(), st.last_response_size.load(r).to_string()),
+        ("min_client_response_size".into(), st.min_response_size.load(r).to_string()),
+        ("max_client_response_size".into(), st.max_response_size.load(r).to_string()),
+        ("outstanding_tls_handshake".into(), "0".into()),
+        ("auth_failed_count".into(), st.auth_failed.load(r).to_string()),
+        ("connection_rejected".into(), st.connections_rejected.load(r).to_string()),
+        ("bytes_received_count".into(), st.bytes_received.load(r).to_string()),
+        ("cnt_fsynctime".into(), fsyncs.to_string()),
+        ("sum_fsynctime".into(), st.fsync_total_ms.load(r).to_string()),
+    ];
+    if let Some(f) = fds {
+        lines.push(("open_file_descriptor_count".into(), f.saturating_sub(1).to_string()));
+    }
+    if let Some(m) = max_fds {
+        lines.push(("max_file_descriptor_count".into(), m));
+    }
+    let mut s = String::new();
+    for (k, v) in lines {
+        let _ = writeln!(s, "zk_{k}\t{v}");
+    }
+    s
+}
+
+/// Total size of the regular files directly in `dir`.
+fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Java's `Date.toString()` in UTC: `Thu Nov 26 14:12:56 UTC 2026`.
+pub fn java_date(ms: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{} {} {:02} {:02}:{:02}:{:02} UTC {}",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(m - 1) as usize],
+        d,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        y
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_date_format() {
+        assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
+        // 2026-11-26 14:12:56 UTC
+        assert_eq!(java_date(1_795_702_376_000), "Thu Nov 26 14:12:56 UTC 2026");
+    }
+}

@@ -1,0 +1,435 @@
+//! Apply stage (ZooKeeper's `FinalRequestProcessor`): applies txns to the tree, executes
+//! reads, fires watches and builds every reply (wire-protocol.md §5-§9).
+//!
+//! Runs on its own thread, the only writer of the tree. For each request it pushes the watch
+//! events the request caused and then its reply to the connection thread, in that order, so a
+//! client always sees an event before any reply that reflects the change. It wakes the
+//! connection thread once per batch.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender};
+use log::{debug, error, info};
+
+use super::{Kind, Outbound, Request};
+use crate::jute::data::{perms, ClientInfo};
+use crate::jute::proto::{
+    AddWatchRequest, ConnectResponse, Create2Response, CreateResponse, ErrorResponse,
+    GetAclResponse, GetAllChildrenNumberResponse, GetChildren2Response, GetDataResponse, MultiOp,
+    MultiRequest, MultiResponse, MultiResult, PathRequest, PathWatchRequest, ReplyHeader,
+    SetWatches, SetWatches2, StatResponse, StringListResponse, SyncResponse, WatcherEvent,
+    WatchesRequest, WhoAmIResponse,
+};
+use crate::jute::txn::Txn;
+use crate::jute::Jute;
+use crate::proto::{xid, AddWatchMode, ErrorCode, EventType, KeeperState, OpCode, WatcherType};
+use crate::server::acl::{self, AuthInfo};
+use crate::server::datatree::{ApplyResult, DataTree, Trigger};
+use crate::server::session::password;
+use crate::server::watch::{Table, PERSISTENT, RECURSIVE, STANDARD};
+use crate::server::{ConnId, Shared};
+
+/// Most requests handled before the connection thread is woken.
+const MAX_BATCH: usize = 256;
+
+/// The apply stage.
+pub struct Apply {
+    shared: Arc<Shared>,
+    applied: Arc<AtomicI64>,
+    out: Sender<Outbound>,
+    waker: Arc<mio::Waker>,
+}
+
+impl Apply {
+    /// An apply stage that publishes applied zxids to `applied` (read by prep).
+    pub fn new(
+        shared: Arc<Shared>,
+        applied: Arc<AtomicI64>,
+        out: Sender<Outbound>,
+        waker: Arc<mio::Waker>,
+    ) -> Apply {
+        Apply { shared, applied, out, waker }
+    }
+
+    /// The thread body.
+    pub fn run(self, input: Receiver<Request>) {
+        while let Ok(first) = input.recv() {
+            self.handle(first);
+            for _ in 1..MAX_BATCH {
+                match input.try_recv() {
+                    Ok(r) => self.handle(r),
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = self.waker.wake() {
+                error!("apply stage: cannot wake the connection thread: {e}");
+            }
+        }
+        debug!("apply stage: input closed, stopping");
+    }
+
+    fn send(&self, msg: Outbound) {
+        // The connection thread going away means the server is stopping; nothing to do.
+        let _ = self.out.send(msg);
+    }
+
+    /// Handles one request.
+    pub fn handle(&self, req: Request) {
+        if req.kind == Kind::ConnectionClosed {
+            if let Some(conn) = req.conn {
+                self.shared.lock_watches().remove_conn(conn);
+            }
+            return;
+        }
+        if req.kind == Kind::Unimplemented {
+            self.reply(&req, -1, ErrorCode::Unimplemented, None, true);
+            return;
+        }
+        match &req.txn {
+            Some(entry) => {
+                let (result, triggers) = {
+                    let mut tree = self.shared.write_tree();
+                    let r = tree.apply(&entry.header, &entry.txn);
+                    self.applied.store(entry.header.zxid, Ordering::Release);
+                    r
+                };
+                self.fire(&triggers, entry.header.zxid);
+                self.finish_write(&req, entry.header.zxid, &entry.txn, result);
+            }
+            None => self.read(&req),
+        }
+    }
+
+    /// Sends the events for `triggers` to every watcher allowed to READ them.
+    fn fire(&self, triggers: &[Trigger], zxid: i64) {
+        if triggers.is_empty() {
+            return;
+        }
+        let mut watches = self.shared.lock_watches();
+        for t in triggers {
+            let conns = watches.trigger(t.event, &t.path);
+            for conn in conns {
+                let auth = watches.auth_of(conn);
+                if acl::check(&t.acl, perms::READ, &auth, self.shared.settings.skip_acl).is_err() {
+                    continue;
+                }
+                self.send(Outbound::Event { conn, frame: event_frame(t.event, &t.path, zxid) });
+            }
+        }
+    }
+
+    fn finish_write(&self, req: &Request, zxid: i64, txn: &Txn, result: ApplyResult) {
+        match &req.kind {
+            Kind::NewSession { timeout_ms, read_only_flag } => {
+                self.shared.with_sessions(|s| {
+                    if s.get(req.session).is_none() {
+                        s.add(req.session, *timeout_ms, self.shared.now_ms());
+                    }
+                });
+                info!("session 0x{:x} established, timeout {timeout_ms}ms", req.session);
+                if let Some(conn) = req.conn {
+                    let resp = ConnectResponse {
+                        protocol_version: 0,
+                        time_out: *timeout_ms,
+                        session_id: req.session,
+                        passwd: password(req.session).to_vec(),
+                        read_only: if *read_only_flag { Some(false) } else { None },
+                    };
+                    let mut frame = Vec::new();
+                    crate::proto::frame::write(&mut frame, &resp.to_bytes());
+                    self.send(Outbound::SessionCreated { conn, session: req.session, frame });
+                }
+                return;
+            }
+            Kind::Expire => {
+                self.shared.with_sessions(|s| s.remove(req.session));
+                info!("session 0x{:x} expired", req.session);
+                self.send(Outbound::SessionExpired { session: req.session });
+                return;
+            }
+            _ => {}
+        }
+        if matches!(txn, Txn::CloseSession(_)) {
+            self.shared.with_sessions(|s| s.remove(req.session));
+            info!("session 0x{:x} closed by client", req.session);
+            self.reply(req, zxid, ErrorCode::Ok, None, true);
+            return;
+        }
+        if req.conn.is_none() {
+            return;
+        }
+        let op = OpCode::from_i32(req.op);
+        if op == Some(OpCode::Multi) {
+            let body = match txn {
+                Txn::Multi(_) => MultiResponse { results: result.multi }.to_bytes(),
+                // The whole multi failed before its ops were looked at (e.g. undecodable).
+                _ => {
+                    return self.reply(req, zxid, result.err, None, false);
+                }
+            };
+            return self.reply(req, zxid, ErrorCode::Ok, Some(body), false);
+        }
+        if result.err != ErrorCode::Ok {
+            return self.reply(req, zxid, result.err, None, false);
+        }
+        let stat = result.stat.unwrap_or_default();
+        let body = match op {
+            Some(OpCode::Create) => Some(CreateResponse { path: result.path }.to_bytes()),
+            Some(OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl) => {
+                Some(Create2Response { path: result.path, stat }.to_bytes())
+            }
+            Some(OpCode::SetData | OpCode::SetAcl) => Some(StatResponse { stat }.to_bytes()),
+            _ => None,
+        };
+        self.reply(req, zxid, ErrorCode::Ok, body, false);
+    }
+
+    fn reply(&self, req: &Request, zxid: i64, err: ErrorCode, body: Option<Vec<u8>>, close: bool) {
+        let Some(conn) = req.conn else { return };
+        let header = ReplyHeader { xid: req.xid, zxid, err: err.code() };
+        let mut payload = header.to_bytes();
+        if let Some(b) = body {
+            payload.extend_from_slice(&b);
+        }
+        let mut frame = Vec::with_capacity(payload.len() + 4);
+        crate::proto::frame::write(&mut frame, &payload);
+        let stats = &self.shared.stats;
+        stats.record_latency(req.received.elapsed().as_millis() as u64);
+        stats.record_response_size(frame.len());
+        self.send(Outbound::Reply { conn, frame, close });
+    }
+
+    fn read(&self, req: &Request) {
+        let Some(conn) = req.conn else { return };
+        let zxid = self.shared.read_tree().last_processed_zxid;
+        if req.err != ErrorCode::Ok {
+            return self.reply(req, zxid, req.err, None, false);
+        }
+        self.shared.lock_watches().note_conn(conn, req.session, &req.auth);
+        let result = match OpCode::from_i32(req.op) {
+            Some(op) => self.execute_read(conn, op, req),
+            None => Err(ErrorCode::Unimplemented),
+        };
+        match result {
+            Ok(body) => self.reply(req, zxid, ErrorCode::Ok, body, false),
+            Err(e) => self.reply(req, zxid, e, None, false),
+        }
+    }
+
+    fn execute_read(
+        &self,
+        conn: ConnId,
+        op: OpCode,
+        req: &Request,
+    ) -> Result<Option<Vec<u8>>, ErrorCode> {
+        let skip = self.shared.settings.skip_acl;
+        let auth: &AuthInfo = &req.auth;
+        let m = |_| ErrorCode::MarshallingError;
+        match op {
+            OpCode::Ping => Ok(None),
+            OpCode::Sync => {
+                let r = PathRequest::from_bytes(&req.body).map_err(m)?;
+                Ok(Some(SyncResponse { path: r.path }.to_bytes()))
+            }
+            OpCode::Exists => {
+                let r = PathWatchRequest::from_bytes(&req.body).map_err(m)?;
+                if r.path.contains('\0') {
+                    return Err(ErrorCode::BadArguments);
+                }
+                let tree = self.shared.read_tree();
+                if let Some(n) = tree.node(&r.path) {
+                    acl::check(&tree.acl_of(n), perms::READ, auth, skip)?;
+                }
+                if r.watch {
+                    self.shared.lock_watches().add(Table::Data, &r.path, conn, STANDARD);
+                }
+                let stat = tree.stat(&r.path).ok_or(ErrorCode::NoNode)?;
+                Ok(Some(StatResponse { stat }.to_bytes()))
+            }
+            OpCode::GetData => {
+                let r = PathWatchRequest::from_bytes(&req.body).map_err(m)?;
+                let tree = self.shared.read_tree();
+                let n = tree.node(&r.path).ok_or(ErrorCode::NoNode)?;
+                acl::check(&tree.acl_of(n), perms::READ, auth, skip)?;
+                if r.watch {
+                    self.shared.lock_watches().add(Table::Data, &r.path, conn, STANDARD);
+                }
+                let stat = n.client_stat(tree.extended_types());
+                Ok(Some(GetDataResponse { data: n.data.clone(), stat }.to_bytes()))
+            }
+            OpCode::GetChildren | OpCode::GetChildren2 => {
+                let r = PathWatchRequest::from_bytes(&req.body).map_err(m)?;
+                let tree = self.shared.read_tree();
+                let n = tree.node(&r.path).ok_or(ErrorCode::NoNode)?;
+                acl::check(&tree.acl_of(n), perms::READ, auth, skip)?;
+                if r.watch {
+                    self.shared.lock_watches().add(Table::Child, &r.path, conn, STANDARD);
+                }
+                let children: Vec<String> = n.children.iter().map(|c| c.to_string()).collect();
+                if op == OpCode::GetChildren {
+                    Ok(Some(StringListResponse { list: children }.to_bytes()))
+                } else {
+                    let stat = n.client_stat(tree.extended_types());
+                    Ok(Some(GetChildren2Response { children, stat }.to_bytes()))
+                }
+            }
+            OpCode::GetAcl => {
+                let r = PathRequest::from_bytes(&req.body).map_err(m)?;
+                let tree = self.shared.read_tree();
+                let n = tree.node(&r.path).ok_or(ErrorCode::NoNode)?;
+                let list = tree.acl_of(n);
+                let admin = acl::can_read_acl(&list, auth, skip)?;
+                let list = if admin { list } else { acl::redact(&list) };
+                let stat = n.client_stat(tree.extended_types());
+                Ok(Some(GetAclResponse { acl: list, stat }.to_bytes()))
+            }
+            OpCode::GetAllChildrenNumber => {
+                let r = PathRequest::from_bytes(&req.body).map_err(m)?;
+                let tree = self.shared.read_tree();
+                let n = tree.node(&r.path).ok_or(ErrorCode::NoNode)?;
+                acl::check(&tree.acl_of(n), perms::READ, auth, skip)?;
+                let total = tree.all_children_number(&r.path).unwrap_or(0);
+                Ok(Some(GetAllChildrenNumberResponse { total_number: total }.to_bytes()))
+            }
+            OpCode::GetEphemerals => {
+                let r = PathRequest::from_bytes(&req.body).map_err(m)?;
+                let tree = self.shared.read_tree();
+                let prefix = r.path.trim();
+                let list: Vec<String> = tree
+                    .ephemerals_of(req.session)
+                    .into_iter()
+                    .filter(|p| prefix.is_empty() || prefix == "/" || p.starts_with(prefix))
+                    .collect();
+                Ok(Some(StringListResponse { list }.to_bytes()))
+            }
+            OpCode::WhoAmI => {
+                let client_info = auth
+                    .ids
+                    .iter()
+                    .map(|id| ClientInfo { auth_scheme: id.scheme.clone(), user: acl::user_of(id) })
+                    .collect();
+                Ok(Some(WhoAmIResponse { client_info }.to_bytes()))
+            }
+            OpCode::AddWatch => {
+                let r = AddWatchRequest::from_bytes(&req.body).map_err(m)?;
+                let mode = AddWatchMode::from_i32(r.mode).ok_or(ErrorCode::BadArguments)?;
+                let recursive = mode == AddWatchMode::PersistentRecursive;
+                self.shared.lock_watches().add_persistent(&r.path, conn, recursive);
+                Ok(Some(ErrorResponse { err: 0 }.to_bytes()))
+            }
+            OpCode::CheckWatches | OpCode::RemoveWatches => {
+                let r = WatchesRequest::from_bytes(&req.body).map_err(m)?;
+                let kind = WatcherType::from_i32(r.watcher_type).ok_or(ErrorCode::BadArguments)?;
+                let remove = op == OpCode::RemoveWatches;
+                if self.shared.lock_watches().check_or_remove(&r.path, conn, kind, remove) {
+                    Ok(None)
+                } else {
+                    Err(ErrorCode::NoWatcher)
+                }
+            }
+            OpCode::SetWatches | OpCode::SetWatches2 => {
+                let sw = if op == OpCode::SetWatches {
+                    let s = SetWatches::from_bytes(&req.body).map_err(m)?;
+                    SetWatches2 {
+                        relative_zxid: s.relative_zxid,
+                        data_watches: s.data_watches,
+                        exist_watches: s.exist_watches,
+                        child_watches: s.child_watches,
+                        ..SetWatches2::default()
+                    }
+                } else {
+                    SetWatches2::from_bytes(&req.body).map_err(m)?
+                };
+                self.set_watches(conn, &sw);
+                Ok(None)
+            }
+            OpCode::MultiRead => {
+                let r = MultiRequest::from_bytes(&req.body).map_err(m)?;
+                let tree = self.shared.read_tree();
+                let mut results = Vec::with_capacity(r.ops.len());
+                for op in &r.ops {
+                    results.push(multi_read_one(&tree, op, auth, skip));
+                }
+                Ok(Some(MultiResponse { results }.to_bytes()))
+            }
+            OpCode::Sasl => Err(ErrorCode::Unimplemented),
+            _ => Err(ErrorCode::Unimplemented),
+        }
+    }
+
+    /// Re-arms watches after a reconnect, firing what was missed (§9.5).
+    fn set_watches(&self, conn: ConnId, sw: &SetWatches2) {
+        let rel = sw.relative_zxid;
+        let tree = self.shared.read_tree();
+        let mut w = self.shared.lock_watches();
+        for p in &sw.data_watches {
+            match tree.node(p) {
+                None => self.send_missed(conn, EventType::NodeDeleted, p),
+                Some(n) if n.stat.mzxid > rel => {
+                    self.send_missed(conn, EventType::NodeDataChanged, p)
+                }
+                Some(_) => w.add(Table::Data, p, conn, STANDARD),
+            }
+        }
+        for p in &sw.exist_watches {
+            match tree.node(p) {
+                None => w.add(Table::Data, p, conn, STANDARD),
+                Some(_) => self.send_missed(conn, EventType::NodeCreated, p),
+            }
+        }
+        for p in &sw.child_watches {
+            match tree.node(p) {
+                None => self.send_missed(conn, EventType::NodeDeleted, p),
+                Some(n) if n.stat.pzxid > rel => {
+                    self.send_missed(conn, EventType::NodeChildrenChanged, p)
+                }
+                Some(_) => w.add(Table::Child, p, conn, STANDARD),
+            }
+        }
+        for p in &sw.persistent_watches {
+            w.add(Table::Data, p, conn, PERSISTENT);
+            w.add(Table::Child, p, conn, PERSISTENT);
+        }
+        for p in &sw.persistent_recursive_watches {
+            w.add(Table::Data, p, conn, RECURSIVE);
+        }
+    }
+
+    fn send_missed(&self, conn: ConnId, event: EventType, path: &str) {
+        self.send(Outbound::Event { conn, frame: event_frame(event, path, -1) });
+    }
+}
+
+fn multi_read_one(tree: &DataTree, op: &MultiOp, auth: &AuthInfo, skip: bool) -> MultiResult {
+    let path = op.path();
+    let Some(n) = tree.node(path) else {
+        return MultiResult::Error(ErrorCode::NoNode.code());
+    };
+    if let Err(e) = acl::check(&tree.acl_of(n), perms::READ, auth, skip) {
+        return MultiResult::Error(e.code());
+    }
+    match op {
+        MultiOp::GetData(_) => {
+            MultiResult::GetData(n.data.clone(), n.client_stat(tree.extended_types()))
+        }
+        MultiOp::GetChildren(_) => {
+            MultiResult::GetChildren(n.children.iter().map(|c| c.to_string()).collect())
+        }
+        _ => MultiResult::Error(ErrorCode::MarshallingError.code()),
+    }
+}
+
+/// A notification frame: `ReplyHeader(-1, zxid, 0) + WatcherEvent`.
+pub fn event_frame(event: EventType, path: &str, zxid: i64) -> Vec<u8> {
+    let mut payload = ReplyHeader { xid: xid::NOTIFICATION, zxid, err: 0 }.to_bytes();
+    WatcherEvent {
+        event_type: event.code(),
+        state: KeeperState::SyncConnected.code(),
+        path: path.to_owned(),
+    }
+    .encode(&mut payload);
+    let mut frame = Vec::with_capacity(payload.len() + 4);
+    crate::proto::frame::write(&mut frame, &payload);
+    frame
+}

@@ -1,0 +1,140 @@
+//! The request pipeline, like ZooKeeper's `PrepRequestProcessor -> SyncRequestProcessor ->
+//! FinalRequestProcessor`, one thread per stage joined by crossbeam channels:
+//!
+//! ```text
+//! cnxn thread --Request--> prep --Request(+txn)--> sync --Request--> apply --Outbound--> cnxn
+//! ```
+//!
+//! - [`prep`] validates requests, checks ACLs and turns each write into a txn with the next
+//!   zxid, tracking outstanding changes so pipelined writes see each other.
+//! - [`sync`] is the only stage that writes disk: it logs txns with group commit and passes a
+//!   request on only once its txn is durable.
+//! - [`apply`] (ZooKeeper's Final) applies txns to the tree, answers reads, triggers watches
+//!   and queues replies and events for the connection thread, which it wakes with a
+//!   `mio::Waker`.
+//!
+//! Every request, reads included, flows through every stage in order, so a session's replies
+//! come back in request order and a read sees the session's earlier writes.
+
+pub mod apply;
+pub mod prep;
+pub mod sync;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::acl::AuthInfo;
+use super::ConnId;
+use crate::jute::txn::TxnEntry;
+use crate::proto::ErrorCode;
+
+/// What kind of request this is, beyond its opcode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// A request frame from a client (`op`, `xid`, `body` from the wire).
+    Client,
+    /// The implied createSession of a ConnectRequest with session id 0.
+    NewSession {
+        /// Negotiated timeout.
+        timeout_ms: i32,
+        /// Whether the client sent the readOnly flag (new protocol).
+        read_only_flag: bool,
+    },
+    /// closeSession submitted by the expiry thread.
+    Expire,
+    /// The connection closed: drop its watches (no reply).
+    ConnectionClosed,
+    /// A server-internal write (the container reaper's deleteContainer).
+    Internal,
+    /// An opcode the server does not implement: reply UNIMPLEMENTED and close.
+    Unimplemented,
+}
+
+/// One request moving through the pipeline.
+#[derive(Debug)]
+pub struct Request {
+    /// The connection to answer, if any.
+    pub conn: Option<ConnId>,
+    /// Session id (0 for internal requests).
+    pub session: i64,
+    /// Client xid.
+    pub xid: i32,
+    /// Opcode as sent.
+    pub op: i32,
+    /// Request record bytes (after the header).
+    pub body: Vec<u8>,
+    /// The connection's identities when the request was read.
+    pub auth: Arc<AuthInfo>,
+    /// Kind.
+    pub kind: Kind,
+    /// When the request was read (latency statistics).
+    pub received: Instant,
+    /// Wall-clock ms when the request was read (txn time).
+    pub wall_ms: i64,
+    /// The txn prep produced (writes only).
+    pub txn: Option<TxnEntry>,
+    /// An error found by prep for a request without a txn (reads): the reply's err.
+    pub err: ErrorCode,
+}
+
+impl Request {
+    /// A request of `kind` with no body.
+    pub fn new(conn: Option<ConnId>, session: i64, xid: i32, op: i32, kind: Kind) -> Request {
+        Request {
+            conn,
+            session,
+            xid,
+            op,
+            body: Vec::new(),
+            auth: Arc::new(AuthInfo::default()),
+            kind,
+            received: Instant::now(),
+            wall_ms: wall_clock_ms(),
+            txn: None,
+            err: ErrorCode::Ok,
+        }
+    }
+}
+
+/// What the apply stage hands back to the connection thread.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A reply frame (length-prefixed) answering one request of `conn`.
+    Reply {
+        /// Connection.
+        conn: ConnId,
+        /// The whole frame.
+        frame: Vec<u8>,
+        /// Close the connection once the frame is flushed.
+        close: bool,
+    },
+    /// A watch notification frame.
+    Event {
+        /// Connection.
+        conn: ConnId,
+        /// The whole frame.
+        frame: Vec<u8>,
+    },
+    /// A session's ConnectResponse after its createSession txn was applied.
+    SessionCreated {
+        /// Connection.
+        conn: ConnId,
+        /// Session id.
+        session: i64,
+        /// The whole frame.
+        frame: Vec<u8>,
+    },
+    /// A session was closed by expiry: close its connection without a message.
+    SessionExpired {
+        /// Session id.
+        session: i64,
+    },
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -12,4 +12,5 @@
 #![warn(missing_docs)]
 
 pub mod jute;
+pub mod persistence;
 pub mod proto;

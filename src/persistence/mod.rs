@@ -22,7 +22,7 @@ pub mod digest;
 pub mod epoch;
 // pub mod purge;
 // pub mod snapshot;
-// pub mod txnlog;
+pub mod txnlog;
 
 use std::path::{Path, PathBuf};
 

@@ -21,7 +21,7 @@ pub mod adler32;
 pub mod digest;
 pub mod epoch;
 // pub mod purge;
-// pub mod snapshot;
+pub mod snapshot;
 pub mod txnlog;
 
 use std::path::{Path, PathBuf};

@@ -20,7 +20,7 @@
 pub mod adler32;
 pub mod digest;
 pub mod epoch;
-// pub mod purge;
+pub mod purge;
 pub mod snapshot;
 pub mod txnlog;
 

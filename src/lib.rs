@@ -12,5 +12,6 @@
 #![warn(missing_docs)]
 
 pub mod jute;
+pub mod persistence;
 pub mod proto;
 pub mod server;

@@ -1,0 +1,987 @@
+//! ZooKeeper's snapshot file, checked (uncompressed) mode (persistence-formats.md §4; `FileSnap`,
+//! `SnapStream`, `SerializeUtils`, `DataTree.serialize`): a streaming [`SnapshotWriter`] and
+//! [`SnapshotReader`] that know nothing of the `DataTree`; the caller walks its tree into the
+//! writer and builds a tree from what the reader yields.
+//!
+//! ```text
+//! snapshot  = FileHeader sessions acl-cache node* end seal1 [digest seal2 [last-zxid seal3]]
+//! FileHeader = magic:int "ZKSN" (0x5a4b534e)  version:int 2  dbid:long -1
+//! sessions  = count:int (sessionId:long timeout:int)*
+//! acl-cache = count:int (aclRef:long vector<ACL>)*       aclRef -1 (OPEN_ACL_UNSAFE) not listed
+//! node      = path:ustring data:buffer aclRef:long StatPersisted(60 bytes)
+//!             pre-order, parents first, the root's path is ""
+//! end       = ustring "/"
+//! sealN     = checksum:long ustring "/"     checksum: Adler-32 of every byte before it
+//! digest    = zxid:long digestVersion:int digest:long   (version < 2: digest as hex ustring)
+//! last-zxid = lastProcessedZxid:long
+//! ```
+//!
+//! Versions: ZooKeeper 3.8 writes through seal 2 and stops reading there; 3.9+ adds the
+//! last-zxid section. The writer writes all three seals (3.8 ignores the extra bytes, and the
+//! file still ends in `ustring "/"`, which is what its validity pre-check looks at); the reader
+//! accepts a file ending after seal 1, seal 2 or seal 3. A file that ends inside a section is
+//! damaged (ZooKeeper would quietly accept a missing tail there).
+//!
+//! Damage of any kind (bad magic, truncation, a seal mismatch, a node whose parent was not read)
+//! is an error, so recovery can fall back to an older snapshot. Node data is only known to be
+//! intact after [`SnapshotReader::finish`] has verified the seals: build into a fresh tree and
+//! discard it on error.
+//!
+//! Not supported: compressed snapshots (`snapshot.<zxid>.gz` and `.snappy`); reading them would
+//! need inflate / Snappy, which the allowed crates lack. Their names are not listed by
+//! [`list_snapshots`], so recovery never picks them (a server configured with
+//! `zookeeper.snapshot.compression.method` must be switched back to checked mode first).
+//!
+//! Runs on the snapshot thread (writing) and during recovery (reading); blocking file I/O.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use super::adler32::Adler32;
+use super::digest::DIGEST_VERSION;
+use super::epoch::sync_dir;
+use super::{file_name, list_files, SNAPSHOT_PREFIX};
+use crate::jute::data::{Acl, Id, StatPersisted};
+use crate::jute::{DecodeError, Jute, Reader, Writer};
+
+/// "ZKSN": the first four bytes of every snapshot.
+pub const SNAP_MAGIC: i32 = 0x5a4b_534e;
+
+/// The snapshot format version written.
+pub const SNAP_VERSION: i32 = 2;
+
+/// The dbid written in snapshot headers.
+pub const SNAP_DBID: i64 = -1;
+
+/// The ACL reference meaning `OPEN_ACL_UNSAFE`, never listed in the ACL cache.
+pub const OPEN_ACL_REF: i64 = -1;
+
+/// The string that ends the node list and follows each checksum.
+const SEAL: &str = "/";
+
+/// What ZooKeeper's validity pre-check wants at the end of a checked snapshot: `ustring "/"`.
+const VALID_TAIL: [u8; 5] = [0, 0, 0, 1, b'/'];
+
+/// Why a snapshot could not be written or read.
+#[derive(Debug)]
+pub enum SnapshotError {
+    /// A file operation failed.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The file does not start with "ZKSN".
+    BadMagic {
+        /// The file.
+        path: PathBuf,
+        /// The first four bytes.
+        magic: i32,
+    },
+    /// The file ends inside a section.
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Where the missing bytes should have been.
+        offset: u64,
+    },
+    /// A field holds something the format does not allow.
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// Offset of the field.
+        offset: u64,
+        /// What is wrong.
+        what: String,
+    },
+    /// A jute record (StatPersisted) could not be decoded.
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// Offset of the record.
+        offset: u64,
+        /// The cause.
+        source: DecodeError,
+    },
+    /// A seal's checksum does not match the bytes before it.
+    ChecksumMismatch {
+        /// The file.
+        path: PathBuf,
+        /// Offset of the stored checksum.
+        offset: u64,
+        /// The checksum in the file.
+        stored: i64,
+        /// Adler-32 of the bytes as read.
+        computed: u32,
+    },
+}
+
+impl fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SnapshotError::Io { path, source } => {
+                write!(f, "snapshot {}: {source}", path.display())
+            }
+            SnapshotError::BadMagic { path, magic } => {
+                write!(f, "snapshot {}: bad magic 0x{magic:08x}, not ZKSN", path.display())
+            }
+            SnapshotError::Truncated { path, offset } => {
+                write!(f, "snapshot {} is truncated at offset {offset}", path.display())
+            }
+            SnapshotError::Malformed { path, offset, what } => {
+                write!(f, "snapshot {} is damaged at offset {offset}: {what}", path.display())
+            }
+            SnapshotError::Decode { path, offset, source } => {
+                write!(f, "snapshot {} is damaged at offset {offset}: {source}", path.display())
+            }
+            SnapshotError::ChecksumMismatch { path, offset, stored, computed } => write!(
+                f,
+                "snapshot {} is damaged: checksum at offset {offset} is 0x{stored:x}, \
+                 the bytes before it sum to 0x{computed:x}",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SnapshotError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SnapshotError::Io { source, .. } => Some(source),
+            SnapshotError::Decode { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// The digest section: the tree digest after applying `zxid` (`ZxidDigest`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZxidDigest {
+    /// The txn the digest belongs to; 0 means "none" and ZooKeeper ignores the section.
+    pub zxid: i64,
+    /// Digest version (2).
+    pub version: i32,
+    /// The tree digest.
+    pub digest: i64,
+}
+
+/// One znode as stored in a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotNode {
+    /// Full path; the root is returned as "/" (it is stored as "").
+    pub path: String,
+    /// Data; `None` is null data.
+    pub data: Option<Vec<u8>>,
+    /// Key into the ACL cache, or [`OPEN_ACL_REF`].
+    pub acl_ref: i64,
+    /// Stored stat.
+    pub stat: StatPersisted,
+}
+
+/// What follows the nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotTrailer {
+    /// The digest section, if the file has one.
+    pub digest: Option<ZxidDigest>,
+    /// The last-zxid section (3.9+), if the file has one.
+    pub last_processed_zxid: Option<i64>,
+}
+
+/// A whole snapshot in memory (tests, `rzk-tool`); recovery should stream instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Sessions and their timeouts (ms).
+    pub sessions: Vec<(i64, i32)>,
+    /// The ACL cache.
+    pub acl_cache: Vec<(i64, Vec<Acl>)>,
+    /// Nodes in file order.
+    pub nodes: Vec<SnapshotNode>,
+    /// Digest and last zxid.
+    pub trailer: SnapshotTrailer,
+}
+
+/// Where the writer is in the grammar; each part must come in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    Sessions,
+    AclCache,
+    Root,
+    Nodes,
+    /// The reader has seen the end marker.
+    Done,
+}
+
+/// Writes one snapshot to `<path>.tmp`, renamed to `path` by [`finish`](Self::finish) after an
+/// fsync. Dropped without `finish`, it removes the temporary file.
+///
+/// Call [`sessions`](Self::sessions), then [`acl_cache`](Self::acl_cache), then
+/// [`node`](Self::node) for the root and every other node in pre-order, then `finish`.
+#[derive(Debug)]
+pub struct SnapshotWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    out: Option<BufWriter<File>>,
+    sum: Adler32,
+    stage: Stage,
+    scratch: Vec<u8>,
+}
+
+impl SnapshotWriter {
+    /// Starts `path` (its temporary file) and writes the FileHeader.
+    pub fn new(path: &Path) -> Result<SnapshotWriter, SnapshotError> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io_error(&tmp))?;
+        let mut writer = SnapshotWriter {
+            path: path.to_path_buf(),
+            tmp,
+            out: Some(BufWriter::with_capacity(64 * 1024, file)),
+            sum: Adler32::new(),
+            stage: Stage::Sessions,
+            scratch: Vec::with_capacity(256),
+        };
+        writer.scratch.put_i32(SNAP_MAGIC);
+        writer.scratch.put_i32(SNAP_VERSION);
+        writer.scratch.put_i64(SNAP_DBID);
+        writer.emit()?;
+        Ok(writer)
+    }
+
+    /// Starts `<dir>/snapshot.<zxid hex>`.
+    pub fn create(dir: &Path, zxid: i64) -> Result<SnapshotWriter, SnapshotError> {
+        SnapshotWriter::new(&dir.join(file_name(SNAPSHOT_PREFIX, zxid)))
+    }
+
+    /// Writes the session table: (session id, timeout ms).
+    pub fn sessions(&mut self, sessions: &[(i64, i32)]) -> Result<(), SnapshotError> {
+        self.advance(Stage::Sessions, Stage::AclCache);
+        self.scratch.put_i32(len_i32(sessions.len()));
+        for (id, timeout) in sessions {
+            self.scratch.put_i64(*id);
+            self.scratch.put_i32(*timeout);
+            self.emit_if_large()?;
+        }
+        self.emit()
+    }
+
+    /// Writes the ACL cache: (reference, ACL list), references >= 1.
+    pub fn acl_cache(&mut self, acls: &[(i64, Vec<Acl>)]) -> Result<(), SnapshotError> {
+        self.advance(Stage::AclCache, Stage::Root);
+        self.scratch.put_i32(len_i32(acls.len()));
+        for (acl_ref, list) in acls {
+            assert!(*acl_ref != OPEN_ACL_REF, "the ACL cache never lists -1");
+            self.scratch.put_i64(*acl_ref);
+            list.encode(&mut self.scratch);
+            self.emit_if_large()?;
+        }
+        self.emit()
+    }
+
+    /// Writes one node; the first must be the root ("/" or ""), then parents before children.
+    pub fn node(
+        &mut self,
+        path: &str,
+        data: Option<&[u8]>,
+        acl_ref: i64,
+        stat: &StatPersisted,
+    ) -> Result<(), SnapshotError> {
+        let is_root = path.is_empty() || path == "/";
+        if self.stage == Stage::Root {
+            assert!(is_root, "the first snapshot node must be the root, not {path}");
+            self.stage = Stage::Nodes;
+        } else {
+            assert!(self.stage == Stage::Nodes, "nodes come after sessions and the ACL cache");
+            assert!(!is_root && path.starts_with('/'), "bad snapshot node path {path:?}");
+        }
+        self.scratch.put_str(if is_root { "" } else { path });
+        self.scratch.put_buffer(data);
+        self.scratch.put_i64(acl_ref);
+        stat.encode(&mut self.scratch);
+        self.emit_if_large()
+    }
+
+    /// Writes the end marker and the three seals with the digest section (`digest` =
+    /// (zxid, tree digest) of the last applied txn; written as (0, 2, 0) when unknown, which
+    /// ZooKeeper ignores) and the last-zxid section, fsyncs, and renames the file into place.
+    /// Returns the final path.
+    pub fn finish(
+        mut self,
+        digest: Option<(i64, i64)>,
+        last_zxid: i64,
+    ) -> Result<PathBuf, SnapshotError> {
+        assert!(self.stage == Stage::Nodes, "a snapshot needs at least the root node");
+        self.scratch.put_str(SEAL);
+        self.seal()?;
+        let (zxid, digest) = digest.unwrap_or((0, 0));
+        self.scratch.put_i64(zxid);
+        self.scratch.put_i32(DIGEST_VERSION);
+        self.scratch.put_i64(digest);
+        self.seal()?;
+        self.scratch.put_i64(last_zxid);
+        self.seal()?;
+        let out = self.out.take().expect("the writer is open until finish");
+        let file = out
+            .into_inner()
+            .map_err(|e| SnapshotError::Io { path: self.tmp.clone(), source: e.into_error() })?;
+        file.sync_all().map_err(io_error(&self.tmp))?;
+        drop(file);
+        fs::rename(&self.tmp, &self.path).map_err(io_error(&self.path))?;
+        if let Some(dir) = self.path.parent() {
+            sync_dir(dir).map_err(io_error(dir))?;
+        }
+        Ok(self.path.clone())
+    }
+
+    fn advance(&mut self, expected: Stage, next: Stage) {
+        let stage = self.stage;
+        assert!(stage == expected, "snapshot part {expected:?} written at stage {stage:?}");
+        self.stage = next;
+    }
+
+    /// Writes the pending bytes, then the checksum of everything so far and `ustring "/"`.
+    fn seal(&mut self) -> Result<(), SnapshotError> {
+        self.emit()?;
+        let checksum = i64::from(self.sum.value());
+        self.scratch.put_i64(checksum);
+        self.scratch.put_str(SEAL);
+        self.emit()
+    }
+
+    fn emit_if_large(&mut self) -> Result<(), SnapshotError> {
+        if self.scratch.len() >= 32 * 1024 {
+            self.emit()?;
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self) -> Result<(), SnapshotError> {
+        self.sum.update(&self.scratch);
+        let out = self.out.as_mut().expect("the writer is open until finish");
+        out.write_all(&self.scratch).map_err(io_error(&self.tmp))?;
+        self.scratch.clear();
+        Ok(())
+    }
+}
+
+impl Drop for SnapshotWriter {
+    fn drop(&mut self) {
+        if self.out.take().is_some() {
+            // Abandoned (an error or a panic): the partial file must not look like a snapshot.
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Reads one snapshot part by part, checking the structure as it goes and the seals at the end.
+///
+/// Call [`sessions`](Self::sessions), [`acl_cache`](Self::acl_cache),
+/// [`next_node`](Self::next_node) until `None`, then [`finish`](Self::finish).
+#[derive(Debug)]
+pub struct SnapshotReader {
+    input: Input,
+    /// Paths read so far (as stored, root ""), to reject a node whose parent is missing
+    /// ("Invalid Datatree").
+    paths: HashSet<String>,
+    stage: Stage,
+}
+
+impl SnapshotReader {
+    /// Opens `path` and checks its FileHeader.
+    pub fn open(path: &Path) -> Result<SnapshotReader, SnapshotError> {
+        let file = File::open(path).map_err(io_error(path))?;
+        let len = file.metadata().map_err(io_error(path))?.len();
+        let mut input = Input {
+            path: path.to_path_buf(),
+            reader: BufReader::with_capacity(64 * 1024, file),
+            sum: Adler32::new(),
+            offset: 0,
+            len,
+        };
+        let magic = input.i32()?;
+        if magic != SNAP_MAGIC {
+            return Err(SnapshotError::BadMagic { path: path.to_path_buf(), magic });
+        }
+        let _version = input.i32()?;
+        let _dbid = input.i64()?;
+        Ok(SnapshotReader { input, paths: HashSet::new(), stage: Stage::Sessions })
+    }
+
+    /// The file being read.
+    pub fn path(&self) -> &Path {
+        &self.input.path
+    }
+
+    /// Reads the session table.
+    pub fn sessions(&mut self) -> Result<Vec<(i64, i32)>, SnapshotError> {
+        assert!(self.stage == Stage::Sessions, "sessions come first");
+        self.stage = Stage::AclCache;
+        let count = self.input.count(12)?;
+        let mut sessions = Vec::with_capacity(count);
+        for _ in 0..count {
+            sessions.push((self.input.i64()?, self.input.i32()?));
+        }
+        Ok(sessions)
+    }
+
+    /// Reads the ACL cache.
+    pub fn acl_cache(&mut self) -> Result<Vec<(i64, Vec<Acl>)>, SnapshotError> {
+        assert!(self.stage == Stage::AclCache, "the ACL cache comes after the sessions");
+        self.stage = Stage::Nodes;
+        let count = self.input.count(12)?;
+        let mut cache = Vec::with_capacity(count);
+        for _ in 0..count {
+            let acl_ref = self.input.i64()?;
+            let n = self.input.count(12)?;
+            let mut list = Vec::with_capacity(n);
+            for _ in 0..n {
+                let perms = self.input.i32()?;
+                let scheme = self.input.string()?;
+                let id = self.input.string()?;
+                list.push(Acl { perms, id: Id { scheme, id } });
+            }
+            cache.push((acl_ref, list));
+        }
+        Ok(cache)
+    }
+
+    /// The next node, or `None` after the end marker.
+    pub fn next_node(&mut self) -> Result<Option<SnapshotNode>, SnapshotError> {
+        assert!(self.stage >= Stage::Nodes, "nodes come after the ACL cache");
+        if self.stage > Stage::Nodes {
+            return Ok(None);
+        }
+        let offset = self.input.offset;
+        let path = self.input.string()?;
+        if path == SEAL {
+            self.stage = Stage::Done;
+            return Ok(None);
+        }
+        if !path.is_empty() {
+            let parent = path.rfind('/').map(|i| &path[..i]);
+            if !parent.is_some_and(|p| self.paths.contains(p)) {
+                return Err(self.input.malformed(
+                    offset,
+                    format!("node {path:?} comes before its parent (invalid data tree)"),
+                ));
+            }
+        }
+        let data = self.input.buffer()?;
+        let acl_ref = self.input.i64()?;
+        let stat_offset = self.input.offset;
+        let mut stat_bytes = [0u8; 60];
+        self.input.bytes(&mut stat_bytes)?;
+        let stat = StatPersisted::decode(&mut Reader::new(&stat_bytes)).map_err(|source| {
+            SnapshotError::Decode { path: self.input.path.clone(), offset: stat_offset, source }
+        })?;
+        let shown = if path.is_empty() { "/".to_owned() } else { path.clone() };
+        self.paths.insert(path);
+        Ok(Some(SnapshotNode { path: shown, data, acl_ref, stat }))
+    }
+
+    /// Reads the seals and the optional digest and last-zxid sections, verifying every
+    /// checksum. Nodes not read yet are read (and checked) first.
+    pub fn finish(mut self) -> Result<SnapshotTrailer, SnapshotError> {
+        while self.next_node()?.is_some() {}
+        self.check_seal()?;
+        let mut trailer = SnapshotTrailer { digest: None, last_processed_zxid: None };
+        if self.input.at_end() {
+            return Ok(trailer);
+        }
+        let zxid = self.input.i64()?;
+        let version = self.input.i32()?;
+        let digest = if version < 2 {
+            let offset = self.input.offset;
+            let hex = self.input.string()?;
+            i64::from_str_radix(&hex, 16).map_err(|_| {
+                self.input.malformed(offset, format!("digest {hex:?} is not hexadecimal"))
+            })?
+        } else {
+            self.input.i64()?
+        };
+        trailer.digest = Some(ZxidDigest { zxid, version, digest });
+        self.check_seal()?;
+        if self.input.at_end() {
+            return Ok(trailer);
+        }
+        trailer.last_processed_zxid = Some(self.input.i64()?);
+        self.check_seal()?;
+        // Later versions may append more sections; like ZooKeeper, ignore them.
+        Ok(trailer)
+    }
+
+    fn check_seal(&mut self) -> Result<(), SnapshotError> {
+        let computed = self.input.sum.value();
+        let offset = self.input.offset;
+        let stored = self.input.i64()?;
+        if stored != i64::from(computed) {
+            let path = self.input.path.clone();
+            return Err(SnapshotError::ChecksumMismatch { path, offset, stored, computed });
+        }
+        let marker_offset = self.input.offset;
+        let marker = self.input.string()?;
+        if marker != SEAL {
+            return Err(self.input.malformed(marker_offset, format!("seal is {marker:?}")));
+        }
+        Ok(())
+    }
+}
+
+/// Reads a whole snapshot into memory.
+pub fn read_snapshot(path: &Path) -> Result<Snapshot, SnapshotError> {
+    let mut reader = SnapshotReader::open(path)?;
+    let sessions = reader.sessions()?;
+    let acl_cache = reader.acl_cache()?;
+    let mut nodes = Vec::new();
+    while let Some(node) = reader.next_node()? {
+        nodes.push(node);
+    }
+    let trailer = reader.finish()?;
+    Ok(Snapshot { sessions, acl_cache, nodes, trailer })
+}
+
+/// ZooKeeper's cheap validity pre-check for checked snapshots (`SnapStream.isValidSnapshot`):
+/// at least 10 bytes, ending in `ustring "/"`. It only weeds out files cut short by a crash;
+/// the seals are checked when reading.
+pub fn looks_complete(path: &Path) -> io::Result<bool> {
+    Ok(tail_bytes(path)?.is_some_and(|tail| tail == VALID_TAIL))
+}
+
+/// Every `snapshot.<hex>` in `dir` (a `version-2` directory), newest zxid first. Unparseable
+/// names, `.tmp` files and compressed snapshots are ignored.
+pub fn list_snapshots(dir: &Path) -> io::Result<Vec<(i64, PathBuf)>> {
+    let mut snapshots = list_files(dir, SNAPSHOT_PREFIX)?;
+    snapshots.reverse();
+    Ok(snapshots)
+}
+
+/// Up to `n` newest snapshots that pass [`looks_complete`], newest first
+/// (`FileSnap.findNValidSnapshots`), for recovery (which tries them in order) and purging.
+pub fn find_n_most_recent_snapshots(dir: &Path, n: usize) -> io::Result<Vec<(i64, PathBuf)>> {
+    let mut found = Vec::new();
+    for (zxid, path) in list_snapshots(dir)? {
+        if found.len() == n {
+            break;
+        }
+        if looks_complete(&path)? {
+            found.push((zxid, path));
+        }
+    }
+    Ok(found)
+}
+
+fn tail_bytes(path: &Path) -> io::Result<Option<[u8; 5]>> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    if len < 10 {
+        return Ok(None);
+    }
+    file.seek(SeekFrom::End(-5))?;
+    let mut tail = [0u8; 5];
+    file.read_exact(&mut tail)?;
+    Ok(Some(tail))
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> SnapshotError + '_ {
+    move |source| SnapshotError::Io { path: path.to_path_buf(), source }
+}
+
+fn len_i32(n: usize) -> i32 {
+    i32::try_from(n).expect("fewer than 2^31 sessions, ACL lists and ACLs")
+}
+
+/// A checksummed, position-tracking byte source. Every length is checked against the bytes
+/// left in the file before anything is allocated.
+#[derive(Debug)]
+struct Input {
+    path: PathBuf,
+    reader: BufReader<File>,
+    sum: Adler32,
+    offset: u64,
+    len: u64,
+}
+
+impl Input {
+    fn at_end(&self) -> bool {
+        self.offset >= self.len
+    }
+
+    fn remaining(&self) -> u64 {
+        self.len.saturating_sub(self.offset)
+    }
+
+    fn malformed(&self, offset: u64, what: String) -> SnapshotError {
+        SnapshotError::Malformed { path: self.path.clone(), offset, what }
+    }
+
+    fn bytes(&mut self, buf: &mut [u8]) -> Result<(), SnapshotError> {
+        if (buf.len() as u64) > self.remaining() {
+            return Err(SnapshotError::Truncated { path: self.path.clone(), offset: self.len });
+        }
+        self.reader.read_exact(buf).map_err(|source| {
+            if source.kind() == io::ErrorKind::UnexpectedEof {
+                SnapshotError::Truncated { path: self.path.clone(), offset: self.offset }
+            } else {
+                SnapshotError::Io { path: self.path.clone(), source }
+            }
+        })?;
+        self.sum.update(buf);
+        self.offset += buf.len() as u64;
+        Ok(())
+    }
+
+    fn i32(&mut self) -> Result<i32, SnapshotError> {
+        let mut b = [0u8; 4];
+        self.bytes(&mut b)?;
+        Ok(i32::from_be_bytes(b))
+    }
+
+    fn i64(&mut self) -> Result<i64, SnapshotError> {
+        let mut b = [0u8; 8];
+        self.bytes(&mut b)?;
+        Ok(i64::from_be_bytes(b))
+    }
+
+    /// A length prefix: `None` for -1; at most the bytes left.
+    fn length(&mut self) -> Result<Option<usize>, SnapshotError> {
+        let offset = self.offset;
+        let n = self.i32()?;
+        if n == -1 {
+            return Ok(None);
+        }
+        if n < 0 || n as u64 > self.remaining() {
+            return Err(self.malformed(offset, format!("bad length {n}")));
+        }
+        Ok(Some(n as usize))
+    }
+
+    /// A vector count whose elements take at least `min_element_bytes` each.
+    fn count(&mut self, min_element_bytes: u64) -> Result<usize, SnapshotError> {
+        let offset = self.offset;
+        let n = self.i32()?;
+        if n == -1 {
+            return Ok(0);
+        }
+        if n < 0 || n as u64 * min_element_bytes > self.remaining() {
+            return Err(self.malformed(offset, format!("bad count {n}")));
+        }
+        Ok(n as usize)
+    }
+
+    fn buffer(&mut self) -> Result<Option<Vec<u8>>, SnapshotError> {
+        match self.length()? {
+            None => Ok(None),
+            Some(n) => {
+                let mut v = vec![0u8; n];
+                self.bytes(&mut v)?;
+                Ok(Some(v))
+            }
+        }
+    }
+
+    fn string(&mut self) -> Result<String, SnapshotError> {
+        let offset = self.offset;
+        let bytes = self.buffer()?.unwrap_or_default();
+        String::from_utf8(bytes).map_err(|_| SnapshotError::Decode {
+            path: self.path.clone(),
+            offset,
+            source: DecodeError::InvalidUtf8,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::persistence::digest::{node_digest, TreeDigest};
+
+    fn fixture_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apache-3.8.0-datadir")
+    }
+
+    fn fixture(name: &str) -> PathBuf {
+        fixture_dir().join("version-2").join(name)
+    }
+
+    /// Node data and the stat fields of `expected-tree.json` (pretty-printed by Python's json
+    /// with sorted keys: one field per line, so a line scanner suffices).
+    /// Path -> (data, stat field -> value).
+    type ExpectedTree = BTreeMap<String, (Option<Vec<u8>>, BTreeMap<String, i64>)>;
+
+    fn expected_tree() -> ExpectedTree {
+        let text = fs::read_to_string(fixture_dir().join("expected-tree.json")).unwrap();
+        let mut tree = BTreeMap::new();
+        let mut current: Option<String> = None;
+        for line in text.lines() {
+            let Some((key, value)) = line.trim().split_once(": ") else { continue };
+            let key = key.trim_matches('"').to_owned();
+            let value = value.trim_end_matches(',');
+            if key.starts_with('/') {
+                tree.insert(key.clone(), (None, BTreeMap::new()));
+                current = Some(key);
+            } else if let Some(path) = &current {
+                let node = tree.get_mut(path).unwrap();
+                if key == "data_b64" {
+                    node.0 = (value != "null").then(|| base64(value.trim_matches('"')));
+                } else if key != "stat" {
+                    node.1.insert(key, value.parse::<i64>().unwrap());
+                }
+            }
+        }
+        tree
+    }
+
+    fn base64(s: &str) -> Vec<u8> {
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = Vec::new();
+        let (mut acc, mut bits) = (0u32, 0);
+        for c in s.bytes().filter(|c| *c != b'=') {
+            acc = (acc << 6) | alphabet.iter().position(|a| *a == c).unwrap() as u32;
+            bits += 6;
+            if bits >= 8 {
+                bits -= 8;
+                out.push((acc >> bits) as u8);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fixture_snapshot_0_is_the_fresh_tree() {
+        let snap = read_snapshot(&fixture("snapshot.0")).unwrap();
+        assert!(snap.sessions.is_empty());
+        assert_eq!(snap.acl_cache, vec![(1, Acl::read_unsafe())]);
+        let paths: Vec<&str> = snap.nodes.iter().map(|n| n.path.as_str()).collect();
+        assert_eq!(paths, ["/", "/zookeeper", "/zookeeper/config", "/zookeeper/quota"]);
+        assert_eq!(snap.nodes[2].acl_ref, 1);
+        assert_eq!(snap.nodes[2].stat.aversion, -1);
+        let trailer = SnapshotTrailer {
+            digest: Some(ZxidDigest { zxid: 0, version: 2, digest: 0 }),
+            last_processed_zxid: None,
+        };
+        assert_eq!(snap.trailer, trailer);
+    }
+
+    #[test]
+    fn fixture_snapshot_11_matches_the_expected_tree_and_its_digest() {
+        let snap = read_snapshot(&fixture("snapshot.11")).unwrap();
+        let expected = expected_tree();
+        // Sessions were all closed at zxid 0x11.
+        assert!(snap.sessions.is_empty());
+        let mut seen = Vec::new();
+        let mut digest = TreeDigest::new();
+        for node in &snap.nodes {
+            digest.add(node_digest(&node.path, node.data.as_deref(), &node.stat));
+            let (data, stat) = expected.get(&node.path).unwrap_or_else(|| panic!("{}", node.path));
+            seen.push(node.path.clone());
+            assert_eq!(node.data.as_ref().map(Vec::len).unwrap_or(0) as i64, stat["dataLength"]);
+            // Null vs empty data is not visible through the client's JSON (both are 0 bytes).
+            assert_eq!(node.data.clone().unwrap_or_default(), data.clone().unwrap_or_default());
+            let s = &node.stat;
+            let fields = [
+                ("czxid", s.czxid),
+                ("mzxid", s.mzxid),
+                ("ctime", s.ctime),
+                ("mtime", s.mtime),
+                ("version", s.version.into()),
+                ("aversion", s.aversion.into()),
+                ("ephemeralOwner", s.ephemeral_owner),
+            ];
+            for (name, value) in fields {
+                assert_eq!(value, stat[name], "{} {name}", node.path);
+            }
+            // Round 2 (zxid 0x13, 0x14) added children to "/" and "/app" after this snapshot.
+            if node.path != "/" && node.path != "/app" && !node.path.starts_with("/zookeeper") {
+                assert_eq!(i64::from(s.cversion), stat["cversion"], "{} cversion", node.path);
+                assert_eq!(s.pzxid, stat["pzxid"], "{} pzxid", node.path);
+            }
+            let secure = node.path == "/secure" || node.path == "/empty";
+            if node.acl_ref == OPEN_ACL_REF {
+                assert!(["/", "/zookeeper", "/zookeeper/quota"].contains(&node.path.as_str()));
+            }
+            if secure {
+                let acl = &snap.acl_cache.iter().find(|(r, _)| *r == node.acl_ref).unwrap().1;
+                assert_eq!(acl.len(), 2, "{}", node.path);
+            }
+        }
+        let created_by_round_1: Vec<String> = expected
+            .iter()
+            .filter(|(_, (_, stat))| stat["czxid"] <= 0x11)
+            .map(|(path, _)| path.clone())
+            .collect();
+        seen.sort();
+        assert_eq!(seen, created_by_round_1);
+        let null_data = snap.nodes.iter().find(|n| n.path == "/nulldata").unwrap();
+        assert_eq!(null_data.data, None);
+        // The snapshot was taken at startup (not fuzzy): its digest section is this tree's.
+        let recorded = snap.trailer.digest.unwrap();
+        assert_eq!((recorded.zxid, recorded.version), (0x11, 2));
+        assert_eq!(recorded.digest, digest.value());
+        assert_eq!(snap.trailer.last_processed_zxid, None);
+    }
+
+    fn write_sample(dir: &Path, zxid: i64) -> (PathBuf, Snapshot) {
+        let nodes = vec![
+            SnapshotNode {
+                path: "/".into(),
+                data: Some(vec![]),
+                acl_ref: OPEN_ACL_REF,
+                stat: StatPersisted { cversion: 2, pzxid: 3, ..StatPersisted::default() },
+            },
+            SnapshotNode {
+                path: "/a".into(),
+                data: Some(b"hello".to_vec()),
+                acl_ref: 1,
+                stat: StatPersisted {
+                    czxid: 2,
+                    mzxid: 2,
+                    ephemeral_owner: 0x55,
+                    ..Default::default()
+                },
+            },
+            SnapshotNode {
+                path: "/a/b".into(),
+                data: None,
+                acl_ref: 2,
+                stat: StatPersisted { czxid: 3, version: 4, ..StatPersisted::default() },
+            },
+        ];
+        let snap = Snapshot {
+            sessions: vec![(0x55, 30_000), (0x100000001, 4_000)],
+            acl_cache: vec![(1, Acl::open_unsafe()), (2, Acl::read_unsafe())],
+            nodes,
+            trailer: SnapshotTrailer {
+                digest: Some(ZxidDigest { zxid, version: 2, digest: 0x1234 }),
+                last_processed_zxid: Some(zxid),
+            },
+        };
+        let mut w = SnapshotWriter::create(dir, zxid).unwrap();
+        w.sessions(&snap.sessions).unwrap();
+        w.acl_cache(&snap.acl_cache).unwrap();
+        for n in &snap.nodes {
+            w.node(&n.path, n.data.as_deref(), n.acl_ref, &n.stat).unwrap();
+        }
+        let path = w.finish(Some((zxid, 0x1234)), zxid).unwrap();
+        (path, snap)
+    }
+
+    #[test]
+    fn writer_and_reader_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, snap) = write_sample(dir.path(), 0x1_0000_0005);
+        assert_eq!(path, dir.path().join("snapshot.100000005"));
+        assert!(!dir.path().join("snapshot.100000005.tmp").exists());
+        assert_eq!(read_snapshot(&path).unwrap(), snap);
+        assert!(looks_complete(&path).unwrap());
+    }
+
+    #[test]
+    fn writer_reproduces_the_fixture_bytes_up_to_seal_2() {
+        let fixture_bytes = fs::read(fixture("snapshot.11")).unwrap();
+        let snap = read_snapshot(&fixture("snapshot.11")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SnapshotWriter::create(dir.path(), 0x11).unwrap();
+        w.sessions(&snap.sessions).unwrap();
+        w.acl_cache(&snap.acl_cache).unwrap();
+        for n in &snap.nodes {
+            w.node(&n.path, n.data.as_deref(), n.acl_ref, &n.stat).unwrap();
+        }
+        let d = snap.trailer.digest.unwrap();
+        let path = w.finish(Some((d.zxid, d.digest)), 0x11).unwrap();
+        let ours = fs::read(path).unwrap();
+        // 3.8 stops after seal 2; we add the last-zxid section (8 + 8 + 5 bytes).
+        assert_eq!(&ours[..fixture_bytes.len()], fixture_bytes.as_slice());
+        assert_eq!(ours.len(), fixture_bytes.len() + 21);
+        let again = read_snapshot(&dir.path().join("snapshot.11")).unwrap();
+        assert_eq!(again.nodes, snap.nodes);
+        assert_eq!(again.trailer.last_processed_zxid, Some(0x11));
+    }
+
+    #[test]
+    fn every_flipped_byte_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = write_sample(dir.path(), 7);
+        let good = fs::read(&path).unwrap();
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x04;
+            fs::write(&path, &bad).unwrap();
+            assert!(read_snapshot(&path).is_err(), "flipped byte {i} not detected");
+        }
+    }
+
+    #[test]
+    fn flipped_data_byte_is_a_checksum_mismatch() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::copy(fixture("snapshot.11"), dir.path().join("snapshot.11")).unwrap();
+        let path = dir.path().join("snapshot.11");
+        let mut bytes = fs::read(&path).unwrap();
+        let at = bytes.windows(9).position(|w| w == b"config-v3").unwrap();
+        bytes[at] = b'C';
+        fs::write(&path, &bytes).unwrap();
+        let err = read_snapshot(&path).unwrap_err();
+        assert!(matches!(err, SnapshotError::ChecksumMismatch { .. }), "{err}");
+        assert!(err.to_string().contains("is damaged"), "{err}");
+    }
+
+    #[test]
+    fn truncated_snapshot_and_orphan_node_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = write_sample(dir.path(), 7);
+        let good = fs::read(&path).unwrap();
+        fs::write(&path, &good[..good.len() - 30]).unwrap();
+        assert!(!looks_complete(&path).unwrap());
+        assert!(matches!(read_snapshot(&path), Err(SnapshotError::Truncated { .. })));
+        // A file ending right after seal 1 (no digest) is valid.
+        let seal1_end = fs::read(fixture("snapshot.0")).unwrap()[..0x1a8].to_vec();
+        fs::write(&path, &seal1_end).unwrap();
+        assert_eq!(read_snapshot(&path).unwrap().trailer.digest, None);
+
+        let mut w = SnapshotWriter::create(dir.path(), 9).unwrap();
+        w.sessions(&[]).unwrap();
+        w.acl_cache(&[]).unwrap();
+        w.node("/", None, OPEN_ACL_REF, &StatPersisted::default()).unwrap();
+        w.node("/x/y", None, OPEN_ACL_REF, &StatPersisted::default()).unwrap();
+        let path = w.finish(None, 9).unwrap();
+        let err = read_snapshot(&path).unwrap_err();
+        assert!(err.to_string().contains("before its parent"), "{err}");
+    }
+
+    #[test]
+    fn abandoned_writer_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SnapshotWriter::create(dir.path(), 3).unwrap();
+        w.sessions(&[]).unwrap();
+        drop(w);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn listing_is_newest_first_and_skips_tmp_and_incomplete_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for zxid in [0, 0x11, 0x100000002] {
+            write_sample(dir.path(), zxid);
+        }
+        fs::write(dir.path().join("snapshot.200000000"), b"partial").unwrap();
+        fs::write(dir.path().join("snapshot.300000000.tmp"), b"x").unwrap();
+        fs::write(dir.path().join("snapshot.5.gz"), b"x").unwrap();
+        fs::write(dir.path().join("log.5"), b"x").unwrap();
+        let all: Vec<i64> = list_snapshots(dir.path()).unwrap().into_iter().map(|s| s.0).collect();
+        assert_eq!(all, vec![0x200000000, 0x100000002, 0x11, 0]);
+        let valid: Vec<i64> =
+            find_n_most_recent_snapshots(dir.path(), 2).unwrap().into_iter().map(|s| s.0).collect();
+        assert_eq!(valid, vec![0x100000002, 0x11]);
+    }
+}

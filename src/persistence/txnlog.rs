@@ -1,0 +1,1040 @@
+//! ZooKeeper's txn log (persistence-formats.md §3; `FileTxnLog`, `FilePadding`, `Util`): the
+//! memory-mapped writer the sync stage appends to, the reader recovery replays, and
+//! [`truncate`] for a follower's TRUNC.
+//!
+//! ```text
+//! file    = FileHeader record* zero-fill
+//! FileHeader = magic:int "ZKLG" (0x5a4b4c47)  version:int 2  dbid:long 0      -- 16 bytes
+//! record  = checksum:long   Adler-32 of payload, unsigned 32-bit value in a long
+//!           length:int      payload length, > 0
+//!           payload         TxnHeader txn-record [TxnDigest]   (jute, see jute::txn)
+//!           0x42            'B', end of record
+//! ```
+//!
+//! Files are `<dir>/log.<zxid hex>`, named after the first txn they hold; `dir` is a
+//! `version-2` directory. A reader stops a file at the first record whose length is 0 (the
+//! zero fill), at end of file, at a truncated record or at a missing 'B', and moves on to the
+//! next file; the file size says nothing about where the records end.
+//!
+//! Writing ([`TxnLogWriter`]): the sync stage is the only writer. Records are copied into a
+//! shared memory map of a file preallocated in [`DEFAULT_PREALLOC_BYTES`] steps exactly as
+//! ZooKeeper's `FilePadding` grows it (extended with `set_len`, so it is sparse, and remapped
+//! when it grows). [`TxnLogWriter::commit`] is the group commit: with `force_sync` it msyncs
+//! the dirty range (an fdatasync of those pages) and returns how long that took. A clean close
+//! leaves the zero tail in place, as ZooKeeper does.
+//!
+//! Hazard of the mapped writer: a store into a sparse page when the file system is full raises
+//! SIGBUS instead of returning an error, which takes the process down (as an I/O error in
+//! ZooKeeper's critical sync thread would). The same happens if another process truncates a
+//! file while it is mapped. Data directories must not be shared.
+//!
+//! Reading ([`read_log`]): damage is classified so recovery can tell a torn tail (crash in the
+//! middle of a write: harmless, the txns were never acknowledged) from corruption (data that was
+//! acknowledged is unreadable):
+//!
+//! - In the newest log file, a damaged record (truncated, missing 'B', bad length, bad checksum,
+//!   undecodable) after which no valid record follows is a torn tail: iteration ends and
+//!   [`TxnIterator::torn_tail`] says where the valid prefix ends, for [`truncate_tail`].
+//! - A bad checksum or undecodable record followed by a valid record, or anywhere in an older
+//!   file, is a hard [`LogError::Corrupt`] naming the file and byte offset. (ZooKeeper fails on
+//!   any bad checksum, even in the tail, and tolerates a truncated record or a missing 'B' in
+//!   any file; older files get that tolerance here too, with a warning.)
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use log::warn;
+use memmap2::{Mmap, MmapMut};
+
+use super::adler32::adler32;
+use super::epoch::sync_dir;
+use super::{file_name, list_files, log_files_from, LOG_PREFIX};
+use crate::jute::txn::TxnEntry;
+use crate::jute::{DecodeError, Writer};
+
+/// "ZKLG": the first four bytes of every txn log.
+pub const LOG_MAGIC: i32 = 0x5a4b_4c47;
+
+/// The log format version written and expected.
+pub const LOG_VERSION: i32 = 2;
+
+/// The dbid written in log headers (always 0).
+pub const LOG_DBID: i64 = 0;
+
+/// Size of the FileHeader.
+pub const HEADER_BYTES: u64 = 16;
+
+/// Default preallocation step: `zookeeper.preAllocSize` default, 65,536 KiB.
+pub const DEFAULT_PREALLOC_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The file is grown when the write position comes within this many bytes of its end
+/// (`FilePadding.padFile`).
+const PAD_MARGIN: u64 = 4096;
+
+/// The byte after each payload.
+const END_OF_RECORD: u8 = b'B';
+
+/// checksum (8) + length (4) before the payload.
+const RECORD_PREFIX: usize = 12;
+
+/// Why a record cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Damage {
+    /// The file ends in the middle of the FileHeader.
+    ShortHeader,
+    /// The file ends in the middle of the record.
+    Truncated,
+    /// The record length is negative.
+    BadLength(i32),
+    /// The byte after the payload is not 'B'.
+    MissingMarker(u8),
+    /// The stored checksum does not match the payload.
+    BadChecksum {
+        /// The checksum in the file.
+        stored: i64,
+        /// Adler-32 of the payload as read.
+        computed: u32,
+    },
+    /// The payload is not a txn this server can decode.
+    Undecodable(DecodeError),
+}
+
+impl fmt::Display for Damage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Damage::ShortHeader => write!(f, "file ends inside the file header"),
+            Damage::Truncated => write!(f, "file ends inside the record"),
+            Damage::BadLength(n) => write!(f, "bad record length {n}"),
+            Damage::MissingMarker(b) => write!(f, "end-of-record byte is 0x{b:02x}, not 'B'"),
+            Damage::BadChecksum { stored, computed } => {
+                write!(f, "checksum mismatch: stored 0x{stored:x}, computed 0x{computed:x}")
+            }
+            Damage::Undecodable(e) => write!(f, "undecodable txn: {e}"),
+        }
+    }
+}
+
+/// Why the txn log could not be written or read.
+#[derive(Debug)]
+pub enum LogError {
+    /// A file operation failed.
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The file does not start with "ZKLG".
+    BadMagic {
+        /// The file.
+        path: PathBuf,
+        /// The first four bytes.
+        magic: i32,
+    },
+    /// A record that is followed by valid data, or lies in an older file, is damaged.
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset of the damaged record.
+        offset: u64,
+        /// What is wrong with it.
+        damage: Damage,
+    },
+    /// A payload is too large for the record's 32-bit length.
+    RecordTooLarge(usize),
+    /// [`truncate`] found no log file starting at or before the zxid.
+    NoLogForZxid {
+        /// The log directory.
+        dir: PathBuf,
+        /// The zxid asked for.
+        zxid: i64,
+    },
+}
+
+impl fmt::Display for LogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogError::Io { path, source } => write!(f, "txn log {}: {source}", path.display()),
+            LogError::BadMagic { path, magic } => {
+                write!(f, "txn log {}: bad magic 0x{magic:08x}, not ZKLG", path.display())
+            }
+            LogError::Corrupt { path, offset, damage } => {
+                write!(f, "txn log {} is corrupt at offset {offset}: {damage}", path.display())
+            }
+            LogError::RecordTooLarge(n) => write!(f, "txn of {n} bytes is too large to log"),
+            LogError::NoLogForZxid { dir, zxid } => {
+                write!(f, "no txn log in {} starts at or before zxid 0x{zxid:x}", dir.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for LogError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LogError::Io { source, .. } => Some(source),
+            LogError::Corrupt { damage: Damage::Undecodable(e), .. } => Some(e),
+            _ => None,
+        }
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
+    move |source| LogError::Io { path: path.to_path_buf(), source }
+}
+
+/// The size a log file must have before appending at `position`, given its current size and
+/// the preallocation step (`FilePadding.calculateFileSizeWithPadding`): unchanged unless the
+/// position is within 4 KiB of the end; then one step more, or, if the position is already
+/// past the end, the next multiple of the step past the position. A step of 0 disables
+/// preallocation.
+pub fn padded_size(position: u64, current_size: u64, prealloc_bytes: u64) -> u64 {
+    if prealloc_bytes == 0 || position + PAD_MARGIN < current_size {
+        return current_size;
+    }
+    if position > current_size {
+        let size = position + prealloc_bytes;
+        size - size % prealloc_bytes
+    } else {
+        current_size + prealloc_bytes
+    }
+}
+
+/// Appends txns to the log files of one directory, with group commit and rolling.
+///
+/// Owned by the sync stage; every method does blocking file I/O.
+#[derive(Debug)]
+pub struct TxnLogWriter {
+    dir: PathBuf,
+    prealloc_bytes: u64,
+    current: Option<Segment>,
+    /// Rolled files whose last records the next commit must still sync.
+    retired: Vec<Segment>,
+    last_zxid: Option<i64>,
+    /// A log file was created since the last forced commit: its directory entry needs a sync.
+    dir_dirty: bool,
+}
+
+/// One open, mapped log file.
+#[derive(Debug)]
+struct Segment {
+    path: PathBuf,
+    file: File,
+    map: MmapMut,
+    /// Length of the file (preallocated), equal to the map's length.
+    size: u64,
+    /// End of the last record written.
+    position: u64,
+    /// Bytes before this offset were flushed by the last commit.
+    committed: u64,
+}
+
+impl TxnLogWriter {
+    /// A writer for `dir` (a `version-2` directory, created if missing) that grows files in
+    /// `prealloc_bytes` steps ([`DEFAULT_PREALLOC_BYTES`] unless configured). No file is created
+    /// until the first append.
+    pub fn new(dir: &Path, prealloc_bytes: u64) -> Result<TxnLogWriter, LogError> {
+        fs::create_dir_all(dir).map_err(io_error(dir))?;
+        Ok(TxnLogWriter {
+            dir: dir.to_path_buf(),
+            prealloc_bytes,
+            current: None,
+            retired: Vec::new(),
+            last_zxid: None,
+            dir_dirty: false,
+        })
+    }
+
+    /// Appends one txn. It is durable only after the next [`commit`](Self::commit).
+    pub fn append(&mut self, entry: &TxnEntry) -> Result<(), LogError> {
+        let mut payload = Vec::with_capacity(128);
+        entry.encode(&mut payload);
+        self.append_raw(entry.header.zxid, &payload)
+    }
+
+    /// Appends an already serialized payload (TxnHeader + txn [+ TxnDigest]) whose zxid is
+    /// `zxid`. Starts a new file named after `zxid` if none is open (first append, or after a
+    /// [`roll`](Self::roll)).
+    pub fn append_raw(&mut self, zxid: i64, payload: &[u8]) -> Result<(), LogError> {
+        let length = i32::try_from(payload.len())
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or(LogError::RecordTooLarge(payload.len()))?;
+        if let Some(last) = self.last_zxid {
+            if zxid <= last {
+                warn!("txn log: appending zxid 0x{zxid:x} after zxid 0x{last:x}");
+            }
+        }
+        if self.current.is_none() {
+            self.current = Some(self.create_segment(zxid)?);
+        }
+        let segment = self.current.as_mut().expect("a segment was just opened");
+        let record_bytes = RECORD_PREFIX as u64 + payload.len() as u64 + 1;
+        segment.reserve(record_bytes, self.prealloc_bytes)?;
+
+        let checksum = adler32(payload);
+        let start = segment.position as usize;
+        let payload_start = start + RECORD_PREFIX;
+        let end = payload_start + payload.len();
+        let record = &mut segment.map[start..=end];
+        record[..8].copy_from_slice(&i64::from(checksum).to_be_bytes());
+        record[8..12].copy_from_slice(&length.to_be_bytes());
+        record[RECORD_PREFIX..RECORD_PREFIX + payload.len()].copy_from_slice(payload);
+        record[RECORD_PREFIX + payload.len()] = END_OF_RECORD;
+        // The pair of the reader's check: what is in the map is what was checksummed.
+        debug_assert_eq!(adler32(&segment.map[payload_start..end]), checksum);
+        segment.position += record_bytes;
+        self.last_zxid = Some(zxid);
+        Ok(())
+    }
+
+    /// Group commit: makes every record appended so far reach the OS and, with `force_sync`,
+    /// the disk (msync of the dirty range, i.e. fdatasync of those pages; plus an fsync of the
+    /// directory after a new file was created). Returns how long the sync took (zero without
+    /// `force_sync`) so the caller can warn past `fsync.warningthresholdms`.
+    pub fn commit(&mut self, force_sync: bool) -> Result<Duration, LogError> {
+        let started = Instant::now();
+        for mut segment in self.retired.drain(..) {
+            segment.flush(force_sync)?;
+        }
+        if let Some(segment) = self.current.as_mut() {
+            segment.flush(force_sync)?;
+        }
+        if force_sync && self.dir_dirty {
+            sync_dir(&self.dir).map_err(io_error(&self.dir))?;
+            self.dir_dirty = false;
+        }
+        Ok(if force_sync { started.elapsed() } else { Duration::ZERO })
+    }
+
+    /// Ends the current file; the next append starts `log.<its zxid>`. The closed file's
+    /// records are still synced by the next commit.
+    pub fn roll(&mut self) -> Result<(), LogError> {
+        if let Some(segment) = self.current.take() {
+            self.retired.push(segment);
+        }
+        Ok(())
+    }
+
+    /// Flushes (without forcing to disk) and closes every file, leaving the preallocated zero
+    /// tail in place as ZooKeeper does.
+    pub fn close(mut self) -> Result<(), LogError> {
+        self.roll()?;
+        self.commit(false)?;
+        Ok(())
+    }
+
+    /// The file being appended to, if any.
+    pub fn current_path(&self) -> Option<&Path> {
+        self.current.as_ref().map(|s| s.path.as_path())
+    }
+
+    /// Bytes of header and records in the current file (not counting the zero fill), for
+    /// `zookeeper.txnLogSizeLimitInKb`.
+    pub fn current_log_bytes(&self) -> u64 {
+        self.current.as_ref().map_or(0, |s| s.position)
+    }
+
+    /// The zxid of the last appended txn.
+    pub fn last_zxid(&self) -> Option<i64> {
+        self.last_zxid
+    }
+
+    fn create_segment(&mut self, zxid: i64) -> Result<Segment, LogError> {
+        let path = self.dir.join(file_name(LOG_PREFIX, zxid));
+        if fs::metadata(&path).map(|m| m.len() > 0).unwrap_or(false) {
+            // ZooKeeper overwrites it too: it can only be a log whose records were all
+            // truncated away (a torn tail or a TRUNC), since zxids only grow.
+            warn!("txn log {} exists; overwriting it", path.display());
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(io_error(&path))?;
+        let size = padded_size(HEADER_BYTES, HEADER_BYTES, self.prealloc_bytes).max(HEADER_BYTES);
+        file.set_len(size).map_err(io_error(&path))?;
+        let mut map = map_file(&file, &path)?;
+        let mut header = Vec::with_capacity(HEADER_BYTES as usize);
+        header.put_i32(LOG_MAGIC);
+        header.put_i32(LOG_VERSION);
+        header.put_i64(LOG_DBID);
+        map[..HEADER_BYTES as usize].copy_from_slice(&header);
+        self.dir_dirty = true;
+        Ok(Segment { path, file, map, size, position: HEADER_BYTES, committed: 0 })
+    }
+}
+
+impl Segment {
+    /// Grows the file (and remaps it) so that `record_bytes` fit at the current position.
+    fn reserve(&mut self, record_bytes: u64, prealloc_bytes: u64) -> Result<(), LogError> {
+        let mut size = padded_size(self.position, self.size, prealloc_bytes);
+        let needed = self.position + record_bytes;
+        if size < needed {
+            // A record larger than the margin: ZooKeeper's stream would write past the end and
+            // pad at the next append; a map needs the room first, so pad from the record's end.
+            size = padded_size(needed, size, prealloc_bytes).max(needed);
+        }
+        if size != self.size {
+            self.file.set_len(size).map_err(io_error(&self.path))?;
+            // Dirty pages of the old map stay in the page cache; a later msync of the file
+            // range through the new map writes them (msync syncs the file range).
+            self.map = map_file(&self.file, &self.path)?;
+            self.size = size;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, force_sync: bool) -> Result<(), LogError> {
+        let from = self.committed as usize;
+        let len = (self.position - self.committed) as usize;
+        if len == 0 {
+            return Ok(());
+        }
+        let result = if force_sync {
+            self.map.flush_range(from, len)
+        } else {
+            self.map.flush_async_range(from, len)
+        };
+        result.map_err(io_error(&self.path))?;
+        self.committed = self.position;
+        Ok(())
+    }
+}
+
+fn map_file(file: &File, path: &Path) -> Result<MmapMut, LogError> {
+    // SAFETY: the file was created by this writer in a data directory it owns (module doc); no
+    // one else writes or truncates it while mapped, and all access is within the map's length.
+    unsafe { MmapMut::map_mut(file) }.map_err(io_error(path))
+}
+
+/// A txn read from a log, with where it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedTxn {
+    /// The decoded txn.
+    pub entry: TxnEntry,
+    /// Byte offset of its record in its file.
+    pub offset: u64,
+}
+
+/// Where the valid prefix of the newest log file ends, when its tail is damaged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// The newest log file.
+    pub path: PathBuf,
+    /// Bytes that hold the header and every valid record; cut the file here.
+    pub valid_len: u64,
+    /// What was found at `valid_len`.
+    pub damage: Damage,
+}
+
+/// Every txn with zxid >= `from_zxid` in the log files of `dir` (a `version-2` directory), in
+/// file and record order. Files are chosen as `FileTxnLog.getLogFiles`: the newest file starting
+/// at or before `from_zxid`, and all later ones.
+pub fn read_log(dir: &Path, from_zxid: i64) -> Result<TxnIterator, LogError> {
+    let all = list_files(dir, LOG_PREFIX).map_err(io_error(dir))?;
+    let files = log_files_from(&all, from_zxid).into_iter().map(|(_, p)| p).collect();
+    Ok(TxnIterator::over_files(files, from_zxid))
+}
+
+/// Iterates the records of log files; see [`read_log`] and the module doc for damage rules.
+#[derive(Debug)]
+pub struct TxnIterator {
+    files: Vec<PathBuf>,
+    next_file: usize,
+    current: Option<OpenLog>,
+    from_zxid: i64,
+    torn_tail: Option<TornTail>,
+    failed: bool,
+}
+
+#[derive(Debug)]
+struct OpenLog {
+    path: PathBuf,
+    bytes: LogBytes,
+    offset: usize,
+    is_last: bool,
+}
+
+#[derive(Debug)]
+enum LogBytes {
+    Mapped(Mmap),
+    Empty,
+}
+
+impl LogBytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            LogBytes::Mapped(map) => map,
+            LogBytes::Empty => &[],
+        }
+    }
+}
+
+impl TxnIterator {
+    /// Iterates the given files in order (the last one is treated as the newest: its damaged
+    /// tail is reported, not an error), yielding txns with zxid >= `from_zxid`.
+    pub fn over_files(files: Vec<PathBuf>, from_zxid: i64) -> TxnIterator {
+        TxnIterator {
+            files,
+            next_file: 0,
+            current: None,
+            from_zxid,
+            torn_tail: None,
+            failed: false,
+        }
+    }
+
+    /// After iteration: where the newest file's valid prefix ends, if its tail was damaged.
+    pub fn torn_tail(&self) -> Option<&TornTail> {
+        self.torn_tail.as_ref()
+    }
+
+    /// The file being read.
+    pub fn current_path(&self) -> Option<&Path> {
+        self.current.as_ref().map(|c| c.path.as_path())
+    }
+
+    fn open_next(&mut self) -> Result<bool, LogError> {
+        let Some(path) = self.files.get(self.next_file).cloned() else { return Ok(false) };
+        self.next_file += 1;
+        let is_last = self.next_file == self.files.len();
+        let file = File::open(&path).map_err(io_error(&path))?;
+        let len = file.metadata().map_err(io_error(&path))?.len();
+        let bytes = if len == 0 {
+            LogBytes::Empty
+        } else {
+            // SAFETY: log files are not modified while recovery or the tool reads them; the
+            // writer only stores within the preallocated length and never shrinks a file.
+            LogBytes::Mapped(unsafe { Mmap::map(&file) }.map_err(io_error(&path))?)
+        };
+        let buf = bytes.as_slice();
+        if buf.len() < HEADER_BYTES as usize {
+            if is_last {
+                warn!("txn log {}: torn tail at offset 0: {}", path.display(), Damage::ShortHeader);
+                self.torn_tail = Some(TornTail { path, valid_len: 0, damage: Damage::ShortHeader });
+                return Ok(false);
+            }
+            return Err(LogError::Corrupt { path, offset: 0, damage: Damage::ShortHeader });
+        }
+        let magic = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+        if magic != LOG_MAGIC {
+            return Err(LogError::BadMagic { path, magic });
+        }
+        self.current = Some(OpenLog { path, bytes, offset: HEADER_BYTES as usize, is_last });
+        Ok(true)
+    }
+
+    fn next_txn(&mut self) -> Result<Option<LoggedTxn>, LogError> {
+        loop {
+            if self.current.is_none() && !self.open_next()? {
+                return Ok(None);
+            }
+            let log = self.current.as_mut().expect("a log file is open");
+            let buf = log.bytes.as_slice();
+            let offset = log.offset;
+            let damage = match scan_record(buf, offset) {
+                Scan::End => {
+                    self.current = None;
+                    continue;
+                }
+                Scan::Record { payload, next } => match TxnEntry::decode(payload) {
+                    Ok(entry) => {
+                        log.offset = next;
+                        if entry.header.zxid < self.from_zxid {
+                            continue;
+                        }
+                        return Ok(Some(LoggedTxn { entry, offset: offset as u64 }));
+                    }
+                    Err(e) => Damage::Undecodable(e),
+                },
+                Scan::Damaged(damage) => damage,
+            };
+            let path = log.path.clone();
+            let tolerated = matches!(damage, Damage::Truncated | Damage::MissingMarker(_));
+            if log.is_last && !valid_record_follows(buf, offset) {
+                warn!("txn log {}: torn tail at offset {offset}: {damage}", path.display());
+                self.torn_tail = Some(TornTail { path, valid_len: offset as u64, damage });
+                self.current = None;
+                return Ok(None);
+            }
+            if !log.is_last && tolerated {
+                warn!("txn log {}: stopping at offset {offset}: {damage}", path.display());
+                self.current = None;
+                continue;
+            }
+            return Err(LogError::Corrupt { path, offset: offset as u64, damage });
+        }
+    }
+}
+
+impl Iterator for TxnIterator {
+    type Item = Result<LoggedTxn, LogError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        match self.next_txn() {
+            Ok(Some(txn)) => Some(Ok(txn)),
+            Ok(None) => None,
+            Err(e) => {
+                self.failed = true;
+                self.current = None;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Cuts the newest log file to its valid prefix (after [`TxnIterator::torn_tail`] reported
+/// one). A file without a complete header holds nothing and is removed.
+pub fn truncate_tail(tail: &TornTail) -> Result<(), LogError> {
+    warn!(
+        "txn log {}: truncating to {} bytes ({} at that offset)",
+        tail.path.display(),
+        tail.valid_len,
+        tail.damage
+    );
+    if tail.valid_len < HEADER_BYTES {
+        return fs::remove_file(&tail.path).map_err(io_error(&tail.path));
+    }
+    let file = OpenOptions::new().write(true).open(&tail.path).map_err(io_error(&tail.path))?;
+    file.set_len(tail.valid_len).map_err(io_error(&tail.path))?;
+    file.sync_all().map_err(io_error(&tail.path))
+}
+
+/// Removes every txn after `zxid` from the logs in `dir` (`FileTxnLog.truncate`, a follower's
+/// TRUNC): the file that may hold `zxid` (the newest starting at or before it) is cut right
+/// after the last record with a zxid <= `zxid`, and every later file is deleted. Like
+/// ZooKeeper, the cut file loses its zero fill; the next append starts a new file. No writer
+/// may have the directory open.
+pub fn truncate(dir: &Path, zxid: i64) -> Result<(), LogError> {
+    let all = list_files(dir, LOG_PREFIX).map_err(io_error(dir))?;
+    let Some(index) = all.iter().rposition(|(start, _)| *start <= zxid) else {
+        return Err(LogError::NoLogForZxid { dir: dir.to_path_buf(), zxid });
+    };
+    let path = &all[index].1;
+    let mut cut = HEADER_BYTES;
+    let mut records = TxnIterator::over_files(vec![path.clone()], i64::MIN);
+    while let Some(txn) = records.next() {
+        if txn?.entry.header.zxid > zxid {
+            break;
+        }
+        cut = records.current.as_ref().map_or(cut, |c| c.offset as u64);
+    }
+    drop(records);
+    let file = OpenOptions::new().write(true).open(path).map_err(io_error(path))?;
+    file.set_len(cut).map_err(io_error(path))?;
+    file.sync_all().map_err(io_error(path))?;
+    for (_, later) in &all[index + 1..] {
+        fs::remove_file(later).map_err(io_error(later))?;
+    }
+    sync_dir(dir).map_err(io_error(dir))
+}
+
+/// What is at an offset of a log file.
+enum Scan<'a> {
+    /// A record with a matching checksum and its end marker.
+    Record { payload: &'a [u8], next: usize },
+    /// End of the records: end of file or a zero length.
+    End,
+    /// A record that cannot be used.
+    Damaged(Damage),
+}
+
+fn scan_record(buf: &[u8], offset: usize) -> Scan<'_> {
+    let rest = &buf[offset.min(buf.len())..];
+    if rest.is_empty() {
+        return Scan::End;
+    }
+    if rest.len() < RECORD_PREFIX {
+        // The zero fill can end a file that was cut short of a record's prefix.
+        if rest.iter().all(|b| *b == 0) {
+            return Scan::End;
+        }
+        return Scan::Damaged(Damage::Truncated);
+    }
+    let stored = i64::from_be_bytes(rest[..8].try_into().expect("8 bytes"));
+    let length = i32::from_be_bytes(rest[8..12].try_into().expect("4 bytes"));
+    if length == 0 {
+        return Scan::End;
+    }
+    if length < 0 {
+        return Scan::Damaged(Damage::BadLength(length));
+    }
+    let length = length as usize;
+    if rest.len() - RECORD_PREFIX <= length {
+        return Scan::Damaged(Damage::Truncated);
+    }
+    let payload = &rest[RECORD_PREFIX..RECORD_PREFIX + length];
+    let marker = rest[RECORD_PREFIX + length];
+    if marker != END_OF_RECORD {
+        return Scan::Damaged(Damage::MissingMarker(marker));
+    }
+    let computed = adler32(payload);
+    if stored != i64::from(computed) {
+        return Scan::Damaged(Damage::BadChecksum { stored, computed });
+    }
+    Scan::Record { payload, next: offset + RECORD_PREFIX + length + 1 }
+}
+
+/// Whether a valid, decodable record starts right after the damaged record at `offset`, as far
+/// as its length field says where that is.
+fn valid_record_follows(buf: &[u8], offset: usize) -> bool {
+    let Some(rest) = buf.get(offset..) else { return false };
+    if rest.len() < RECORD_PREFIX {
+        return false;
+    }
+    let length = i32::from_be_bytes(rest[8..12].try_into().expect("4 bytes"));
+    if length <= 0 {
+        return false;
+    }
+    let next = offset + RECORD_PREFIX + length as usize + 1;
+    if next >= buf.len() {
+        return false;
+    }
+    match scan_record(buf, next) {
+        Scan::Record { payload, .. } => TxnEntry::decode(payload).is_ok(),
+        Scan::End | Scan::Damaged(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+    use crate::jute::data::Acl;
+    use crate::jute::txn::{
+        CheckVersionTxn, CreateContainerTxn, CreateTtlTxn, CreateTxn, DeleteTxn, SetAclTxn,
+        SetDataTxn, SubTxn, Txn, TxnDigest, TxnHeader,
+    };
+
+    fn fixture_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apache-3.8.0-datadir/version-2")
+    }
+
+    fn entry(zxid: i64, txn_type: i32, txn: Txn) -> TxnEntry {
+        let header = TxnHeader { client_id: 0x100, cxid: zxid as i32, zxid, time: 1_000, txn_type };
+        let digest = Some(TxnDigest { version: 2, tree_digest: zxid * 7 });
+        TxnEntry { header, txn, digest }
+    }
+
+    fn every_txn_type() -> Vec<TxnEntry> {
+        let create = CreateTxn {
+            path: "/a".into(),
+            data: Some(b"x".to_vec()),
+            acl: Acl::open_unsafe(),
+            ephemeral: true,
+            parent_cversion: 1,
+        };
+        let bodies = vec![
+            (-10, Txn::CreateSession { timeout_ms: 30_000 }),
+            (1, Txn::Create(create.clone())),
+            (15, Txn::Create(CreateTxn { ephemeral: false, ..create.clone() })),
+            (
+                21,
+                Txn::CreateTtl(CreateTtlTxn {
+                    path: "/t".into(),
+                    data: None,
+                    acl: Acl::read_unsafe(),
+                    parent_cversion: 2,
+                    ttl: 500,
+                }),
+            ),
+            (
+                19,
+                Txn::CreateContainer(CreateContainerTxn {
+                    path: "/c".into(),
+                    data: Some(vec![]),
+                    acl: Acl::open_unsafe(),
+                    parent_cversion: 3,
+                }),
+            ),
+            (5, Txn::SetData(SetDataTxn { path: "/a".into(), data: Some(vec![9; 3]), version: 1 })),
+            (
+                16,
+                Txn::SetData(SetDataTxn {
+                    path: "/zookeeper/config".into(),
+                    data: None,
+                    version: -1,
+                }),
+            ),
+            (7, Txn::SetAcl(SetAclTxn { path: "/a".into(), acl: Acl::read_unsafe(), version: 1 })),
+            (
+                14,
+                Txn::Multi(vec![
+                    SubTxn { op: 1, txn: Txn::Create(create) },
+                    SubTxn {
+                        op: 13,
+                        txn: Txn::Check(CheckVersionTxn { path: "/".into(), version: 0 }),
+                    },
+                    SubTxn { op: -1, txn: Txn::Error(-2) },
+                ]),
+            ),
+            (2, Txn::Delete(DeleteTxn { path: "/a".into() })),
+            (20, Txn::Delete(DeleteTxn { path: "/c".into() })),
+            (-1, Txn::Error(-110)),
+            (-11, Txn::CloseSession(Some(vec!["/e1".into(), "/e2".into()]))),
+        ];
+        bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, (ty, txn))| {
+                let mut e = entry(i as i64 + 1, ty, txn);
+                if ty == -1 {
+                    e.digest = None; // error txns carry no digest
+                }
+                e
+            })
+            .collect()
+    }
+
+    fn read_all(dir: &Path, from: i64) -> (Vec<TxnEntry>, Option<TornTail>) {
+        let mut it = read_log(dir, from).unwrap();
+        let txns = it.by_ref().map(|t| t.unwrap().entry).collect();
+        (txns, it.torn_tail().cloned())
+    }
+
+    #[test]
+    fn every_txn_type_round_trips_through_the_mapped_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries = every_txn_type();
+        let mut log = TxnLogWriter::new(dir.path(), 4096).unwrap();
+        for e in &entries {
+            log.append(e).unwrap();
+        }
+        log.commit(true).unwrap();
+        log.close().unwrap();
+        let (read, tail) = read_all(dir.path(), 0);
+        assert_eq!(read, entries);
+        assert_eq!(tail, None);
+        let (from_5, _) = read_all(dir.path(), 5);
+        assert_eq!(from_5, entries[4..]);
+    }
+
+    #[test]
+    fn first_record_makes_a_sparse_16_plus_64_mib_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = TxnLogWriter::new(dir.path(), DEFAULT_PREALLOC_BYTES).unwrap();
+        log.append(&entry(1, -10, Txn::CreateSession { timeout_ms: 10_000 })).unwrap();
+        log.commit(true).unwrap();
+        assert_eq!(log.current_path(), Some(dir.path().join("log.1").as_path()));
+        assert_eq!(log.current_log_bytes(), 16 + 12 + 48 + 1);
+        log.close().unwrap();
+        let meta = fs::metadata(dir.path().join("log.1")).unwrap();
+        assert_eq!(meta.len(), 16 + 64 * 1024 * 1024);
+        assert!(meta.blocks() * 512 < 1024 * 1024, "file is not sparse: {} blocks", meta.blocks());
+        let bytes = fs::read(dir.path().join("log.1")).unwrap();
+        assert_eq!(&bytes[..16], b"ZKLG\0\0\0\x02\0\0\0\0\0\0\0\0");
+        assert_eq!(bytes[16 + 12 + 48], b'B');
+    }
+
+    #[test]
+    fn padding_follows_file_padding() {
+        let block = 64 * 1024 * 1024;
+        assert_eq!(padded_size(16, 16, block), 16 + block);
+        // Far from the end: unchanged.
+        assert_eq!(padded_size(100, 16 + block, block), 16 + block);
+        // Within 4 KiB of the end: one more step.
+        assert_eq!(padded_size(16 + block - 4096, 16 + block, block), 16 + 2 * block);
+        // Past the end (a large record): rounded down to a multiple of the step.
+        assert_eq!(padded_size(3 * block + 5, 16 + block, block), 4 * block);
+        assert_eq!(padded_size(1000, 16, 0), 16);
+    }
+
+    #[test]
+    fn files_grow_in_steps_and_records_larger_than_a_step_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let step = 8192;
+        let mut log = TxnLogWriter::new(dir.path(), step).unwrap();
+        let mut entries = Vec::new();
+        for zxid in 1..=60 {
+            let len = if zxid == 30 { 20_000 } else { 300 };
+            let txn = Txn::SetData(SetDataTxn {
+                path: "/a".into(),
+                data: Some(vec![1; len]),
+                version: 1,
+            });
+            entries.push(entry(zxid, 5, txn));
+            log.append(entries.last().unwrap()).unwrap();
+            let size = fs::metadata(log.current_path().unwrap()).unwrap().len();
+            assert!(size >= log.current_log_bytes());
+            assert!((size - 16).is_multiple_of(step) || size.is_multiple_of(step), "size {size}");
+            if zxid % 7 == 0 {
+                log.commit(zxid % 2 == 0).unwrap();
+            }
+        }
+        log.close().unwrap();
+        assert_eq!(read_all(dir.path(), 0).0, entries);
+    }
+
+    #[test]
+    fn roll_starts_a_file_named_after_the_next_zxid() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = TxnLogWriter::new(dir.path(), 4096).unwrap();
+        let entries = every_txn_type();
+        for e in &entries {
+            log.append(e).unwrap();
+            if e.header.zxid == 4 || e.header.zxid == 9 {
+                log.roll().unwrap();
+            }
+        }
+        assert!(log.commit(true).is_ok());
+        drop(log);
+        let names: Vec<i64> =
+            list_files(dir.path(), LOG_PREFIX).unwrap().into_iter().map(|(z, _)| z).collect();
+        assert_eq!(names, vec![1, 5, 0xa]);
+        assert_eq!(read_all(dir.path(), 0).0, entries);
+        // From zxid 7: log.5 may hold it, log.1 is not read.
+        assert_eq!(read_all(dir.path(), 7).0, entries[6..]);
+    }
+
+    #[test]
+    fn fixture_logs_decode_completely() {
+        let (txns, tail) = read_all(&fixture_dir(), 0);
+        assert_eq!(tail, None);
+        let zxids: Vec<i64> = txns.iter().map(|t| t.header.zxid).collect();
+        assert_eq!(zxids, (1..=0x14).collect::<Vec<_>>());
+        assert_eq!(txns[0].txn, Txn::CreateSession { timeout_ms: 10_000 });
+        assert_eq!(txns[0].digest, Some(TxnDigest { version: 2, tree_digest: 0x51c6_d660 }));
+        let Txn::Multi(subs) = &txns[0xe - 1].txn else { panic!("zxid 0xe is a multi") };
+        assert_eq!(subs.iter().map(|s| s.op).collect::<Vec<_>>(), vec![1, -1]);
+        assert_eq!(txns[0x10 - 1].txn, Txn::Error(-110));
+        assert!(matches!(&txns[0x11 - 1].txn, Txn::CloseSession(Some(_))));
+        let Txn::Create(c) = &txns[0x14 - 1].txn else { panic!("zxid 0x14 is a create") };
+        assert_eq!((c.path.as_str(), c.ephemeral), ("/app/eph2", true));
+        // Re-encoding reproduces every payload byte for byte.
+        let raw = fs::read(fixture_dir().join("log.1")).unwrap();
+        let mut again = Vec::new();
+        txns[1].encode(&mut again);
+        assert_eq!(&raw[77 + 12..77 + 12 + 97], again.as_slice());
+    }
+
+    fn copy_fixture(names: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for name in names {
+            fs::copy(fixture_dir().join(name), dir.path().join(name)).unwrap();
+        }
+        dir
+    }
+
+    fn rewrite(path: &Path, f: impl FnOnce(&mut Vec<u8>)) {
+        let mut bytes = fs::read(path).unwrap();
+        f(&mut bytes);
+        fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn truncated_last_record_is_a_torn_tail_that_can_be_cut() {
+        let dir = copy_fixture(&["log.1", "log.12"]);
+        let log12 = dir.path().join("log.12");
+        rewrite(&log12, |b| b.truncate(183 + 50));
+        let (txns, tail) = read_all(dir.path(), 0);
+        assert_eq!(txns.last().unwrap().header.zxid, 0x13);
+        let tail = tail.expect("torn tail reported");
+        assert_eq!((tail.path.clone(), tail.valid_len), (log12.clone(), 183));
+        assert_eq!(tail.damage, Damage::Truncated);
+        truncate_tail(&tail).unwrap();
+        assert_eq!(fs::metadata(&log12).unwrap().len(), 183);
+        let (again, tail) = read_all(dir.path(), 0);
+        assert_eq!((again, tail), (txns, None));
+    }
+
+    #[test]
+    fn flipped_byte_in_last_record_is_a_torn_tail() {
+        let dir = copy_fixture(&["log.12"]);
+        rewrite(&dir.path().join("log.12"), |b| b[183 + 40] ^= 0x10);
+        let (txns, tail) = read_all(dir.path(), 0);
+        assert_eq!(txns.len(), 2);
+        let tail = tail.expect("torn tail reported");
+        assert_eq!(tail.valid_len, 183);
+        assert!(matches!(tail.damage, Damage::BadChecksum { .. }), "{:?}", tail.damage);
+    }
+
+    #[test]
+    fn missing_marker_and_zero_fill_end_the_last_file() {
+        let dir = copy_fixture(&["log.12"]);
+        let log12 = dir.path().join("log.12");
+        rewrite(&log12, |b| b.resize(b.len() + 5000, 0));
+        assert_eq!(read_all(dir.path(), 0), (read_all(&fixture_dir(), 0x12).0, None));
+        rewrite(&log12, |b| b[183 + 12 + 103] = b'X');
+        let tail = read_all(dir.path(), 0).1.expect("torn tail");
+        assert_eq!((tail.valid_len, tail.damage), (183, Damage::MissingMarker(b'X')));
+    }
+
+    #[test]
+    fn corruption_followed_by_valid_records_is_an_error_with_the_offset() {
+        let dir = copy_fixture(&["log.12"]);
+        rewrite(&dir.path().join("log.12"), |b| b[77 + 30] ^= 0xff);
+        let mut it = read_log(dir.path(), 0).unwrap();
+        assert_eq!(it.next().unwrap().unwrap().entry.header.zxid, 0x12);
+        let err = it.next().unwrap().unwrap_err();
+        let LogError::Corrupt { path, offset, damage } = &err else { panic!("{err}") };
+        assert_eq!((path.file_name().unwrap(), *offset), (std::ffi::OsStr::new("log.12"), 77));
+        assert!(matches!(damage, Damage::BadChecksum { .. }));
+        assert!(err.to_string().contains("log.12 is corrupt at offset 77"), "{err}");
+        assert!(it.next().is_none());
+    }
+
+    #[test]
+    fn damaged_tail_of_an_older_file_is_an_error() {
+        let dir = copy_fixture(&["log.1", "log.12"]);
+        rewrite(&dir.path().join("log.1"), |b| b[1789 + 20] ^= 1);
+        let err = read_log(dir.path(), 0).unwrap().find_map(|t| t.err()).expect("an error");
+        assert!(matches!(err, LogError::Corrupt { offset: 1789, .. }), "{err}");
+        // A truncated record in an older file only ends that file (as in ZooKeeper).
+        let dir = copy_fixture(&["log.1", "log.12"]);
+        rewrite(&dir.path().join("log.1"), |b| b.truncate(1789 + 30));
+        let (txns, tail) = read_all(dir.path(), 0);
+        assert_eq!(txns.len(), 0x14 - 1);
+        assert_eq!(tail, None);
+    }
+
+    #[test]
+    fn bad_magic_and_short_header() {
+        let dir = copy_fixture(&["log.1"]);
+        rewrite(&dir.path().join("log.1"), |b| b[0] = b'X');
+        let err = read_log(dir.path(), 0).unwrap().next().unwrap().unwrap_err();
+        assert!(matches!(err, LogError::BadMagic { .. }), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("log.5"), b"").unwrap();
+        let (txns, tail) = read_all(dir.path(), 0);
+        assert!(txns.is_empty());
+        let tail = tail.expect("empty newest file is a torn tail");
+        assert_eq!((tail.valid_len, tail.damage.clone()), (0, Damage::ShortHeader));
+        truncate_tail(&tail).unwrap();
+        assert!(!dir.path().join("log.5").exists());
+    }
+
+    #[test]
+    fn truncate_cuts_after_the_zxid_and_deletes_later_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries = every_txn_type();
+        let mut log = TxnLogWriter::new(dir.path(), 4096).unwrap();
+        for e in &entries {
+            log.append(e).unwrap();
+            if e.header.zxid == 6 {
+                log.roll().unwrap();
+            }
+        }
+        log.close().unwrap();
+        truncate(dir.path(), 3).unwrap();
+        let names: Vec<i64> =
+            list_files(dir.path(), LOG_PREFIX).unwrap().into_iter().map(|(z, _)| z).collect();
+        assert_eq!(names, vec![1]);
+        assert_eq!(read_all(dir.path(), 0), (entries[..3].to_vec(), None));
+        // A new writer continues in a new file.
+        let mut log = TxnLogWriter::new(dir.path(), 4096).unwrap();
+        log.append(&entries[3]).unwrap();
+        log.close().unwrap();
+        assert_eq!(read_all(dir.path(), 0).0, entries[..4].to_vec());
+        assert!(matches!(truncate(dir.path(), 0), Err(LogError::NoLogForZxid { .. })));
+    }
+}

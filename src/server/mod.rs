@@ -16,6 +16,7 @@
 
 pub mod acl;
 pub mod cnxn;
+pub mod database;
 pub mod datatree;
 pub mod fourlw;
 pub mod processor;
@@ -93,6 +94,14 @@ pub struct Settings {
     pub conf_text: String,
     /// The server id (1 standalone).
     pub server_id: u8,
+    /// snapCount: txns between snapshots (randomised by up to half).
+    pub snap_count: u64,
+    /// preAllocSize in bytes.
+    pub prealloc_bytes: u64,
+    /// autopurge.snapRetainCount.
+    pub autopurge_retain: usize,
+    /// autopurge.purgeInterval (zero = off).
+    pub autopurge_interval: Duration,
 }
 
 impl Settings {
@@ -122,6 +131,10 @@ impl Settings {
             fsync_warning: Duration::from_secs(1),
             conf_text: String::new(),
             server_id: 1,
+            snap_count: 100_000,
+            prealloc_bytes: 64 << 20,
+            autopurge_retain: 3,
+            autopurge_interval: Duration::ZERO,
         }
     }
 
@@ -211,10 +224,11 @@ impl Server {
         settings: Settings,
         tree: DataTree,
         sessions: SessionTracker,
-        sink: Box<dyn processor::sync::TxnSink>,
+        sink: impl FnOnce(&Arc<Shared>) -> std::io::Result<Box<dyn processor::sync::TxnSink>>,
     ) -> std::io::Result<Server> {
         let last_zxid = tree.last_processed_zxid;
         let shared = Arc::new(Shared::new(settings, tree, sessions));
+        let sink = sink(&shared)?;
         let (prep_tx, prep_rx) = unbounded::<Request>();
         let (sync_tx, sync_rx) = unbounded::<Request>();
         let (apply_tx, apply_rx) = unbounded::<Request>();
@@ -239,6 +253,18 @@ impl Server {
         threads.push(spawn("session-expiry", move || expiry_loop(s2, p2, st2))?);
         let (s3, p3, st3) = (shared.clone(), prep_tx, stop.clone());
         threads.push(spawn("container-reaper", move || reaper::run(s3, p3, st3))?);
+        let st = &shared.settings;
+        if st.autopurge_interval > Duration::ZERO {
+            let (d, l, n, i) = (
+                st.data_dir.clone(),
+                st.data_log_dir.clone(),
+                st.autopurge_retain,
+                st.autopurge_interval,
+            );
+            let st4 = stop.clone();
+            info!("purge task: keeping {n} snapshots, every {}h", i.as_secs() / 3600);
+            threads.push(spawn("purge", move || database::purge_loop(d, l, n, i, st4))?);
+        }
         info!("serving clients on {local_addr}");
         Ok(Server { shared, local_addr, stop, waker, threads })
     }
@@ -320,13 +346,31 @@ fn expiry_loop(shared: Arc<Shared>, prep: Sender<Request>, stop: Arc<AtomicBool>
     }
 }
 
+/// Recovers the database from disk and starts a standalone server on it.
+pub fn start_standalone(settings: Settings) -> Result<Server, Box<dyn std::error::Error>> {
+    let rec =
+        database::recover(&settings.data_dir, &settings.data_log_dir, settings.extended_types)?;
+    let tick_ms = settings.tick.as_millis() as u64;
+    let mut sessions =
+        SessionTracker::new(tick_ms, settings.server_id, processor::wall_clock_ms() as u64);
+    for (id, timeout) in &rec.sessions {
+        sessions.add(*id, *timeout, 0);
+    }
+    let need_snapshot = rec.snapshot_zxid < 0 || rec.replayed > 0 || rec.truncated;
+    let (snap_count, prealloc) = (settings.snap_count, settings.prealloc_bytes);
+    let server = Server::start(settings, rec.tree, sessions, |shared| {
+        if need_snapshot {
+            database::take_snapshot(shared).map_err(std::io::Error::other)?;
+        }
+        let sink = database::LogSink::new(shared.clone(), snap_count, prealloc)
+            .map_err(std::io::Error::other)?;
+        Ok(Box::new(sink))
+    })?;
+    Ok(server)
+}
+
 /// Runs a standalone server until the process is killed.
 pub fn run_standalone(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
-    let tree = DataTree::new(settings.extended_types);
-    let tick_ms = settings.tick.as_millis() as u64;
-    let sessions =
-        SessionTracker::new(tick_ms, settings.server_id, processor::wall_clock_ms() as u64);
-    let server = Server::start(settings, tree, sessions, Box::new(processor::sync::NullSink))?;
-    server.wait();
+    start_standalone(settings)?.wait();
     Ok(())
 }

@@ -10,8 +10,6 @@ use rzk::jute::proto::{
     ConnectRequest, ConnectRequestBase, ConnectResponse, ReplyHeader, RequestHeader,
 };
 use rzk::jute::Jute;
-use rzk::server::datatree::DataTree;
-use rzk::server::session::SessionTracker;
 use rzk::server::{Server, Settings};
 
 /// A running in-process server.
@@ -19,6 +17,7 @@ pub struct TestServer {
     pub server: Option<Server>,
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
+    pub settings: Settings,
 }
 
 impl TestServer {
@@ -35,13 +34,36 @@ impl TestServer {
         s.four_letter_words = ["*".to_string()].into_iter().collect();
         s.extended_types = true;
         tweak(&mut s);
-        let tree = DataTree::new(s.extended_types);
-        let sessions = SessionTracker::new(s.tick.as_millis() as u64, 1, 12345);
-        let server =
-            Server::start(s, tree, sessions, Box::new(rzk::server::processor::sync::NullSink))
-                .expect("server starts");
+        let server = rzk::server::start_standalone(s.clone()).expect("server starts");
         let addr = server.local_addr;
-        TestServer { server: Some(server), addr, dir }
+        s.client_addr = addr;
+        TestServer { server: Some(server), addr, dir, settings: s }
+    }
+
+    /// Stops the server (threads joined, files closed).
+    pub fn stop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop();
+        }
+    }
+
+    /// Starts the server again on the same port and data directory (recovering from disk).
+    pub fn restart(&mut self) {
+        self.stop();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match rzk::server::start_standalone(self.settings.clone()) {
+                Ok(s) => {
+                    self.server = Some(s);
+                    return;
+                }
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("restart: {e}; retrying");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("restart failed: {e}"),
+            }
+        }
     }
 
     pub fn connect_string(&self) -> String {

@@ -1,0 +1,379 @@
+//! The server's durable database (ZooKeeper's `ZKDatabase` + `FileTxnSnapLog` +
+//! `DatadirCleanupManager`): recovery at start-up, the txn-log sink of the sync stage, fuzzy
+//! snapshots on a background thread, and the purge timer.
+//!
+//! Recovery (persistence-formats.md §5.2): the newest snapshot that reads back with valid seals
+//! (older ones are tried when a newer one is damaged), then every logged txn after it; a torn
+//! tail of the newest log is cut with a warn line, damage anywhere else stops start-up with an
+//! error naming the file and offset. Ephemerals of sessions that did not survive are removed.
+//!
+//! Snapshots are fuzzy, as ZooKeeper's: the snapshot thread walks the tree in chunks, taking
+//! the read lock per chunk so writes go on, and names the file after the last zxid applied when
+//! it started. Replaying the log from that zxid makes any mix of before/after states consistent
+//! because every txn records the resulting values (versions, cversions), not increments.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use log::{error, info, warn};
+
+use super::datatree::DataTree;
+use super::processor::sync::TxnSink;
+use super::Shared;
+use crate::jute::data::Acl;
+use crate::jute::txn::{Txn, TxnEntry};
+use crate::persistence::snapshot::{
+    self, SnapshotError, SnapshotNode, SnapshotReader, SnapshotWriter,
+};
+use crate::persistence::txnlog::{self, LogError, TxnLogWriter};
+use crate::persistence::{list_files, purge, version_dir, LOG_PREFIX};
+
+/// Why the database could not be loaded or written.
+#[derive(Debug)]
+pub enum DbError {
+    /// A txn log is damaged where it cannot be a torn tail, or unreadable.
+    Log(LogError),
+    /// A snapshot could not be written.
+    Snapshot(SnapshotError),
+    /// A directory could not be created or listed.
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Logs exist that cannot be replayed from any snapshot.
+    MissingSnapshot {
+        /// The log directory.
+        dir: PathBuf,
+        /// Zxid the oldest log starts at.
+        first_log_zxid: i64,
+    },
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DbError::Log(e) => write!(f, "txn log: {e}"),
+            DbError::Snapshot(e) => write!(f, "snapshot: {e}"),
+            DbError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            DbError::MissingSnapshot { dir, first_log_zxid } => write!(
+                f,
+                "no snapshot found, but there are log entries in {} starting at zxid 0x{first_log_zxid:x}",
+                dir.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DbError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DbError::Log(e) => Some(e),
+            DbError::Snapshot(e) => Some(e),
+            DbError::Io { source, .. } => Some(source),
+            DbError::MissingSnapshot { .. } => None,
+        }
+    }
+}
+
+impl From<LogError> for DbError {
+    fn from(e: LogError) -> Self {
+        DbError::Log(e)
+    }
+}
+
+impl From<SnapshotError> for DbError {
+    fn from(e: SnapshotError) -> Self {
+        DbError::Snapshot(e)
+    }
+}
+
+/// What recovery rebuilt.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The tree, at `tree.last_processed_zxid`.
+    pub tree: DataTree,
+    /// Live sessions and their timeouts.
+    pub sessions: Vec<(i64, i32)>,
+    /// Zxid of the snapshot used (-1 if none).
+    pub snapshot_zxid: i64,
+    /// Txns replayed from the log.
+    pub replayed: usize,
+    /// Whether a torn log tail was cut.
+    pub truncated: bool,
+}
+
+/// Loads the newest valid snapshot of `data_dir` and replays the logs of `data_log_dir`.
+pub fn recover(
+    data_dir: &Path,
+    data_log_dir: &Path,
+    extended_types: bool,
+) -> Result<Recovered, DbError> {
+    let snap_dir = version_dir(data_dir);
+    let log_dir = version_dir(data_log_dir);
+    for d in [&snap_dir, &log_dir] {
+        std::fs::create_dir_all(d).map_err(|source| DbError::Io { path: d.clone(), source })?;
+    }
+    let candidates = snapshot::find_n_most_recent_snapshots(&snap_dir, usize::MAX)
+        .map_err(|source| DbError::Io { path: snap_dir.clone(), source })?;
+    let mut loaded = None;
+    for (zxid, path) in candidates {
+        match load_snapshot(&path, zxid, extended_types) {
+            Ok(x) => {
+                info!("loaded snapshot {} (zxid 0x{zxid:x})", path.display());
+                loaded = Some(x);
+                break;
+            }
+            Err(e) => warn!("snapshot {} is damaged, trying an older one: {e}", path.display()),
+        }
+    }
+    let (mut tree, sessions, snapshot_zxid) = match loaded {
+        Some((t, s)) => {
+            let z = t.last_processed_zxid;
+            (t, s, z)
+        }
+        None => {
+            let logs = list_files(&log_dir, LOG_PREFIX)
+                .map_err(|source| DbError::Io { path: log_dir.clone(), source })?;
+            if let Some((first, _)) = logs.first() {
+                // Logs that start at the first txn can rebuild everything; anything else means
+                // history was lost.
+                if *first > 1 {
+                    return Err(DbError::MissingSnapshot { dir: log_dir, first_log_zxid: *first });
+                }
+            }
+            (DataTree::new(extended_types), Vec::new(), -1)
+        }
+    };
+    let mut live: BTreeMap<i64, i32> = sessions.into_iter().collect();
+    let mut iter = txnlog::read_log(&log_dir, tree.last_processed_zxid + 1)?;
+    let mut replayed = 0;
+    for item in iter.by_ref() {
+        let logged = item?;
+        let entry = &logged.entry;
+        if entry.header.zxid <= tree.last_processed_zxid {
+            continue;
+        }
+        track_sessions(&mut live, entry);
+        let _ = tree.apply(&entry.header, &entry.txn);
+        replayed += 1;
+    }
+    let truncated = match iter.torn_tail() {
+        Some(tail) => {
+            txnlog::truncate_tail(tail)?;
+            true
+        }
+        None => false,
+    };
+    let ids: HashSet<i64> = live.keys().copied().collect();
+    let orphans = tree.remove_orphan_ephemerals(&ids);
+    if orphans > 0 {
+        info!("removed {orphans} ephemerals of sessions that no longer exist");
+    }
+    info!(
+        "recovered {} znodes and {} sessions at zxid 0x{:x} ({replayed} txns replayed)",
+        tree.node_count(),
+        live.len(),
+        tree.last_processed_zxid
+    );
+    Ok(Recovered { tree, sessions: live.into_iter().collect(), snapshot_zxid, replayed, truncated })
+}
+
+fn track_sessions(live: &mut BTreeMap<i64, i32>, entry: &TxnEntry) {
+    match entry.txn {
+        Txn::CreateSession { timeout_ms } => {
+            live.insert(entry.header.client_id, timeout_ms);
+        }
+        Txn::CloseSession(_) => {
+            live.remove(&entry.header.client_id);
+        }
+        _ => {}
+    }
+}
+
+/// Reads one snapshot into a tree (`tree.last_processed_zxid` = the name's zxid).
+pub fn load_snapshot(
+    path: &Path,
+    zxid: i64,
+    extended_types: bool,
+) -> Result<(DataTree, Vec<(i64, i32)>), SnapshotError> {
+    let mut reader = SnapshotReader::open(path)?;
+    let sessions = reader.sessions()?;
+    let mut tree = DataTree::empty(extended_types);
+    for (r, acl) in reader.acl_cache()? {
+        tree.acl_cache_mut().insert_loaded(r, acl);
+    }
+    while let Some(SnapshotNode { path, data, acl_ref, stat }) = reader.next_node()? {
+        tree.insert_loaded(path, data, acl_ref, stat);
+    }
+    reader.finish()?;
+    tree.last_processed_zxid = zxid;
+    Ok((tree, sessions))
+}
+
+/// Nodes copied per read-lock hold while snapshotting.
+const SNAPSHOT_CHUNK: usize = 4096;
+
+/// Writes a fuzzy snapshot of the running server to `<dataDir>/version-2`; returns its path.
+pub fn take_snapshot(shared: &Shared) -> Result<PathBuf, DbError> {
+    let snap_dir = version_dir(&shared.settings.data_dir);
+    let (zxid, paths) = {
+        let tree = shared.read_tree();
+        (tree.last_processed_zxid.max(0), tree.paths_preorder())
+    };
+    let sessions = shared.with_sessions(|s| s.sessions_with_timeouts());
+    let mut nodes: Vec<SnapshotNode> = Vec::with_capacity(paths.len());
+    let mut acls: HashMap<i64, Vec<Acl>> = HashMap::new();
+    for chunk in paths.chunks(SNAPSHOT_CHUNK) {
+        let tree = shared.read_tree();
+        for p in chunk {
+            let Some(n) = tree.node(p) else { continue };
+            if n.acl != -1 && !acls.contains_key(&n.acl) {
+                acls.insert(n.acl, tree.acl_cache().get(n.acl));
+            }
+            nodes.push(SnapshotNode {
+                path: p.clone(),
+                data: n.data.clone(),
+                acl_ref: n.acl,
+                stat: n.stat.clone(),
+            });
+        }
+    }
+    let mut acl_list: Vec<(i64, Vec<Acl>)> = acls.into_iter().collect();
+    acl_list.sort_by_key(|(r, _)| *r);
+    let mut w = SnapshotWriter::create(&snap_dir, zxid)?;
+    w.sessions(&sessions)?;
+    w.acl_cache(&acl_list)?;
+    for n in &nodes {
+        w.node(&n.path, n.data.as_deref(), n.acl_ref, &n.stat)?;
+    }
+    let path = w.finish(None, zxid)?;
+    info!(
+        "snapshot {} written: {} znodes, {} sessions",
+        path.display(),
+        nodes.len(),
+        sessions.len()
+    );
+    Ok(path)
+}
+
+/// The sync stage's sink: the txn log, plus rolling and snapshot triggering every `snapCount`
+/// txns (randomised like ZooKeeper so that peers do not snapshot together).
+pub struct LogSink {
+    writer: TxnLogWriter,
+    shared: Arc<Shared>,
+    force_sync: bool,
+    snap_count: u64,
+    since_roll: u64,
+    roll_at: u64,
+    snapshotting: Arc<AtomicBool>,
+    rng: u64,
+}
+
+impl LogSink {
+    /// A sink writing to `<dataLogDir>/version-2`.
+    pub fn new(
+        shared: Arc<Shared>,
+        snap_count: u64,
+        prealloc_bytes: u64,
+    ) -> Result<LogSink, DbError> {
+        let dir = version_dir(&shared.settings.data_log_dir);
+        let writer = TxnLogWriter::new(&dir, prealloc_bytes)?;
+        let force_sync = shared.settings.force_sync;
+        let mut sink = LogSink {
+            writer,
+            shared,
+            force_sync,
+            snap_count: snap_count.max(2),
+            since_roll: 0,
+            roll_at: 0,
+            snapshotting: Arc::new(AtomicBool::new(false)),
+            rng: super::processor::wall_clock_ms() as u64 | 1,
+        };
+        sink.roll_at = sink.next_threshold();
+        Ok(sink)
+    }
+
+    fn next_threshold(&mut self) -> u64 {
+        // SyncRequestProcessor: snapCount/2 + random(snapCount/2).
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let half = self.snap_count / 2;
+        half + self.rng % half.max(1)
+    }
+}
+
+impl TxnSink for LogSink {
+    fn append(&mut self, entry: &TxnEntry) -> std::io::Result<()> {
+        self.writer.append(entry).map_err(std::io::Error::other)?;
+        self.since_roll += 1;
+        Ok(())
+    }
+
+    fn commit(&mut self) -> std::io::Result<()> {
+        let took = self.writer.commit(self.force_sync).map_err(std::io::Error::other)?;
+        let stats = &self.shared.stats;
+        stats.fsync_count.fetch_add(1, Ordering::Relaxed);
+        stats.fsync_total_ms.fetch_add(took.as_millis() as u64, Ordering::Relaxed);
+        if self.since_roll >= self.roll_at {
+            if self.snapshotting.swap(true, Ordering::SeqCst) {
+                warn!("too busy to snap, skipping");
+            } else {
+                self.writer.roll().map_err(std::io::Error::other)?;
+                self.since_roll = 0;
+                self.roll_at = self.next_threshold();
+                let shared = self.shared.clone();
+                let flag = self.snapshotting.clone();
+                let spawned =
+                    std::thread::Builder::new().name("snapshot".into()).spawn(move || {
+                        if let Err(e) = take_snapshot(&shared) {
+                            error!("snapshot failed: {e}");
+                        }
+                        flag.store(false, Ordering::SeqCst);
+                    });
+                if let Err(e) = spawned {
+                    error!("cannot start the snapshot thread: {e}");
+                    self.snapshotting.store(false, Ordering::SeqCst);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The purge timer (`DatadirCleanupManager`): every `interval`, keep the newest `retain`
+/// snapshots and the logs they need. Runs once at start, like ZooKeeper's timer.
+pub fn purge_loop(
+    data_dir: PathBuf,
+    data_log_dir: PathBuf,
+    retain: usize,
+    interval: Duration,
+    stop: Arc<AtomicBool>,
+) {
+    let retain = retain.max(purge::MIN_RETAIN_COUNT);
+    loop {
+        match purge::purge(&data_log_dir, &data_dir, retain) {
+            Ok(removed) => {
+                if !removed.is_empty() {
+                    info!("purge task removed {} old files", removed.len());
+                }
+            }
+            Err(e) => warn!("purge task failed: {e}"),
+        }
+        let mut waited = Duration::ZERO;
+        while waited < interval {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let step = Duration::from_millis(200).min(interval - waited);
+            std::thread::sleep(step);
+            waited += step;
+        }
+    }
+}

@@ -626,7 +626,7 @@ impl Input {
 
     fn bytes(&mut self, buf: &mut [u8]) -> Result<(), SnapshotError> {
         if (buf.len() as u64) > self.remaining() {
-            return Err(SnapshotError::Truncated { path: self.path.clone(), offset: self.len });
+            return Err(SnapshotError::Truncated { path: self.path.clone(), offset: self.offset });
         }
         self.reader.read_exact(buf).map_err(|source| {
             if source.kind() == io::ErrorKind::UnexpectedEof {

@@ -32,13 +32,16 @@
 //! middle of a write: harmless, the txns were never acknowledged) from corruption (data that was
 //! acknowledged is unreadable):
 //!
-//! - In the newest log file, a damaged record (truncated, missing 'B', bad length, bad checksum,
-//!   undecodable) after which no valid record follows is a torn tail: iteration ends and
+//! - In the newest log file, a damaged record (truncated, missing 'B', bad length, bad checksum)
+//!   after which no valid record follows is a torn tail: iteration ends and
 //!   [`TxnIterator::torn_tail`] says where the valid prefix ends, for [`truncate_tail`].
-//! - A bad checksum or undecodable record followed by a valid record, or anywhere in an older
-//!   file, is a hard [`LogError::Corrupt`] naming the file and byte offset. (ZooKeeper fails on
-//!   any bad checksum, even in the tail, and tolerates a truncated record or a missing 'B' in
-//!   any file; older files get that tolerance here too, with a warning.)
+//! - A bad checksum followed by a valid record, or anywhere in an older file, is a hard
+//!   [`LogError::Corrupt`] naming the file and byte offset. (ZooKeeper fails on any bad
+//!   checksum, even in the tail, and tolerates a truncated record or a missing 'B' in any file;
+//!   older files get that tolerance here too, with a warning.)
+//! - A record whose checksum matches but whose txn cannot be decoded is always a hard error,
+//!   even at the tail: a torn write cannot produce a matching checksum, so these are bytes that
+//!   were written on purpose (say, a txn type from a newer version) and must not be cut away.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -295,6 +298,9 @@ impl TxnLogWriter {
     /// the disk (msync of the dirty range, i.e. fdatasync of those pages; plus an fsync of the
     /// directory after a new file was created). Returns how long the sync took (zero without
     /// `force_sync`) so the caller can warn past `fsync.warningthresholdms`.
+    ///
+    /// An error is fatal to the caller (as in ZooKeeper's sync thread): after a failed sync the
+    /// kernel may have dropped the dirty pages, so retrying cannot prove the records durable.
     pub fn commit(&mut self, force_sync: bool) -> Result<Duration, LogError> {
         let started = Instant::now();
         for mut segment in self.retired.drain(..) {
@@ -556,6 +562,9 @@ impl TxnIterator {
                 Scan::Damaged(damage) => damage,
             };
             let path = log.path.clone();
+            if matches!(damage, Damage::Undecodable(_)) {
+                return Err(LogError::Corrupt { path, offset: offset as u64, damage });
+            }
             let tolerated = matches!(damage, Damage::Truncated | Damage::MissingMarker(_));
             if log.is_last && !valid_record_follows(buf, offset) {
                 warn!("txn log {}: torn tail at offset {offset}: {damage}", path.display());
@@ -715,6 +724,7 @@ mod tests {
         CheckVersionTxn, CreateContainerTxn, CreateTtlTxn, CreateTxn, DeleteTxn, SetAclTxn,
         SetDataTxn, SubTxn, Txn, TxnDigest, TxnHeader,
     };
+    use crate::jute::Jute;
 
     fn fixture_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apache-3.8.0-datadir/version-2")
@@ -995,6 +1005,22 @@ mod tests {
         let (txns, tail) = read_all(dir.path(), 0);
         assert_eq!(txns.len(), 0x14 - 1);
         assert_eq!(tail, None);
+    }
+
+    #[test]
+    fn undecodable_record_with_a_good_checksum_is_an_error_even_at_the_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = TxnLogWriter::new(dir.path(), 4096).unwrap();
+        log.append(&entry(1, -10, Txn::CreateSession { timeout_ms: 1 })).unwrap();
+        let mut unknown = Vec::new();
+        TxnHeader { client_id: 1, cxid: 1, zxid: 2, time: 0, txn_type: 99 }.encode(&mut unknown);
+        log.append_raw(2, &unknown).unwrap();
+        log.close().unwrap();
+        let err = read_log(dir.path(), 0).unwrap().find_map(|t| t.err()).expect("an error");
+        assert!(
+            matches!(err, LogError::Corrupt { offset: 77, damage: Damage::Undecodable(_), .. }),
+            "{err}"
+        );
     }
 
     #[test]

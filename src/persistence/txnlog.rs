@@ -806,6 +806,14 @@ mod tests {
             .collect()
     }
 
+    /// The first `n` bytes of a (large, sparse) file.
+    fn read_prefix(path: &Path, n: usize) -> Vec<u8> {
+        use std::io::Read;
+        let mut bytes = vec![0; n];
+        File::open(path).unwrap().read_exact(&mut bytes).unwrap();
+        bytes
+    }
+
     fn read_all(dir: &Path, from: i64) -> (Vec<TxnEntry>, Option<TornTail>) {
         let mut it = read_log(dir, from).unwrap();
         let txns = it.by_ref().map(|t| t.unwrap().entry).collect();
@@ -841,7 +849,7 @@ mod tests {
         let meta = fs::metadata(dir.path().join("log.1")).unwrap();
         assert_eq!(meta.len(), 16 + 64 * 1024 * 1024);
         assert!(meta.blocks() * 512 < 1024 * 1024, "file is not sparse: {} blocks", meta.blocks());
-        let bytes = fs::read(dir.path().join("log.1")).unwrap();
+        let bytes = read_prefix(&dir.path().join("log.1"), 4096);
         assert_eq!(&bytes[..16], b"ZKLG\0\0\0\x02\0\0\0\0\0\0\0\0");
         assert_eq!(bytes[16 + 12 + 48], b'B');
     }
@@ -925,6 +933,36 @@ mod tests {
         let mut again = Vec::new();
         txns[1].encode(&mut again);
         assert_eq!(&raw[77 + 12..77 + 12 + 97], again.as_slice());
+    }
+
+    #[test]
+    fn fixture_logs_are_chosen_like_get_log_files() {
+        let from_5: Vec<i64> =
+            read_all(&fixture_dir(), 5).0.iter().map(|t| t.header.zxid).collect();
+        assert_eq!(from_5, (5..=0x14).collect::<Vec<_>>());
+        let it = read_log(&fixture_dir(), 0x12).unwrap();
+        assert_eq!(it.files, vec![fixture_dir().join("log.12")]);
+        let (txns, _) = read_all(&fixture_dir(), 0x13);
+        assert_eq!(txns.iter().map(|t| t.header.zxid).collect::<Vec<_>>(), vec![0x13, 0x14]);
+    }
+
+    #[test]
+    fn writer_reproduces_zookeepers_log_bytes() {
+        for name in ["log.1", "log.12"] {
+            let fixture_bytes = fs::read(fixture_dir().join(name)).unwrap();
+            let txns = TxnIterator::over_files(vec![fixture_dir().join(name)], 0);
+            let dir = tempfile::tempdir().unwrap();
+            let mut log = TxnLogWriter::new(dir.path(), DEFAULT_PREALLOC_BYTES).unwrap();
+            for txn in txns {
+                log.append(&txn.unwrap().entry).unwrap();
+            }
+            log.commit(true).unwrap();
+            log.close().unwrap();
+            let ours = read_prefix(&dir.path().join(name), fixture_bytes.len() + 4096);
+            // The fixture's zero fill was trimmed; ours keeps all of it.
+            assert_eq!(&ours[..fixture_bytes.len()], fixture_bytes.as_slice(), "{name}");
+            assert!(ours[fixture_bytes.len()..].iter().all(|b| *b == 0));
+        }
     }
 
     fn copy_fixture(names: &[&str]) -> tempfile::TempDir {

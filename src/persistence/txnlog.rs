@@ -231,8 +231,9 @@ struct Segment {
     size: u64,
     /// End of the last record written.
     position: u64,
-    /// Bytes before this offset were flushed by the last commit.
-    committed: u64,
+    /// Bytes before this offset were forced to disk by a commit with `force_sync`; a commit
+    /// without it schedules write-back only, so the next forced commit starts from here.
+    synced: u64,
 }
 
 impl TxnLogWriter {
@@ -298,6 +299,10 @@ impl TxnLogWriter {
     /// the disk (msync of the dirty range, i.e. fdatasync of those pages; plus an fsync of the
     /// directory after a new file was created). Returns how long the sync took (zero without
     /// `force_sync`) so the caller can warn past `fsync.warningthresholdms`.
+    ///
+    /// A forced commit covers everything since the last forced commit in the current file;
+    /// files rolled away are released by the next commit of either kind (as ZooKeeper's
+    /// `streamsToFlush`), so with `zookeeper.forceSync=no` nothing is ever forced.
     ///
     /// An error is fatal to the caller (as in ZooKeeper's sync thread): after a failed sync the
     /// kernel may have dropped the dirty pages, so retrying cannot prove the records durable.
@@ -372,7 +377,7 @@ impl TxnLogWriter {
         header.put_i64(LOG_DBID);
         map[..HEADER_BYTES as usize].copy_from_slice(&header);
         self.dir_dirty = true;
-        Ok(Segment { path, file, map, size, position: HEADER_BYTES, committed: 0 })
+        Ok(Segment { path, file, map, size, position: HEADER_BYTES, synced: 0 })
     }
 }
 
@@ -397,18 +402,16 @@ impl Segment {
     }
 
     fn flush(&mut self, force_sync: bool) -> Result<(), LogError> {
-        let from = self.committed as usize;
-        let len = (self.position - self.committed) as usize;
+        let from = self.synced as usize;
+        let len = (self.position - self.synced) as usize;
         if len == 0 {
             return Ok(());
         }
-        let result = if force_sync {
-            self.map.flush_range(from, len)
-        } else {
-            self.map.flush_async_range(from, len)
-        };
-        result.map_err(io_error(&self.path))?;
-        self.committed = self.position;
+        if !force_sync {
+            return self.map.flush_async_range(from, len).map_err(io_error(&self.path));
+        }
+        self.map.flush_range(from, len).map_err(io_error(&self.path))?;
+        self.synced = self.position;
         Ok(())
     }
 }

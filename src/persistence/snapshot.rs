@@ -626,7 +626,7 @@ impl Input {
 
     fn bytes(&mut self, buf: &mut [u8]) -> Result<(), SnapshotError> {
         if (buf.len() as u64) > self.remaining() {
-            return Err(SnapshotError::Truncated { path: self.path.clone(), offset: self.len });
+            return Err(SnapshotError::Truncated { path: self.path.clone(), offset: self.offset });
         }
         self.reader.read_exact(buf).map_err(|source| {
             if source.kind() == io::ErrorKind::UnexpectedEof {
@@ -830,6 +830,11 @@ mod tests {
         assert_eq!((recorded.zxid, recorded.version), (0x11, 2));
         assert_eq!(recorded.digest, digest.value());
         assert_eq!(snap.trailer.last_processed_zxid, None);
+        // The same value closes log.1 (the TxnDigest of zxid 0x11).
+        let log = crate::persistence::txnlog::read_log(&fixture_dir().join("version-2"), 0x11);
+        let last = log.unwrap().next().unwrap().unwrap().entry;
+        assert_eq!(last.header.zxid, 0x11);
+        assert_eq!(last.digest.unwrap().tree_digest, digest.value());
     }
 
     fn write_sample(dir: &Path, zxid: i64) -> (PathBuf, Snapshot) {

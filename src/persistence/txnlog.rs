@@ -32,13 +32,16 @@
 //! middle of a write: harmless, the txns were never acknowledged) from corruption (data that was
 //! acknowledged is unreadable):
 //!
-//! - In the newest log file, a damaged record (truncated, missing 'B', bad length, bad checksum,
-//!   undecodable) after which no valid record follows is a torn tail: iteration ends and
+//! - In the newest log file, a damaged record (truncated, missing 'B', bad length, bad checksum)
+//!   after which no valid record follows is a torn tail: iteration ends and
 //!   [`TxnIterator::torn_tail`] says where the valid prefix ends, for [`truncate_tail`].
-//! - A bad checksum or undecodable record followed by a valid record, or anywhere in an older
-//!   file, is a hard [`LogError::Corrupt`] naming the file and byte offset. (ZooKeeper fails on
-//!   any bad checksum, even in the tail, and tolerates a truncated record or a missing 'B' in
-//!   any file; older files get that tolerance here too, with a warning.)
+//! - A bad checksum followed by a valid record, or anywhere in an older file, is a hard
+//!   [`LogError::Corrupt`] naming the file and byte offset. (ZooKeeper fails on any bad
+//!   checksum, even in the tail, and tolerates a truncated record or a missing 'B' in any file;
+//!   older files get that tolerance here too, with a warning.)
+//! - A record whose checksum matches but whose txn cannot be decoded is always a hard error,
+//!   even at the tail: a torn write cannot produce a matching checksum, so these are bytes that
+//!   were written on purpose (say, a txn type from a newer version) and must not be cut away.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -228,8 +231,9 @@ struct Segment {
     size: u64,
     /// End of the last record written.
     position: u64,
-    /// Bytes before this offset were flushed by the last commit.
-    committed: u64,
+    /// Bytes before this offset were forced to disk by a commit with `force_sync`; a commit
+    /// without it schedules write-back only, so the next forced commit starts from here.
+    synced: u64,
 }
 
 impl TxnLogWriter {
@@ -295,6 +299,13 @@ impl TxnLogWriter {
     /// the disk (msync of the dirty range, i.e. fdatasync of those pages; plus an fsync of the
     /// directory after a new file was created). Returns how long the sync took (zero without
     /// `force_sync`) so the caller can warn past `fsync.warningthresholdms`.
+    ///
+    /// A forced commit covers everything since the last forced commit in the current file;
+    /// files rolled away are released by the next commit of either kind (as ZooKeeper's
+    /// `streamsToFlush`), so with `zookeeper.forceSync=no` nothing is ever forced.
+    ///
+    /// An error is fatal to the caller (as in ZooKeeper's sync thread): after a failed sync the
+    /// kernel may have dropped the dirty pages, so retrying cannot prove the records durable.
     pub fn commit(&mut self, force_sync: bool) -> Result<Duration, LogError> {
         let started = Instant::now();
         for mut segment in self.retired.drain(..) {
@@ -366,7 +377,7 @@ impl TxnLogWriter {
         header.put_i64(LOG_DBID);
         map[..HEADER_BYTES as usize].copy_from_slice(&header);
         self.dir_dirty = true;
-        Ok(Segment { path, file, map, size, position: HEADER_BYTES, committed: 0 })
+        Ok(Segment { path, file, map, size, position: HEADER_BYTES, synced: 0 })
     }
 }
 
@@ -391,18 +402,16 @@ impl Segment {
     }
 
     fn flush(&mut self, force_sync: bool) -> Result<(), LogError> {
-        let from = self.committed as usize;
-        let len = (self.position - self.committed) as usize;
+        let from = self.synced as usize;
+        let len = (self.position - self.synced) as usize;
         if len == 0 {
             return Ok(());
         }
-        let result = if force_sync {
-            self.map.flush_range(from, len)
-        } else {
-            self.map.flush_async_range(from, len)
-        };
-        result.map_err(io_error(&self.path))?;
-        self.committed = self.position;
+        if !force_sync {
+            return self.map.flush_async_range(from, len).map_err(io_error(&self.path));
+        }
+        self.map.flush_range(from, len).map_err(io_error(&self.path))?;
+        self.synced = self.position;
         Ok(())
     }
 }
@@ -556,6 +565,9 @@ impl TxnIterator {
                 Scan::Damaged(damage) => damage,
             };
             let path = log.path.clone();
+            if matches!(damage, Damage::Undecodable(_)) {
+                return Err(LogError::Corrupt { path, offset: offset as u64, damage });
+            }
             let tolerated = matches!(damage, Damage::Truncated | Damage::MissingMarker(_));
             if log.is_last && !valid_record_follows(buf, offset) {
                 warn!("txn log {}: torn tail at offset {offset}: {damage}", path.display());
@@ -715,6 +727,7 @@ mod tests {
         CheckVersionTxn, CreateContainerTxn, CreateTtlTxn, CreateTxn, DeleteTxn, SetAclTxn,
         SetDataTxn, SubTxn, Txn, TxnDigest, TxnHeader,
     };
+    use crate::jute::Jute;
 
     fn fixture_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apache-3.8.0-datadir/version-2")
@@ -796,6 +809,14 @@ mod tests {
             .collect()
     }
 
+    /// The first `n` bytes of a (large, sparse) file.
+    fn read_prefix(path: &Path, n: usize) -> Vec<u8> {
+        use std::io::Read;
+        let mut bytes = vec![0; n];
+        File::open(path).unwrap().read_exact(&mut bytes).unwrap();
+        bytes
+    }
+
     fn read_all(dir: &Path, from: i64) -> (Vec<TxnEntry>, Option<TornTail>) {
         let mut it = read_log(dir, from).unwrap();
         let txns = it.by_ref().map(|t| t.unwrap().entry).collect();
@@ -831,7 +852,7 @@ mod tests {
         let meta = fs::metadata(dir.path().join("log.1")).unwrap();
         assert_eq!(meta.len(), 16 + 64 * 1024 * 1024);
         assert!(meta.blocks() * 512 < 1024 * 1024, "file is not sparse: {} blocks", meta.blocks());
-        let bytes = fs::read(dir.path().join("log.1")).unwrap();
+        let bytes = read_prefix(&dir.path().join("log.1"), 4096);
         assert_eq!(&bytes[..16], b"ZKLG\0\0\0\x02\0\0\0\0\0\0\0\0");
         assert_eq!(bytes[16 + 12 + 48], b'B');
     }
@@ -917,6 +938,36 @@ mod tests {
         assert_eq!(&raw[77 + 12..77 + 12 + 97], again.as_slice());
     }
 
+    #[test]
+    fn fixture_logs_are_chosen_like_get_log_files() {
+        let from_5: Vec<i64> =
+            read_all(&fixture_dir(), 5).0.iter().map(|t| t.header.zxid).collect();
+        assert_eq!(from_5, (5..=0x14).collect::<Vec<_>>());
+        let it = read_log(&fixture_dir(), 0x12).unwrap();
+        assert_eq!(it.files, vec![fixture_dir().join("log.12")]);
+        let (txns, _) = read_all(&fixture_dir(), 0x13);
+        assert_eq!(txns.iter().map(|t| t.header.zxid).collect::<Vec<_>>(), vec![0x13, 0x14]);
+    }
+
+    #[test]
+    fn writer_reproduces_zookeepers_log_bytes() {
+        for name in ["log.1", "log.12"] {
+            let fixture_bytes = fs::read(fixture_dir().join(name)).unwrap();
+            let txns = TxnIterator::over_files(vec![fixture_dir().join(name)], 0);
+            let dir = tempfile::tempdir().unwrap();
+            let mut log = TxnLogWriter::new(dir.path(), DEFAULT_PREALLOC_BYTES).unwrap();
+            for txn in txns {
+                log.append(&txn.unwrap().entry).unwrap();
+            }
+            log.commit(true).unwrap();
+            log.close().unwrap();
+            let ours = read_prefix(&dir.path().join(name), fixture_bytes.len() + 4096);
+            // The fixture's zero fill was trimmed; ours keeps all of it.
+            assert_eq!(&ours[..fixture_bytes.len()], fixture_bytes.as_slice(), "{name}");
+            assert!(ours[fixture_bytes.len()..].iter().all(|b| *b == 0));
+        }
+    }
+
     fn copy_fixture(names: &[&str]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         for name in names {
@@ -995,6 +1046,22 @@ mod tests {
         let (txns, tail) = read_all(dir.path(), 0);
         assert_eq!(txns.len(), 0x14 - 1);
         assert_eq!(tail, None);
+    }
+
+    #[test]
+    fn undecodable_record_with_a_good_checksum_is_an_error_even_at_the_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = TxnLogWriter::new(dir.path(), 4096).unwrap();
+        log.append(&entry(1, -10, Txn::CreateSession { timeout_ms: 1 })).unwrap();
+        let mut unknown = Vec::new();
+        TxnHeader { client_id: 1, cxid: 1, zxid: 2, time: 0, txn_type: 99 }.encode(&mut unknown);
+        log.append_raw(2, &unknown).unwrap();
+        log.close().unwrap();
+        let err = read_log(dir.path(), 0).unwrap().find_map(|t| t.err()).expect("an error");
+        assert!(
+            matches!(err, LogError::Corrupt { offset: 77, damage: Damage::Undecodable(_), .. }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,10 +6,11 @@
 //!
 //! - [`jute`] encodes and decodes ZooKeeper's records (wire, txn log, snapshots).
 //! - [`proto`] names the protocol's integers (opcodes, error codes, ids) and framing.
+//! - [`limits`] names every bound (buffer sizes, timeouts, defaults) with its reason.
 //!
-//! The remaining modules (config, server, persistence, client) are documented in their own
-//! module docs.
+//! The remaining modules (persistence, client) are documented in their own module docs.
 #![warn(missing_docs)]
 
 pub mod jute;
+pub mod limits;
 pub mod proto;

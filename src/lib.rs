@@ -7,10 +7,12 @@
 //! - [`jute`] encodes and decodes ZooKeeper's records (wire, txn log, snapshots).
 //! - [`proto`] names the protocol's integers (opcodes, error codes, ids) and framing.
 //! - [`limits`] names every bound (buffer sizes, timeouts, defaults) with its reason.
+//! - [`config`] turns zoo.cfg and `-D` system properties into a valid [`config::ServerConfig`].
 //!
 //! The remaining modules (persistence, client) are documented in their own module docs.
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod jute;
 pub mod limits;
 pub mod proto;

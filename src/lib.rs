@@ -8,11 +8,15 @@
 //! - [`proto`] names the protocol's integers (opcodes, error codes, ids) and framing.
 //! - [`limits`] names every bound (buffer sizes, timeouts, defaults) with its reason.
 //! - [`config`] turns zoo.cfg and `-D` system properties into a valid [`config::ServerConfig`].
+//! - [`cli`] is the `rzk-server` command line (Apache's two argument forms), as functions.
+//! - [`server`] runs the server from a `ServerConfig`.
 //!
 //! The remaining modules (persistence, client) are documented in their own module docs.
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod config;
 pub mod jute;
 pub mod limits;
 pub mod proto;
+pub mod server;

@@ -41,10 +41,17 @@ pub enum Invocation {
     Help,
     /// `--version`.
     Version,
+    /// Run a server configured from this source.
+    Serve(ConfigSource),
+}
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
     /// No argument: the built-in [`DEFAULT_CONFIG`].
-    DefaultConfig,
+    BuiltIn,
     /// `CONFIG_FILE`.
-    ConfigFile(PathBuf),
+    File(PathBuf),
     /// `PORT DATADIR [TICKTIME [MAXCNXNS]]`, unparsed (the config module validates them).
     ShortForm {
         /// Client port.
@@ -105,14 +112,14 @@ pub fn parse_args<S: AsRef<str>>(
     } else {
         let mut free = matches.free.into_iter();
         match free.len() {
-            0 => Invocation::DefaultConfig,
-            1 => Invocation::ConfigFile(PathBuf::from(free.next().unwrap_or_default())),
-            2..=4 => Invocation::ShortForm {
+            0 => Invocation::Serve(ConfigSource::BuiltIn),
+            1 => Invocation::Serve(ConfigSource::File(free.next().unwrap_or_default().into())),
+            2..=4 => Invocation::Serve(ConfigSource::ShortForm {
                 port: free.next().unwrap_or_default(),
                 data_dir: free.next().unwrap_or_default(),
                 tick_time: free.next(),
                 max_client_cnxns: free.next(),
-            },
+            }),
             _ => return Err(UsageError { reason: "too many arguments".to_string() }),
         }
     };
@@ -132,18 +139,18 @@ pub fn usage() -> String {
     options().usage(brief)
 }
 
-/// Builds the configuration for a `DefaultConfig`, `ConfigFile` or `ShortForm` invocation.
-///
-/// Panics on `Help` and `Version`, which have no configuration (a caller bug).
-pub fn load_config(args: &Args) -> Result<ServerConfig, ConfigError> {
-    let system = &args.system_properties;
-    match &args.invocation {
-        Invocation::DefaultConfig => {
+/// Builds the configuration from `source`, with `system` properties under it.
+pub fn load_config(
+    source: &ConfigSource,
+    system: &SystemProperties,
+) -> Result<ServerConfig, ConfigError> {
+    match source {
+        ConfigSource::BuiltIn => {
             log::info!("no config file given; using the built-in conf/zoo.cfg");
             ServerConfig::from_text(DEFAULT_CONFIG, system)
         }
-        Invocation::ConfigFile(path) => ServerConfig::load(path, system),
-        Invocation::ShortForm { port, data_dir, tick_time, max_client_cnxns } => {
+        ConfigSource::File(path) => ServerConfig::load(path, system),
+        ConfigSource::ShortForm { port, data_dir, tick_time, max_client_cnxns } => {
             ServerConfig::from_short_form(
                 port,
                 data_dir,
@@ -151,9 +158,6 @@ pub fn load_config(args: &Args) -> Result<ServerConfig, ConfigError> {
                 max_client_cnxns.as_deref(),
                 system,
             )
-        }
-        Invocation::Help | Invocation::Version => {
-            panic!("load_config called for {:?}, which has no configuration", args.invocation)
         }
     }
 }
@@ -180,7 +184,7 @@ where
             return EXIT_INVALID_INVOCATION;
         }
     };
-    match args.invocation {
+    let source = match args.invocation {
         Invocation::Help => {
             let _ = write!(stdout, "{}", usage());
             return EXIT_OK;
@@ -189,11 +193,11 @@ where
             let _ = writeln!(stdout, "rzk-server {}", env!("CARGO_PKG_VERSION"));
             return EXIT_OK;
         }
-        _ => {}
-    }
-    let config = match load_config(&args) {
+        Invocation::Serve(source) => source,
+    };
+    let config = match load_config(&source, &args.system_properties) {
         Ok(config) => config,
-        Err(e) if matches!(args.invocation, Invocation::ShortForm { .. }) => {
+        Err(e) if matches!(source, ConfigSource::ShortForm { .. }) => {
             let _ = write!(stderr, "Invalid arguments, exiting abnormally\n{e}\n{}", usage());
             return EXIT_INVALID_INVOCATION;
         }
@@ -242,34 +246,34 @@ mod tests {
     #[test]
     fn config_file_form() {
         let a = args(&["conf/zoo.cfg"]);
-        assert_eq!(a.invocation, Invocation::ConfigFile(PathBuf::from("conf/zoo.cfg")));
+        assert_eq!(a.invocation, Invocation::Serve(ConfigSource::File("conf/zoo.cfg".into())));
         assert!(a.system_properties.is_empty());
     }
 
     #[test]
     fn short_form_with_optional_arguments() {
         let a = args(&["2181", "/tmp/zk"]);
-        let expected = Invocation::ShortForm {
+        let expected = Invocation::Serve(ConfigSource::ShortForm {
             port: "2181".into(),
             data_dir: "/tmp/zk".into(),
             tick_time: None,
             max_client_cnxns: None,
-        };
+        });
         assert_eq!(a.invocation, expected);
         let a = args(&["2181", "/tmp/zk", "2000", "10"]);
-        let expected = Invocation::ShortForm {
+        let expected = Invocation::Serve(ConfigSource::ShortForm {
             port: "2181".into(),
             data_dir: "/tmp/zk".into(),
             tick_time: Some("2000".into()),
             max_client_cnxns: Some("10".into()),
-        };
+        });
         assert_eq!(a.invocation, expected);
     }
 
     #[test]
     fn no_arguments_use_the_built_in_config() {
-        assert_eq!(args(&[]).invocation, Invocation::DefaultConfig);
-        let config = load_config(&args(&[])).unwrap();
+        assert_eq!(args(&[]).invocation, Invocation::Serve(ConfigSource::BuiltIn));
+        let config = load_config(&ConfigSource::BuiltIn, &SystemProperties::new()).unwrap();
         assert_eq!(config.client_address, "127.0.0.1:2181".parse().unwrap());
     }
 
@@ -280,7 +284,7 @@ mod tests {
             Some("  -Xmx1g -Dzookeeper.snapCount=1 -Dzookeeper.log.dir=/var/log "),
         )
         .unwrap();
-        assert_eq!(a.invocation, Invocation::ConfigFile(PathBuf::from("zoo.cfg")));
+        assert_eq!(a.invocation, Invocation::Serve(ConfigSource::File("zoo.cfg".into())));
         let p = &a.system_properties;
         // The command line comes after SERVER_JVMFLAGS, so it wins.
         assert_eq!(p.get("zookeeper.snapCount"), Some("5"));

@@ -932,7 +932,7 @@ impl Settings {
             .parse()
             .map_err(|_| invalid(key, &setting, "not an integer".to_string()))?;
         if number < min || number > max {
-            let reason = if max == i64::from(i32::MAX) || max == i64::MAX {
+            let reason = if max >= i64::from(i32::MAX) {
                 format!("must be at least {min}")
             } else {
                 format!("must be between {min} and {max}")
@@ -1441,9 +1441,9 @@ fn report_leftover(key: &str, setting: &Setting) {
 
 /// The zoo.cfg key a system property sets, if any (see the module doc).
 fn key_for_property(name: &str) -> Option<&'static str> {
-    let prefixed = name.strip_prefix("zookeeper.").and_then(|rest| {
-        SUPPORTED_KEYS.iter().find(|key| **key == rest && !key.starts_with("server."))
-    });
+    let prefixed = name
+        .strip_prefix("zookeeper.")
+        .and_then(|rest| SUPPORTED_KEYS.iter().find(|key| **key == rest));
     prefixed.or_else(|| UNPREFIXED_PROPERTIES.iter().find(|key| **key == name)).copied()
 }
 

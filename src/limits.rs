@@ -20,7 +20,8 @@ pub const JUTE_MAX_BUFFER_DEFAULT_BYTES: usize = 0xfffff;
 
 /// Smallest `zookeeper.jute.maxbuffer.extrasize`: slack allowed on top of `jute.maxbuffer` when
 /// reading records (room for headers around a maximal payload). Apache defaults the extra size
-/// to `jute.maxbuffer` itself and raises anything smaller than this to it [BinaryInputArchive].
+/// to `jute.maxbuffer` itself and raises anything smaller than this to it
+/// [BinaryInputArchive.java].
 pub const JUTE_MAX_BUFFER_EXTRA_MIN_BYTES: usize = 1024;
 
 /// Largest leader-election message accepted on the election port; bigger ones mean a confused
@@ -51,10 +52,10 @@ pub const MAX_SESSION_TIMEOUT_TICKS: u32 = 20;
 pub const SESSIONLESS_CNXN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Default `fsync.warningthresholdms`: an fsync slower than this is logged at warn
-/// [FileTxnLog].
+/// [FileTxnLog.java].
 pub const FSYNC_WARNING_THRESHOLD_DEFAULT: Duration = Duration::from_millis(1000);
 
-/// Default `zookeeper.cnxTimeout`: connect timeout on the election channel [QuorumCnxManager].
+/// Default `zookeeper.cnxTimeout`: connect timeout on the election channel [QuorumCnxManager.java].
 pub const CNX_TIMEOUT_DEFAULT: Duration = Duration::from_millis(5000);
 
 /// Default `zookeeper.electionPortBindRetry`: attempts to bind the election port before giving
@@ -73,14 +74,14 @@ pub const ELECTION_MAX_NOTIFICATION_INTERVAL: Duration = Duration::from_secs(60)
 // ---------------------------------------------------------------------------------------------
 
 /// Default `maxClientCnxns`: concurrent connections per client IP address, 0 = unlimited
-/// [QuorumPeerConfig]. (ZooKeeperServerMain's `PORT DATADIR` short form defaults to 0.)
+/// [QuorumPeerConfig.java]. (ZooKeeperServerMain's `PORT DATADIR` short form defaults to 0.)
 pub const MAX_CLIENT_CNXNS_DEFAULT: u32 = 60;
 
-/// Default `maxCnxns`: total concurrent client connections, 0 = unlimited [ServerCnxnFactory].
+/// Default `maxCnxns`: total concurrent client connections, 0 = unlimited [ServerCnxnFactory.java].
 pub const MAX_CNXNS_DEFAULT: u32 = 0;
 
 /// Default `globalOutstandingLimit`: once this many requests are queued in the pipeline, the
-/// server stops reading from client sockets until it drains [ZooKeeperServer].
+/// server stops reading from client sockets until it drains [ZooKeeperServer.java].
 pub const GLOBAL_OUTSTANDING_LIMIT_DEFAULT: u32 = 1000;
 
 /// Most response bytes we keep queued for one connection before we stop reading requests from
@@ -97,7 +98,7 @@ pub const OUTBOUND_BUFFERED_MAX_BYTES: usize = 4 * 1024 * 1024;
 const _: () = assert!(OUTBOUND_BUFFERED_MAX_BYTES >= 3 * JUTE_MAX_BUFFER_DEFAULT_BYTES);
 
 /// Default `zookeeper.largeRequestMaxBytes`: total bytes of large requests in flight
-/// [ZooKeeperServer].
+/// [ZooKeeperServer.java].
 pub const LARGE_REQUEST_MAX_BYTES_DEFAULT: usize = 100 * 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------------

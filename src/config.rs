@@ -496,12 +496,18 @@ pub struct HostPort {
     pub port: u16,
 }
 
+/// Written as Apache prints an address in its quorum configuration: IPv6 hosts in brackets,
+/// and IPv6 literals in Java's uncompressed form (`[2001:db8:0:0:0:0:0:1]:2888`), so `conf`
+/// output matches.
 impl fmt::Display for HostPort {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
+        match self.host.parse::<std::net::Ipv6Addr>() {
+            Ok(ip) => {
+                let groups: Vec<String> = ip.segments().iter().map(|g| format!("{g:x}")).collect();
+                write!(f, "[{}]:{}", groups.join(":"), self.port)
+            }
+            Err(_) if self.host.contains(':') => write!(f, "[{}]:{}", self.host, self.port),
+            Err(_) => write!(f, "{}:{}", self.host, self.port),
         }
     }
 }
@@ -2103,7 +2109,9 @@ mod tests {
         assert_eq!(s.host, "2001:db8::1");
         assert_eq!((s.quorum_port, s.election_port), (2888, 3888));
         assert_eq!(s.client_address, Some(HostPort { host: "::1".into(), port: 2181 }));
-        assert_eq!(s.to_string(), "[2001:db8::1]:2888:3888:participant;[::1]:2181");
+        // Java prints IPv6 literals uncompressed (captured from QuorumServer.toString).
+        let java = "[2001:db8:0:0:0:0:0:1]:2888:3888:participant;[0:0:0:0:0:0:0:1]:2181";
+        assert_eq!(s.to_string(), java);
     }
 
     #[test]

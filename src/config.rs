@@ -1434,7 +1434,7 @@ fn report_leftover(key: &str, setting: &Setting) {
         Some(_) if key == "admin.enableServer" && setting.value == "false" => {
             debug!("admin.enableServer=false: there is no AdminServer to disable")
         }
-        Some(feature) => info!("{key}: {feature} is not supported yet; ignored"),
+        Some(feature) => info!("{key} ignored: {feature} not supported yet"),
         None => match key.strip_prefix("zookeeper.") {
             Some(unprefixed) => warn!(
                 "unknown config key {key} ignored (zoo.cfg keys have no zookeeper. prefix; \

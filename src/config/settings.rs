@@ -206,13 +206,11 @@ impl Settings {
             .value
             .parse()
             .map_err(|_| invalid(key, &setting, "not an integer".to_string()))?;
-        if number < min || number > max {
-            let reason = if max >= i64::from(i32::MAX) {
-                format!("must be at least {min}")
-            } else {
-                format!("must be between {min} and {max}")
-            };
-            return Err(invalid(key, &setting, reason));
+        if number < min {
+            return Err(invalid(key, &setting, format!("must be at least {min}")));
+        }
+        if number > max {
+            return Err(invalid(key, &setting, format!("must be at most {max}")));
         }
         Ok(Some(number))
     }
@@ -968,6 +966,14 @@ mod tests {
         assert!(err(&minimal("jute.maxbuffer=0")).contains("jute.maxbuffer"));
         assert!(err(&minimal("minSessionTimeout=-2")).contains("minSessionTimeout"));
         assert!(err(&minimal("znode.container.checkIntervalMs=0")).contains("checkIntervalMs"));
+        assert_eq!(
+            err(&minimal("tickTime=2147483648")),
+            "invalid value \"2147483648\" for tickTime: must be at most 2147483647"
+        );
+        assert_eq!(
+            err(&minimal("secureClientPort=70000")),
+            "invalid value \"70000\" for secureClientPort: must be at most 65535"
+        );
     }
 
     #[test]

@@ -8,12 +8,16 @@
 //! - [`proto`] names the protocol's integers (opcodes, error codes, ids) and framing.
 //! - [`persistence`] owns ZooKeeper's on-disk formats: txn logs (memory-mapped writer for the
 //!   sync stage), snapshots, the tree digest, epoch files and purging; it knows no `DataTree`.
-//!
-//! The remaining modules (config, server, client) are documented in their own
-//! module docs.
+//! - [`limits`] names every bound (buffer sizes, timeouts, defaults) with its reason.
+//! - [`config`] turns zoo.cfg and `-D` system properties into a valid [`config::ServerConfig`].
+//! - [`cli`] is the `rzk-server` command line (Apache's two argument forms), as functions.
+//! - [`server`] runs the server from a `ServerConfig`.
 #![warn(missing_docs)]
 
+pub mod cli;
+pub mod config;
 pub mod jute;
+pub mod limits;
 pub mod persistence;
 pub mod proto;
 pub mod server;

@@ -43,6 +43,16 @@ impl fmt::Display for SessionId {
     }
 }
 
+/// A server id: the `N` of `server.N` in zoo.cfg and the number in `dataDir/myid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ServerId(pub u64);
+
+impl fmt::Display for ServerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// Reserved xids [ClientCnxn.java].
 pub mod xid {
     /// Watch notification (server to client).

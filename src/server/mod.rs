@@ -369,6 +369,50 @@ pub fn start_standalone(settings: Settings) -> Result<Server, Box<dyn std::error
     Ok(server)
 }
 
+/// Runs the server described by `config` until the process is killed (the `rzk-server` entry).
+pub fn run(config: crate::config::ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
+    if config.quorum.is_some() {
+        return Err("replicated mode (server.N lines) is not supported yet; remove the server.N \
+                    lines to run standalone"
+            .into());
+    }
+    run_standalone(Settings::from_config(&config))
+}
+
+impl Settings {
+    /// The running settings of a parsed configuration.
+    pub fn from_config(c: &crate::config::ServerConfig) -> Settings {
+        let mut s = Settings::new(c.client_address, c.data_dir.clone());
+        s.data_log_dir = c.data_log_dir.clone();
+        s.tick = c.tick_time;
+        s.min_session_timeout_ms = c.session_timeouts.min().as_millis() as i32;
+        s.max_session_timeout_ms = c.session_timeouts.max().as_millis() as i32;
+        s.max_client_cnxns = c.max_client_cnxns.map_or(0, |n| n.get() as usize);
+        s.max_cnxns = c.max_cnxns.map_or(0, |n| n.get() as usize);
+        s.jute_max_buffer = c.jute_max_buffer_bytes;
+        s.global_outstanding_limit = c.global_outstanding_limit.get() as usize;
+        s.extended_types = c.extended_types_enabled;
+        s.skip_acl = c.skip_acl;
+        s.super_digest = c.super_digest.clone();
+        s.reconfig_enabled = c.reconfig_enabled;
+        s.four_letter_words = crate::proto::frame::FOUR_LETTER_WORDS
+            .iter()
+            .filter(|w| c.four_letter_word_enabled(w))
+            .map(|w| (*w).to_owned())
+            .collect();
+        s.container_check_interval = c.container_check_interval;
+        s.container_max_per_minute = c.container_max_per_minute.get();
+        s.container_max_never_used = c.container_max_never_used_interval.unwrap_or_default();
+        s.force_sync = c.force_sync;
+        s.fsync_warning = c.fsync_warning_threshold;
+        s.snap_count = c.snap_count as u64;
+        s.prealloc_bytes = c.pre_alloc_bytes;
+        s.autopurge_retain = c.snap_retain_count as usize;
+        s.autopurge_interval = c.purge_interval.unwrap_or_default();
+        s
+    }
+}
+
 /// Runs a standalone server until the process is killed.
 pub fn run_standalone(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     start_standalone(settings)?.wait();

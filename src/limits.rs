@@ -1,0 +1,170 @@
+//! Every numeric bound the server uses, as a named constant with the reason for its value.
+//!
+//! Defaults mirror Apache ZooKeeper so that a zoo.cfg written for it means the same thing here;
+//! each constant names the Java class (or reference document) it comes from. Limits of our own,
+//! with no Apache counterpart, say why the value was picked. [`crate::config`] applies the
+//! user's overrides on top of these; code elsewhere reads the resulting `ServerConfig`, and
+//! uses a constant from here directly only when the value is not configurable.
+//!
+//! Pure definitions: no I/O, no state.
+
+use std::time::Duration;
+
+// ---------------------------------------------------------------------------------------------
+// Wire and record sizes
+// ---------------------------------------------------------------------------------------------
+
+/// Default `jute.maxbuffer`: the largest frame or jute string/buffer a server accepts, 0xfffff
+/// bytes (just under 1 MiB) [BinaryInputArchive.java; wire-protocol.md §1, §2].
+pub const JUTE_MAX_BUFFER_DEFAULT_BYTES: usize = 0xfffff;
+
+/// Smallest `zookeeper.jute.maxbuffer.extrasize`: slack allowed on top of `jute.maxbuffer` when
+/// reading records (room for headers around a maximal payload). Apache defaults the extra size
+/// to `jute.maxbuffer` itself and raises anything smaller than this to it
+/// [BinaryInputArchive.java].
+pub const JUTE_MAX_BUFFER_EXTRA_MIN_BYTES: usize = 1024;
+
+/// Largest leader-election message accepted on the election port; bigger ones mean a confused
+/// or hostile peer and close the channel [QuorumCnxManager.PACKETMAXSIZE].
+pub const ELECTION_MESSAGE_MAX_BYTES: usize = 512 * 1024;
+
+/// Largest address string in the initial election-channel handshake [QuorumCnxManager;
+/// quorum-protocol.md §10].
+pub const ELECTION_INITIAL_ADDRESS_MAX_BYTES: usize = 2048;
+
+// ---------------------------------------------------------------------------------------------
+// Time
+// ---------------------------------------------------------------------------------------------
+
+/// Default `tickTime`, the basic time unit (session buckets, quorum limits) [ZooKeeperServer
+/// DEFAULT_TICK_TIME]. The sample zoo.cfg files, ours included, set 2000.
+pub const TICK_TIME_DEFAULT: Duration = Duration::from_millis(3000);
+
+/// Default `minSessionTimeout`, in ticks [ZooKeeperServer: `2 * tickTime`].
+pub const MIN_SESSION_TIMEOUT_TICKS: u32 = 2;
+
+/// Default `maxSessionTimeout`, in ticks [ZooKeeperServer: `20 * tickTime`].
+pub const MAX_SESSION_TIMEOUT_TICKS: u32 = 20;
+
+/// How long a connection may stay open without completing a `ConnectRequest` (including
+/// four-letter-word connections that never send their word) before the selector closes it
+/// [NIOServerCnxnFactory `zookeeper.nio.sessionlessCnxnTimeout`, default 10,000 ms].
+pub const SESSIONLESS_CNXN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default `fsync.warningthresholdms`: an fsync slower than this is logged at warn
+/// [FileTxnLog.java].
+pub const FSYNC_WARNING_THRESHOLD_DEFAULT: Duration = Duration::from_millis(1000);
+
+/// Default `zookeeper.cnxTimeout`: connect timeout on the election channel [QuorumCnxManager.java].
+pub const CNX_TIMEOUT_DEFAULT: Duration = Duration::from_millis(5000);
+
+/// Default `zookeeper.electionPortBindRetry`: attempts to bind the election port before giving
+/// up (0 = forever) [QuorumCnxManager.Listener].
+pub const ELECTION_PORT_BIND_RETRY_DEFAULT: u32 = 3;
+
+/// Election: wait this long for better votes before deciding [FastLeaderElection.finalizeWait].
+pub const ELECTION_FINALIZE_WAIT: Duration = Duration::from_millis(200);
+
+/// Election: the notification resend interval doubles up to this cap
+/// [FastLeaderElection.maxNotificationInterval].
+pub const ELECTION_MAX_NOTIFICATION_INTERVAL: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------------------------------------
+// Connections and request flow
+// ---------------------------------------------------------------------------------------------
+
+/// Default `maxClientCnxns`: concurrent connections per client IP address, 0 = unlimited
+/// [QuorumPeerConfig.java]. (ZooKeeperServerMain's `PORT DATADIR` short form defaults to 0.)
+pub const MAX_CLIENT_CNXNS_DEFAULT: u32 = 60;
+
+/// Default `maxCnxns`: total concurrent client connections, 0 = unlimited [ServerCnxnFactory.java].
+pub const MAX_CNXNS_DEFAULT: u32 = 0;
+
+/// Default `globalOutstandingLimit`: once this many requests are queued in the pipeline, the
+/// server stops reading from client sockets until it drains [ZooKeeperServer.java].
+pub const GLOBAL_OUTSTANDING_LIMIT_DEFAULT: u32 = 1000;
+
+/// Most response bytes we keep queued for one connection before we stop reading requests from
+/// it (no Apache counterpart: NIOServerCnxn's queue is unbounded).
+///
+/// Why 4 MiB: a single response can be close to `jute.maxbuffer` (1 MiB), and a client with a
+/// large `getData` in flight also receives watch events and pings, so a few maximal responses
+/// must fit without throttling a well-behaved client. A client that stops reading pins at most
+/// this much memory (times the connection cap) instead of growing without bound; pausing its
+/// reads pushes the back-pressure onto its own TCP window rather than closing it.
+pub const OUTBOUND_BUFFERED_MAX_BYTES: usize = 4 * 1024 * 1024;
+
+// The outbound cap must hold several maximal responses (see above).
+const _: () = assert!(OUTBOUND_BUFFERED_MAX_BYTES >= 3 * JUTE_MAX_BUFFER_DEFAULT_BYTES);
+
+/// Default `zookeeper.largeRequestMaxBytes`: total bytes of large requests in flight
+/// [ZooKeeperServer.java].
+pub const LARGE_REQUEST_MAX_BYTES_DEFAULT: usize = 100 * 1024 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Persistence
+// ---------------------------------------------------------------------------------------------
+
+/// Default `preAllocSize`: txn log files grow in blocks of this many KiB (64 MiB), so appends
+/// rarely change the file size and fsync stays cheap [FileTxnLog; persistence-formats.md §3.2].
+pub const PRE_ALLOC_SIZE_DEFAULT_KIB: u64 = 65536;
+
+/// Default `snapCount`: about this many txns between snapshots (randomised by half)
+/// [ZooKeeperServer.getSnapCount; persistence-formats.md §5.1].
+pub const SNAP_COUNT_DEFAULT: u32 = 100_000;
+
+/// Smallest `snapCount`; Apache raises smaller values to it with a warning, because the
+/// randomised threshold `snapCount / 2 + r` needs `snapCount / 2 >= 1`.
+pub const SNAP_COUNT_MIN: u32 = 2;
+
+/// Default `snapSizeLimitInKb`: also snapshot after this many KiB of txn log (4 GiB); values
+/// <= 0 turn the size trigger off [ZooKeeperServer.getSnapSizeInBytes].
+pub const SNAP_SIZE_LIMIT_DEFAULT_KIB: u64 = 4 * 1024 * 1024;
+
+/// Default and smallest `autopurge.snapRetainCount`: PurgeTxnLog refuses to keep fewer than
+/// 3 snapshots, so recovery always has a fallback [DatadirCleanupManager, PurgeTxnLog].
+pub const SNAP_RETAIN_COUNT_MIN: u32 = 3;
+
+/// Recovery tries at most this many of the newest snapshots [FileSnap.findNValidSnapshots;
+/// persistence-formats.md §5.2].
+pub const SNAPSHOT_CANDIDATES_MAX: usize = 100;
+
+/// Proposals the leader keeps in memory to sync learners by DIFF [ZKDatabase.commitLogCount].
+pub const COMMIT_LOG_COUNT: usize = 500;
+
+// ---------------------------------------------------------------------------------------------
+// Containers, TTL nodes, ids
+// ---------------------------------------------------------------------------------------------
+
+/// Default `znode.container.checkIntervalMs`: how often the container/TTL reaper runs
+/// [ZooKeeperServerMain; data-model.md §6].
+pub const CONTAINER_CHECK_INTERVAL_DEFAULT: Duration = Duration::from_secs(60);
+
+/// Default `znode.container.maxPerMinute`: most container/TTL deletions the reaper issues per
+/// minute [ZooKeeperServerMain; data-model.md §6].
+pub const CONTAINER_MAX_PER_MINUTE_DEFAULT: u32 = 10_000;
+
+/// Largest server id when `extendedTypesEnabled` is on: TTL session ids reserve the top byte
+/// value 0xff, so ids must fit below it [EphemeralType.validateServerId].
+pub const EXTENDED_TYPES_SERVER_ID_MAX: u64 = 254;
+
+/// Digest history kept for the `hash` four-letter word: one entry per this many zxids
+/// [four-letter-words.md §2].
+pub const DIGEST_LOG_INTERVAL: u64 = 128;
+
+/// Digest history kept for the `hash` four-letter word: this many entries.
+pub const DIGEST_LOG_ENTRIES_MAX: usize = 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_apache() {
+        assert_eq!(JUTE_MAX_BUFFER_DEFAULT_BYTES, 1_048_575);
+        assert_eq!(TICK_TIME_DEFAULT.as_millis(), 3000);
+        assert_eq!(PRE_ALLOC_SIZE_DEFAULT_KIB * 1024, 64 * 1024 * 1024);
+        assert_eq!(SNAP_SIZE_LIMIT_DEFAULT_KIB, 4_194_304);
+        assert_eq!(CONTAINER_CHECK_INTERVAL_DEFAULT.as_millis(), 60_000);
+    }
+}

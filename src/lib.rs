@@ -16,6 +16,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod fxhash;
 pub mod jute;
 pub mod limits;
 pub mod persistence;

@@ -34,10 +34,9 @@
 //!
 //! Runs on the snapshot thread (writing) and during recovery (reading); blocking file I/O.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::adler32::Adler32;
@@ -389,9 +388,9 @@ impl Drop for SnapshotWriter {
 #[derive(Debug)]
 pub struct SnapshotReader {
     input: Input,
-    /// Paths read so far (as stored, root ""), to reject a node whose parent is missing
-    /// ("Invalid Datatree").
-    paths: HashSet<String>,
+    /// The path from the root (stored as "") to the last node read: in pre-order a node's
+    /// parent is on it, so a node whose parent is missing ("Invalid Datatree") is rejected.
+    ancestors: Vec<String>,
     stage: Stage,
 }
 
@@ -400,20 +399,22 @@ impl SnapshotReader {
     pub fn open(path: &Path) -> Result<SnapshotReader, SnapshotError> {
         let file = File::open(path).map_err(io_error(path))?;
         let len = file.metadata().map_err(io_error(path))?.len();
-        let mut input = Input {
-            path: path.to_path_buf(),
-            reader: BufReader::with_capacity(64 * 1024, file),
-            sum: Adler32::new(),
-            offset: 0,
-            len,
+        let map = if len == 0 {
+            LogMap::Empty
+        } else {
+            // SAFETY: snapshots are written once to a temporary file and renamed into place;
+            // nothing modifies or truncates a snapshot file while it is read.
+            LogMap::Mapped(unsafe { memmap2::Mmap::map(&file) }.map_err(io_error(path))?)
         };
+        let mut input =
+            Input { path: path.to_path_buf(), map, sum: Adler32::new(), summed: 0, offset: 0, len };
         let magic = input.i32()?;
         if magic != SNAP_MAGIC {
             return Err(SnapshotError::BadMagic { path: path.to_path_buf(), magic });
         }
         let _version = input.i32()?;
         let _dbid = input.i64()?;
-        Ok(SnapshotReader { input, paths: HashSet::new(), stage: Stage::Sessions })
+        Ok(SnapshotReader { input, ancestors: Vec::new(), stage: Stage::Sessions })
     }
 
     /// The file being read.
@@ -467,8 +468,11 @@ impl SnapshotReader {
             return Ok(None);
         }
         if !path.is_empty() {
-            let parent = path.rfind('/').map(|i| &path[..i]);
-            if !parent.is_some_and(|p| self.paths.contains(p)) {
+            let parent = path.rfind('/').map_or("", |i| &path[..i]);
+            while self.ancestors.last().is_some_and(|a| a != parent) {
+                self.ancestors.pop();
+            }
+            if self.ancestors.is_empty() {
                 return Err(self.input.malformed(
                     offset,
                     format!("node {path:?} comes before its parent (invalid data tree)"),
@@ -484,7 +488,7 @@ impl SnapshotReader {
             SnapshotError::Decode { path: self.input.path.clone(), offset: stat_offset, source }
         })?;
         let shown = if path.is_empty() { "/".to_owned() } else { path.clone() };
-        self.paths.insert(path);
+        self.ancestors.push(path);
         Ok(Some(SnapshotNode { path: shown, data, acl_ref, stat }))
     }
 
@@ -520,7 +524,7 @@ impl SnapshotReader {
     }
 
     fn check_seal(&mut self) -> Result<(), SnapshotError> {
-        let computed = self.input.sum.value();
+        let computed = self.input.checksum();
         let offset = self.input.offset;
         let stored = self.input.i64()?;
         if stored != i64::from(computed) {
@@ -605,10 +609,29 @@ fn len_i32(n: usize) -> i32 {
 #[derive(Debug)]
 struct Input {
     path: PathBuf,
-    reader: BufReader<File>,
+    /// The whole file, mapped: parsing is slicing, and the checksum runs over long ranges.
+    map: LogMap,
     sum: Adler32,
+    /// Bytes before this offset are already in `sum`.
+    summed: usize,
     offset: u64,
     len: u64,
+}
+
+/// The mapped bytes of a snapshot (an empty file cannot be mapped).
+#[derive(Debug)]
+enum LogMap {
+    Mapped(memmap2::Mmap),
+    Empty,
+}
+
+impl LogMap {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            LogMap::Mapped(m) => m,
+            LogMap::Empty => &[],
+        }
+    }
 }
 
 impl Input {
@@ -624,19 +647,27 @@ impl Input {
         SnapshotError::Malformed { path: self.path.clone(), offset, what }
     }
 
-    fn bytes(&mut self, buf: &mut [u8]) -> Result<(), SnapshotError> {
-        if (buf.len() as u64) > self.remaining() {
+    /// Adler-32 of every byte consumed so far.
+    fn checksum(&mut self) -> u32 {
+        let end = self.offset as usize;
+        let bytes = self.map.bytes();
+        self.sum.update(&bytes[self.summed..end]);
+        self.summed = end;
+        self.sum.value()
+    }
+
+    fn take(&mut self, n: usize) -> Result<&[u8], SnapshotError> {
+        if (n as u64) > self.remaining() {
             return Err(SnapshotError::Truncated { path: self.path.clone(), offset: self.offset });
         }
-        self.reader.read_exact(buf).map_err(|source| {
-            if source.kind() == io::ErrorKind::UnexpectedEof {
-                SnapshotError::Truncated { path: self.path.clone(), offset: self.offset }
-            } else {
-                SnapshotError::Io { path: self.path.clone(), source }
-            }
-        })?;
-        self.sum.update(buf);
-        self.offset += buf.len() as u64;
+        let start = self.offset as usize;
+        self.offset += n as u64;
+        Ok(&self.map.bytes()[start..start + n])
+    }
+
+    fn bytes(&mut self, buf: &mut [u8]) -> Result<(), SnapshotError> {
+        let n = buf.len();
+        buf.copy_from_slice(self.take(n)?);
         Ok(())
     }
 
@@ -681,11 +712,7 @@ impl Input {
     fn buffer(&mut self) -> Result<Option<Vec<u8>>, SnapshotError> {
         match self.length()? {
             None => Ok(None),
-            Some(n) => {
-                let mut v = vec![0u8; n];
-                self.bytes(&mut v)?;
-                Ok(Some(v))
-            }
+            Some(n) => Ok(Some(self.take(n)?.to_vec())),
         }
     }
 

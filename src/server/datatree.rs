@@ -13,6 +13,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use crate::fxhash::{FxHashMap, FxHashSet};
+
 use crate::jute::data::{Acl, Stat, StatPersisted};
 use crate::jute::proto::MultiResult;
 use crate::jute::txn::{SubTxn, Txn, TxnHeader};
@@ -76,7 +78,7 @@ pub struct Node {
     /// Stored stat.
     pub stat: StatPersisted,
     /// Child names (not full paths).
-    pub children: HashSet<Box<str>>,
+    pub children: FxHashSet<Box<str>>,
 }
 
 impl Node {
@@ -237,7 +239,7 @@ pub struct Trigger {
 /// The znode tree.
 #[derive(Debug, Clone)]
 pub struct DataTree {
-    nodes: HashMap<String, Node>,
+    nodes: FxHashMap<String, Node>,
     acls: AclCache,
     ephemerals: HashMap<i64, BTreeSet<String>>,
     containers: BTreeSet<String>,
@@ -292,7 +294,7 @@ impl DataTree {
     /// A tree with no nodes at all (snapshot loading fills it).
     pub fn empty(extended_types: bool) -> DataTree {
         DataTree {
-            nodes: HashMap::new(),
+            nodes: FxHashMap::default(),
             acls: AclCache::default(),
             ephemerals: HashMap::new(),
             containers: BTreeSet::new(),
@@ -318,7 +320,7 @@ impl DataTree {
         stat: StatPersisted,
     ) {
         self.acls.add_ref(acl);
-        self.insert_raw(path, Node { data, acl, stat, children: HashSet::new() });
+        self.insert_raw(path, Node { data, acl, stat, children: FxHashSet::default() });
     }
 
     fn insert_raw(&mut self, path: String, node: Node) {
@@ -433,11 +435,13 @@ impl DataTree {
         let mut stack = vec!["/".to_owned()];
         while let Some(p) = stack.pop() {
             if let Some(n) = self.nodes.get(&p) {
-                let base = if p == "/" { String::new() } else { p.clone() };
-                let mut kids: Vec<&Box<str>> = n.children.iter().collect();
-                kids.sort();
-                for c in kids.into_iter().rev() {
-                    stack.push(format!("{base}/{c}"));
+                let base = if p == "/" { "" } else { p.as_str() };
+                for c in n.children.iter() {
+                    let mut child = String::with_capacity(base.len() + 1 + c.len());
+                    child.push_str(base);
+                    child.push('/');
+                    child.push_str(c);
+                    stack.push(child);
                 }
             }
             out.push(p);
@@ -581,7 +585,7 @@ impl DataTree {
         };
         self.insert_raw(
             path.to_owned(),
-            Node { data, acl: acl_ref, stat, children: HashSet::new() },
+            Node { data, acl: acl_ref, stat, children: FxHashSet::default() },
         );
         let parent_acl = self.nodes.get(parent_path).map_or(-1, |p| p.acl);
         trig.push(Trigger {

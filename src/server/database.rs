@@ -273,6 +273,10 @@ pub struct LogSink {
     roll_at: u64,
     snapshotting: Arc<AtomicBool>,
     rng: u64,
+    /// Bytes logged since the last snapshot was triggered.
+    logged_bytes: u64,
+    /// Size of the current log file when it was last checked.
+    last_file_bytes: u64,
 }
 
 impl LogSink {
@@ -294,6 +298,8 @@ impl LogSink {
             roll_at: 0,
             snapshotting: Arc::new(AtomicBool::new(false)),
             rng: super::processor::wall_clock_ms() as u64 | 1,
+            logged_bytes: 0,
+            last_file_bytes: 0,
         };
         sink.roll_at = sink.next_threshold();
         Ok(sink)
@@ -321,12 +327,26 @@ impl TxnSink for LogSink {
         let stats = &self.shared.stats;
         stats.fsync_count.fetch_add(1, Ordering::Relaxed);
         stats.fsync_total_ms.fetch_add(took.as_millis() as u64, Ordering::Relaxed);
-        if self.since_roll >= self.roll_at {
+        let file_bytes = self.writer.current_log_bytes();
+        self.logged_bytes += file_bytes.saturating_sub(self.last_file_bytes);
+        self.last_file_bytes = file_bytes;
+        let settings = &self.shared.settings;
+        let too_big = settings.snap_size_limit_bytes.is_some_and(|l| self.logged_bytes >= l);
+        if let Some(limit) = settings.txn_log_size_limit_bytes {
+            if file_bytes >= limit && !too_big && self.since_roll < self.roll_at {
+                // zookeeper.txnLogSizeLimitInKb: a new file, no snapshot.
+                self.writer.roll().map_err(std::io::Error::other)?;
+                self.last_file_bytes = 0;
+            }
+        }
+        if self.since_roll >= self.roll_at || too_big {
             if self.snapshotting.swap(true, Ordering::SeqCst) {
                 warn!("too busy to snap, skipping");
             } else {
                 self.writer.roll().map_err(std::io::Error::other)?;
                 self.since_roll = 0;
+                self.logged_bytes = 0;
+                self.last_file_bytes = 0;
                 self.roll_at = self.next_threshold();
                 let shared = self.shared.clone();
                 let flag = self.snapshotting.clone();

@@ -102,6 +102,10 @@ pub struct Settings {
     pub autopurge_retain: usize,
     /// autopurge.purgeInterval (zero = off).
     pub autopurge_interval: Duration,
+    /// snapSizeLimitInKb in bytes: also snapshot once the log since the last one is this big.
+    pub snap_size_limit_bytes: Option<u64>,
+    /// zookeeper.txnLogSizeLimitInKb in bytes: roll log files at this size.
+    pub txn_log_size_limit_bytes: Option<u64>,
 }
 
 impl Settings {
@@ -135,6 +139,8 @@ impl Settings {
             prealloc_bytes: 64 << 20,
             autopurge_retain: 3,
             autopurge_interval: Duration::ZERO,
+            snap_size_limit_bytes: Some(4 << 30),
+            txn_log_size_limit_bytes: None,
         }
     }
 
@@ -409,6 +415,8 @@ impl Settings {
         s.prealloc_bytes = c.pre_alloc_bytes;
         s.autopurge_retain = c.snap_retain_count as usize;
         s.autopurge_interval = c.purge_interval.unwrap_or_default();
+        s.snap_size_limit_bytes = c.snap_size_limit_bytes;
+        s.txn_log_size_limit_bytes = c.txn_log_size_limit_bytes;
         s
     }
 }

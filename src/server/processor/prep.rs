@@ -364,17 +364,11 @@ impl Prep {
         c: CreateTtlRequest,
     ) -> Result<Txn, ErrorCode> {
         let mode = CreateMode::from_i32(c.flags).ok_or(ErrorCode::BadArguments)?;
-        // The txn type follows the opcode, so the flags must agree with it (data-model.md §2).
-        let consistent = match op {
-            OpCode::CreateContainer => mode.is_container(),
-            OpCode::CreateTtl => mode.is_ttl() || !self.shared.settings.extended_types,
-            _ => !mode.is_container() && !mode.is_ttl(),
-        };
+        // As in ZooKeeper, the flags drive validation (TTL, sequence, ephemeral) and the opcode
+        // decides the txn: createContainer always makes a container, createTTL a TTL node, and
+        // create/create2 with container flags a plain persistent node (data-model.md §2).
         if mode.is_ttl() && !self.shared.settings.extended_types {
             return Err(ErrorCode::Unimplemented);
-        }
-        if !consistent {
-            return Err(ErrorCode::BadArguments);
         }
         if mode.is_ttl() {
             if c.ttl <= 0 || c.ttl > MAX_TTL_MS {
@@ -415,7 +409,7 @@ impl Prep {
             OpCode::CreateContainer => NodeKind::Container.owner(),
             OpCode::CreateTtl => NodeKind::Ttl(c.ttl).owner(),
             _ if mode.is_ephemeral() => req.session,
-            _ => 0,
+            _ => NodeKind::Persistent.owner(),
         };
         let stat = StatPersisted {
             czxid: view.zxid,

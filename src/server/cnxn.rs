@@ -72,6 +72,7 @@ struct Conn {
     close_after_flush: bool,
     read_paused: bool,
     writable_registered: bool,
+    four_letter: bool,
     // statistics for cons/stat
     recved: u64,
     sent: u64,
@@ -283,6 +284,7 @@ impl Selector {
                 close_after_flush: false,
                 read_paused: false,
                 writable_registered: false,
+                four_letter: false,
                 recved: 0,
                 sent: 0,
                 pending: VecDeque::new(),
@@ -384,6 +386,11 @@ impl Selector {
                 if let Some(word) = frame::four_letter_word(buf) {
                     let extra = conn.inbuf[4..].to_vec();
                     conn.inbuf.clear();
+                    // Like ZooKeeper, the command is a received packet of a connection that
+                    // wants nothing more from the selector.
+                    conn.recved += 1;
+                    conn.four_letter = true;
+                    self.shared.stats.packets_received.fetch_add(1, Ordering::Relaxed);
                     self.four_letter(key, word, &extra);
                     return true;
                 }
@@ -789,7 +796,11 @@ impl Selector {
             .iter()
             .map(|(_, c)| ConnSummary {
                 peer: c.peer,
-                interest: if c.writable_registered { 5 } else { 1 },
+                interest: match (c.four_letter, c.writable_registered) {
+                    (true, _) => 0,
+                    (false, true) => 5,
+                    (false, false) => 1,
+                },
                 queued: c.pending.len(),
                 recved: c.recved,
                 sent: c.sent,

@@ -120,7 +120,7 @@ fn srvr(shared: &Shared, conns: &[ConnSummary], clients: Option<String>) -> Stri
         conns.len(),
         shared.stats.outstanding.load(Ordering::Relaxed).max(0),
         tree.last_processed_zxid,
-        tree.node_count()
+        reported_node_count(tree.node_count())
     );
     s
 }
@@ -204,10 +204,31 @@ fn envi() -> String {
         version_text(),
         std::env::temp_dir().display(),
         capitalize(std::env::consts::OS),
-        std::env::consts::ARCH,
-        env("USER"),
+        java_arch(),
+        std::env::var("USER").ok().or_else(user_from_passwd).unwrap_or_else(|| "<NA>".to_owned()),
         env("HOME"),
     )
+}
+
+/// Java's `os.arch` name for this machine.
+fn java_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "x86" => "i386",
+        other => other,
+    }
+}
+
+/// The user name of this process from /proc and /etc/passwd.
+fn user_from_passwd() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status.lines().find(|l| l.starts_with("Uid:"))?.split_whitespace().nth(1)?.to_owned();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)? == uid).then(|| name.to_owned())
+    })
 }
 
 fn capitalize(s: &str) -> String {
@@ -281,7 +302,7 @@ fn mntr(shared: &Shared, conns: &[ConnSummary]) -> String {
         ("num_alive_connections".into(), conns.len().to_string()),
         ("outstanding_requests".into(), st.outstanding.load(r).max(0).to_string()),
         ("uptime".into(), shared.started.elapsed().as_millis().to_string()),
-        ("znode_count".into(), tree.node_count().to_string()),
+        ("znode_count".into(), reported_node_count(tree.node_count()).to_string()),
         ("watch_count".into(), watch_count.to_string()),
         ("ephemerals_count".into(), tree.ephemeral_count().to_string()),
         ("approximate_data_size".into(), tree.approximate_data_size().to_string()),
@@ -309,6 +330,12 @@ fn mntr(shared: &Shared, conns: &[ConnSummary]) -> String {
         let _ = writeln!(s, "zk_{k}\t{v}");
     }
     s
+}
+
+/// ZooKeeper's node map holds the root twice (as "" and "/"), so its `Node count` and
+/// `zk_znode_count` are one more than the number of znodes; rzk reports the same number.
+fn reported_node_count(znodes: usize) -> usize {
+    znodes + 1
 }
 
 /// Total size of the regular files directly in `dir`.

@@ -196,7 +196,7 @@ impl Apply {
         crate::proto::frame::write(&mut frame, &payload);
         let stats = &self.shared.stats;
         stats.record_latency(req.received.elapsed().as_millis() as u64);
-        stats.record_response_size(frame.len());
+        stats.record_response_size(frame.len() - 4);
         self.send(Outbound::Reply { conn, frame, close });
     }
 

@@ -11,5 +11,6 @@
 //! module docs.
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod jute;
 pub mod proto;

@@ -393,3 +393,15 @@ pub fn shared_server() -> Option<Arc<TestServer>> {
     *g = Arc::downgrade(&s);
     Some(s)
 }
+
+/// Skips state events until a node event arrives (bounded by 20 s).
+pub fn next_node_event(rx: &crossbeam_channel::Receiver<WatchedEvent>) -> WatchedEvent {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let e = rx.recv_timeout(left).expect("a node event within 20 s");
+        if e.path.is_some() {
+            return e;
+        }
+    }
+}

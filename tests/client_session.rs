@@ -24,14 +24,17 @@ fn state_events_follow_the_connection() {
     proxy.pause();
     assert_eq!(next_state(&events).state, KeeperState::Disconnected);
     assert_eq!(a.state(), State::Connecting);
-    // Requests made while disconnected wait for the next connection.
+    // A request made while disconnected waits for the next connection attempt: it is sent
+    // if that attempt succeeds and fails with ConnectionLoss if it does not (as in Java).
     let (tx, rx) = crossbeam_channel::unbounded();
     a.exists_async("/", false, move |r| {
-        let _ = tx.send(r.is_ok());
+        let _ = tx.send(r.map(|s| s.is_some()).map_err(|e| e.code()));
     });
     proxy.resume();
     assert_eq!(next_state(&events).state, KeeperState::SyncConnected);
-    assert!(rx.recv_timeout(T).unwrap());
+    let r = rx.recv_timeout(T).unwrap();
+    assert!(r == Ok(true) || r == Err(ErrorCode::ConnectionLoss), "{r:?}");
+    assert!(a.exists("/", false).unwrap().is_some());
     a.close().unwrap();
     assert_eq!(next_state(&events).state, KeeperState::Closed);
     assert_eq!(a.state(), State::Closed);
@@ -199,4 +202,45 @@ fn client_gives_up_when_no_server_answers_before_a_session_exists() {
     assert_eq!(state, State::Closed);
     assert_eq!(next_event(&rx).state, KeeperState::Closed);
     assert!(matches!(c.exists("/", false), Err(Error::Closed)));
+}
+
+#[test]
+fn idle_session_is_kept_alive_by_pings() {
+    let Some(server) = TestServer::start_with(ServerOptions { tick_ms: 500 }) else { return };
+    let (a, events) = connect(&server.connect_string(), Duration::from_millis(1500));
+    assert_eq!(next_state(&events).state, KeeperState::SyncConnected);
+    let session = a.session_id();
+    // Stay idle for three session timeouts: the pings must keep both connection and session.
+    std::thread::sleep(a.session_timeout() * 3);
+    assert!(events.try_recv().is_err(), "no state change while idle");
+    assert!(a.exists("/", false).unwrap().is_some());
+    assert_eq!(a.session_id(), session);
+}
+
+#[test]
+fn a_silent_server_is_detected_by_the_read_timeout() {
+    let Some(server) = TestServer::start_with(ServerOptions { tick_ms: 500 }) else { return };
+    let proxy = Proxy::start(server.port());
+    let (a, events) = connect(&proxy.connect_string(), Duration::from_millis(3000));
+    assert_eq!(next_state(&events).state, KeeperState::SyncConnected);
+    let session = a.session_id();
+    proxy.stall();
+    let started = std::time::Instant::now();
+    assert_eq!(next_state(&events).state, KeeperState::Disconnected);
+    // Read timeout is 2/3 of the negotiated timeout (2 s); pings stop getting answers.
+    let waited = started.elapsed();
+    assert!(waited <= Duration::from_millis(2900), "detected after {waited:?}");
+    proxy.unstall();
+    assert_eq!(next_state(&events).state, KeeperState::SyncConnected);
+    assert_eq!(a.session_id(), session);
+}
+
+#[test]
+fn dead_hosts_in_the_connect_string_are_skipped() {
+    let Some(server) = TestServer::start() else { return };
+    let dead = common::free_port();
+    let hosts = format!("127.0.0.1:{dead},{},127.0.0.1:{dead}", server.connect_string());
+    let (a, events) = connect(&hosts, T);
+    assert_eq!(next_state(&events).state, KeeperState::SyncConnected);
+    assert!(a.exists("/", false).unwrap().is_some());
 }

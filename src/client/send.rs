@@ -209,6 +209,8 @@ impl SendThread {
             if self.finished {
                 break;
             }
+            // A ping or a ConnectRequest written by the timers goes out before we sleep.
+            self.flush();
             let wait = self.next_wakeup(now);
             if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() != io::ErrorKind::Interrupted {

@@ -289,6 +289,7 @@ pub fn next_state(rx: &crossbeam_channel::Receiver<WatchedEvent>) -> WatchedEven
 pub struct Proxy {
     port: u16,
     paused: Arc<AtomicBool>,
+    stalled: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<TcpStream>>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -300,9 +301,10 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("proxy bind");
         let port = listener.local_addr().expect("proxy addr").port();
         let paused = Arc::new(AtomicBool::new(false));
+        let stalled = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
-        let (p, s, c) = (paused.clone(), stop.clone(), conns.clone());
+        let (p, s, c, st) = (paused.clone(), stop.clone(), conns.clone(), stalled.clone());
         let thread = std::thread::spawn(move || {
             for incoming in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
@@ -324,11 +326,11 @@ impl Proxy {
                     }
                 }
                 drop(list);
-                pipe(&down, &up);
-                pipe(&up, &down);
+                pipe(&down, &up, st.clone());
+                pipe(&up, &down, st.clone());
             }
         });
-        Proxy { port, paused, stop, conns, thread: Some(thread) }
+        Proxy { port, paused, stalled, stop, conns, thread: Some(thread) }
     }
 
     /// `127.0.0.1:port` of the proxy.
@@ -348,6 +350,17 @@ impl Proxy {
     pub fn resume(&self) {
         self.paused.store(false, Ordering::SeqCst);
     }
+
+    /// Keeps connections open but silently drops everything in both directions (a hung
+    /// server), until `unstall`.
+    pub fn stall(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
+    }
+
+    /// Forwards again.
+    pub fn unstall(&self) {
+        self.stalled.store(false, Ordering::SeqCst);
+    }
 }
 
 impl Drop for Proxy {
@@ -361,13 +374,14 @@ impl Drop for Proxy {
     }
 }
 
-fn pipe(from: &TcpStream, to: &TcpStream) {
+fn pipe(from: &TcpStream, to: &TcpStream, stalled: Arc<AtomicBool>) {
     let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else { return };
     std::thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
         loop {
             match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
+                Ok(_) if stalled.load(Ordering::SeqCst) => {}
                 Ok(n) => {
                     if to.write_all(&buf[..n]).is_err() {
                         break;

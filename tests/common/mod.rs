@@ -67,8 +67,41 @@ impl Default for ServerOptions {
     }
 }
 
+/// How many servers the tests of one binary run at once (`RZK_TEST_SERVERS`, default 2):
+/// the machine has few cores and timing-sensitive tests fail when a dozen JVMs compete.
+fn max_servers() -> usize {
+    std::env::var("RZK_TEST_SERVERS").ok().and_then(|v| v.parse().ok()).unwrap_or(2).max(1)
+}
+
+static RUNNING: (Mutex<usize>, std::sync::Condvar) = (Mutex::new(0), std::sync::Condvar::new());
+
+/// A slot among the [`max_servers`] allowed; freed on drop.
+struct Permit;
+
+impl Permit {
+    fn acquire() -> Permit {
+        let (lock, cond) = &RUNNING;
+        let mut n = lock.lock().unwrap_or_else(|e| e.into_inner());
+        while *n >= max_servers() {
+            n = cond.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n += 1;
+        Permit
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let (lock, cond) = &RUNNING;
+        let mut n = lock.lock().unwrap_or_else(|e| e.into_inner());
+        *n -= 1;
+        cond.notify_one();
+    }
+}
+
 /// A running server; killed on drop.
 pub struct TestServer {
+    _permit: Permit,
     target: Target,
     port: u16,
     dir: tempfile::TempDir,
@@ -107,8 +140,10 @@ impl TestServer {
             eprintln!("SKIPPED: RZK_TEST_TARGET=apache but `java` is not installed");
             return None;
         }
+        let permit = Permit::acquire();
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut s = TestServer { target, port: free_port(), dir, opts, child: None };
+        let mut s =
+            TestServer { _permit: permit, target, port: free_port(), dir, opts, child: None };
         s.launch();
         Some(s)
     }
@@ -263,7 +298,9 @@ pub fn connect(
         .watcher(Watcher::channel(tx))
         .connect()
         .expect("client");
-    c.wait_connected(Duration::from_secs(30)).expect("connected");
+    if let Err(e) = c.wait_connected(Duration::from_secs(30)) {
+        panic!("cannot connect to {connect_string}: {e}");
+    }
     (c, rx)
 }
 

@@ -40,7 +40,7 @@ pub struct ConnectString {
 }
 
 impl ConnectString {
-    /// Parses a connect string [ConnectStringParser].
+    /// Parses a connect string [ConnectStringParser.java].
     pub fn parse(s: &str) -> Result<ConnectString, ArgumentError> {
         let s = s.trim();
         let (hosts_part, chroot) = match s.find('/') {

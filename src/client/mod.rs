@@ -360,7 +360,7 @@ fn sid(id: i64) -> SessionId {
     SessionId(id)
 }
 
-/// A ZooKeeper client handle [ZooKeeper]. Dropping it closes the session.
+/// A ZooKeeper client handle [ZooKeeper.java]. Dropping it closes the session.
 pub struct Client {
     commands: Sender<Command>,
     waker: Arc<mio::Waker>,

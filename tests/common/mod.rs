@@ -221,7 +221,8 @@ impl TestServer {
             if let Some(c) = self.child.as_mut() {
                 if let Ok(Some(status)) = c.try_wait() {
                     panic!(
-                        "{:?} server exited early ({status}); log:\n{}",
+                        "{:?} server exited early ({status}); RZK_TEST_TARGET=apache runs \
+                         the tests against Apache ZooKeeper instead; log:\n{}",
                         self.target,
                         self.log()
                     );

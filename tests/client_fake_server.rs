@@ -184,3 +184,31 @@ fn reconnect_resends_session_auth_and_watches_and_xid_mismatch_is_fatal() {
     assert_eq!(c.exists("/z", false).unwrap(), None);
     let _keep_open = server.join().expect("fake server");
 }
+
+#[test]
+fn request_timeout_fails_the_request_and_reconnects() {
+    let (l, addr) = fake();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().expect("accept");
+        handshake(&mut s, false, 30_000);
+        let (h, _) = next_request(&mut s);
+        assert_eq!(h.xid, 1);
+        // Never answer; the client gives up on the request and reconnects.
+        let (mut s2, _) = l.accept().expect("second accept");
+        let req = handshake(&mut s2, false, 30_000);
+        assert_eq!(req.base.session_id, 0x1234);
+        (s, s2)
+    });
+    let (tx, events) = crossbeam_channel::unbounded();
+    let c = ClientConfig::new(&addr, Duration::from_secs(30))
+        .watcher(Watcher::channel(tx))
+        .request_timeout(Duration::from_millis(300))
+        .connect()
+        .expect("client");
+    assert_eq!(events.recv_timeout(T).unwrap().state, KeeperState::SyncConnected);
+    let err = c.exists("/slow", false).unwrap_err();
+    assert!(matches!(err, rzk::client::Error::Timeout), "{err:?}");
+    assert_eq!(events.recv_timeout(T).unwrap().state, KeeperState::Disconnected);
+    assert_eq!(events.recv_timeout(T).unwrap().state, KeeperState::SyncConnected);
+    let _keep_open = server.join().expect("fake server");
+}

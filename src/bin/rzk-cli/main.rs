@@ -4,11 +4,13 @@
 //! that one command and exits (status 1 if it failed); otherwise it reads commands from stdin,
 //! with a prompt when stdin is a terminal, and exits with status 1 if any command failed.
 //! Output follows zkCli: results on stdout, errors (`Node does not exist: /x`) on stderr,
-//! watch events as `WATCHER::` blocks. Line editing is plain line reading (no raw-mode editor,
-//! history through the `history` and `redo` commands).
+//! watch events as `WATCHER::` blocks. On a terminal, `editor` gives line editing, history
+//! (arrows) and tab completion of commands and znode paths; `history` and `redo` work too.
+
+mod editor;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,6 +19,34 @@ use std::time::Duration;
 use rzk::client::{Client, ClientConfig, Error, Watch, WatchedEvent, Watcher};
 use rzk::jute::data::{perms, Acl, Stat};
 use rzk::proto::{AddWatchMode, CreateMode, ErrorCode, WatcherType};
+
+/// Command names, for tab completion.
+const COMMANDS: &[&str] = &[
+    "addWatch",
+    "addauth",
+    "close",
+    "config",
+    "connect",
+    "create",
+    "delete",
+    "deleteall",
+    "get",
+    "getAcl",
+    "getAllChildrenNumber",
+    "getEphemerals",
+    "history",
+    "ls",
+    "printwatches",
+    "quit",
+    "redo",
+    "removewatches",
+    "set",
+    "setAcl",
+    "stat",
+    "sync",
+    "version",
+    "whoami",
+];
 
 const USAGE: &str = "\
 ZooKeeper -server host:port -timeout ms [-r] cmd args
@@ -642,6 +672,25 @@ fn java_date(ms: i64) -> String {
     )
 }
 
+/// Tab completion: command names for the first word, znode paths for words starting with
+/// `/` (children of the typed parent).
+fn completions(client: Option<&Client>, before: &str) -> Vec<String> {
+    let word_start = before.rfind(' ').map(|i| i + 1).unwrap_or(0);
+    let word = &before[word_start..];
+    if word_start == 0 {
+        return COMMANDS.iter().filter(|c| c.starts_with(word)).map(|c| c.to_string()).collect();
+    }
+    let (Some(client), Some(slash)) = (client, word.rfind('/')) else { return Vec::new() };
+    let parent = if slash == 0 { "/" } else { &word[..slash] };
+    let prefix = &word[slash + 1..];
+    let mut kids = client.get_children(parent, Watch::No).unwrap_or_default();
+    kids.sort();
+    kids.into_iter()
+        .filter(|k| k.starts_with(prefix))
+        .map(|k| if parent == "/" { format!("/{k}") } else { format!("{parent}/{k}") })
+        .collect()
+}
+
 /// Splits a command line on whitespace; single or double quotes group words.
 fn tokenize(line: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -745,15 +794,34 @@ fn main() -> ExitCode {
     if interactive {
         println!("Welcome to rzk-cli!");
     }
+    let mut editor = if interactive { editor::Editor::new() } else { None };
     let mut failed = false;
-    let stdin = std::io::stdin();
-    let mut lines = stdin.lock().lines();
     loop {
-        if interactive {
-            print!("[zk: {}({}) {}] ", shell.server, shell.state_name(), shell.next_cmd);
-            let _ = std::io::stdout().flush();
-        }
-        let Some(Ok(line)) = lines.next() else { break };
+        let prompt = format!("[zk: {}({}) {}] ", shell.server, shell.state_name(), shell.next_cmd);
+        let line = if let Some(ed) = editor.as_mut() {
+            let client = shell.client.as_ref();
+            let mut complete = |before: &str| completions(client, before);
+            match ed.read_line(&prompt, &mut complete) {
+                Ok(editor::ReadLine::Line(l)) => l,
+                Ok(editor::ReadLine::Interrupted) => continue,
+                Ok(editor::ReadLine::Eof) => break,
+                Err(_) => {
+                    editor = None;
+                    continue;
+                }
+            }
+        } else {
+            if interactive {
+                print!("{prompt}");
+                let _ = std::io::stdout().flush();
+            }
+            // Lock stdin per line only: the editor reads it too.
+            let mut l = String::new();
+            match std::io::stdin().read_line(&mut l) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => l.trim_end_matches(['\n', '\r']).to_owned(),
+            }
+        };
         match shell.execute(&line) {
             Ok(true) => {}
             Ok(false) => break,
@@ -763,6 +831,7 @@ fn main() -> ExitCode {
             }
         }
     }
+    shell.print_watches.store(false, Ordering::Relaxed);
     if let Some(c) = shell.client.take() {
         let _ = c.close();
     }

@@ -212,3 +212,72 @@ fn request_timeout_fails_the_request_and_reconnects() {
     assert_eq!(events.recv_timeout(T).unwrap().state, KeeperState::SyncConnected);
     let _keep_open = server.join().expect("fake server");
 }
+
+#[test]
+fn read_only_client_moves_to_a_read_write_server_it_finds() {
+    let (ro, ro_addr) = fake();
+    let (rw, rw_addr) = fake();
+    // The read-only server: serves the session until the client leaves.
+    let ro_thread = std::thread::spawn(move || {
+        let (mut s, _) = ro.accept().expect("accept");
+        let req = handshake(&mut s, true, 30_000);
+        assert_eq!(req.read_only, Some(true));
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+    });
+    // The read-write server: refuses sessions until probed with `isro`, so the client is
+    // certain to start on the read-only one whatever the host order.
+    let rw_thread = std::thread::spawn(move || {
+        let mut probed = false;
+        for _ in 0..100 {
+            let (mut s, _) = rw.accept().expect("accept");
+            let mut head = [0u8; 4];
+            if s.read_exact(&mut head).is_err() {
+                continue;
+            }
+            if &head == b"isro" {
+                let _ = s.write_all(b"rw");
+                probed = true;
+                continue;
+            }
+            if !probed {
+                continue; // dropped: connection closed without a response
+            }
+            let len = i32::from_be_bytes(head) as usize;
+            let mut body = vec![0u8; len];
+            s.read_exact(&mut body).expect("ConnectRequest body");
+            let req = ConnectRequest::from_bytes(&body).expect("ConnectRequest");
+            // The session came from a read-only server: a new one is asked for.
+            assert_eq!(req.base.session_id, 0);
+            let resp = ConnectResponse {
+                protocol_version: 0,
+                time_out: 30_000,
+                session_id: 0x5678,
+                passwd: PASSWD.to_vec(),
+                read_only: Some(false),
+            };
+            write_frame(&mut s, &resp.to_bytes());
+            return s;
+        }
+        panic!("no session request after the probe");
+    });
+    let (c, events) = client(&format!("{ro_addr},{rw_addr}"), true);
+    let mut states = Vec::new();
+    for _ in 0..10 {
+        let e = events.recv_timeout(T).expect("state event");
+        states.push(e.state);
+        if e.state == KeeperState::SyncConnected {
+            break;
+        }
+    }
+    assert_eq!(
+        states,
+        vec![KeeperState::ConnectedReadOnly, KeeperState::Disconnected, KeeperState::SyncConnected]
+    );
+    assert_eq!(c.state(), State::Connected);
+    assert_eq!(c.session_id().0, 0x5678);
+    // Closing the fake's socket first lets the close finish at once.
+    drop(rw_thread.join().expect("rw fake"));
+    drop(c);
+    ro_thread.join().expect("ro fake");
+}

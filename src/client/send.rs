@@ -443,13 +443,14 @@ impl SendThread {
         if !self.cfg.can_be_read_only && read_only {
             log::warn!("client: read/write client got connected to a read-only server");
         }
+        // A session created by a read-only server stays "read-only only" until a read-write
+        // server is seen; until then reconnects ask for a new session [ClientCnxn
+        // seenRwServerBefore].
+        let new_session = self.session_id == 0 || self.ro_only_session;
+        self.ro_only_session = read_only && new_session;
         self.session_id = resp.session_id;
         self.passwd = resp.passwd;
         self.negotiated = Duration::from_millis(resp.time_out as u64);
-        self.ro_only_session = read_only && (self.ro_only_session || self.session_id == 0);
-        if !read_only {
-            self.ro_only_session = false;
-        }
         self.state = if read_only { State::ConnectedReadOnly } else { State::Connected };
         self.ro_probe_interval = RO_PROBE_MIN;
         self.ro_probe_at = Instant::now() + self.ro_probe_interval;

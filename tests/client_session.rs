@@ -244,3 +244,43 @@ fn dead_hosts_in_the_connect_string_are_skipped() {
     assert_eq!(next_state(&events).state, KeeperState::SyncConnected);
     assert!(a.exists("/", false).unwrap().is_some());
 }
+
+#[test]
+fn many_watches_are_rearmed_in_several_set_watches_batches() {
+    let Some(server) = TestServer::start() else { return };
+    let proxy = Proxy::start(server.port());
+    let (a, events) = connect(&proxy.connect_string(), T);
+    let (b, _) = connect(&server.connect_string(), T);
+    let open = Acl::open_unsafe();
+    a.create("/bw", b"", &open, CreateMode::Persistent).unwrap();
+    // 1,500 paths of ~105 bytes: more than 128 KiB, so at least two setWatches packets.
+    let n = 1500;
+    let paths: Vec<String> = (0..n).map(|i| format!("/bw/{i:0100}")).collect();
+    let (done_tx, done_rx) = crossbeam_channel::unbounded();
+    for p in &paths {
+        let tx = done_tx.clone();
+        a.create_async(p, b"", &open, CreateMode::Persistent, move |r| {
+            let _ = tx.send(r.is_ok());
+        });
+    }
+    assert!((0..n).all(|_| done_rx.recv_timeout(T).unwrap()));
+    let (wtx, wrx) = crossbeam_channel::unbounded();
+    let w = Watcher::channel(wtx);
+    for p in &paths {
+        let tx = done_tx.clone();
+        a.get_data_async(p, &w, move |r| {
+            let _ = tx.send(r.is_ok());
+        });
+    }
+    assert!((0..n).all(|_| done_rx.recv_timeout(T).unwrap()));
+    assert_eq!(next_state(&events).state, KeeperState::SyncConnected);
+    proxy.pause();
+    assert_eq!(next_state(&events).state, KeeperState::Disconnected);
+    proxy.resume();
+    assert_eq!(next_state(&events).state, KeeperState::SyncConnected);
+    for p in [&paths[0], &paths[n / 2], &paths[n - 1]] {
+        b.set_data(p, b"x", -1).unwrap();
+        let e = next_node_event(&wrx);
+        assert_eq!((e.event_type, e.path.as_deref()), (EventType::NodeDataChanged, Some(&p[..])));
+    }
+}

@@ -54,7 +54,8 @@ const JARS: &[&str] = &[
     "snappy-java.jar",
 ];
 
-/// Options for the generated zoo.cfg.
+/// Options for the generated zoo.cfg (which also sets `forceSync=no`: tests on a busy
+/// shared disk must not wait for fsync).
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
     /// tickTime in ms (min session timeout is 2 ticks).
@@ -172,7 +173,7 @@ impl TestServer {
         let text = format!(
             "tickTime={}\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n\
              4lw.commands.whitelist=*\nextendedTypesEnabled=true\nadmin.enableServer=false\n\
-             maxClientCnxns=0\n",
+             maxClientCnxns=0\nforceSync=no\n",
             self.opts.tick_ms,
             self.data_dir().display(),
             self.port

@@ -12,11 +12,14 @@
 //! - [`config`] turns zoo.cfg and `-D` system properties into a valid [`config::ServerConfig`].
 //! - [`cli`] is the `rzk-server` command line (Apache's two argument forms), as functions.
 //! - [`server`] runs the server from a `ServerConfig`.
+//! - [`client`] is a ClientCnxn-style client library (send thread, event thread) used by
+//!   `rzk-cli` and `rzk-bench`.
 #![warn(missing_docs)]
 
 pub mod cli;
 pub mod config;
 pub mod fxhash;
+pub mod client;
 pub mod jute;
 pub mod limits;
 pub mod persistence;

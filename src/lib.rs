@@ -17,9 +17,9 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod fxhash;
-pub mod client;
 pub mod jute;
 pub mod limits;
 pub mod persistence;

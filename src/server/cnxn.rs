@@ -34,7 +34,7 @@ use super::{ConnId, Shared};
 use crate::jute::proto::{AuthPacket, ConnectRequest, ConnectResponse, ReplyHeader, RequestHeader};
 use crate::jute::Jute;
 use crate::proto::frame::{self, Frame};
-use crate::proto::{xid, ErrorCode, OpCode};
+use crate::proto::{ErrorCode, OpCode};
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -524,7 +524,7 @@ impl Selector {
         let now = self.shared.now_ms();
         let (session, timeout) = (conn.session, conn.timeout_ms);
         if op == Some(OpCode::Auth) {
-            return self.handle_auth(key, &body);
+            return self.handle_auth(key, header.xid, &body);
         }
         let touched = self.shared.with_sessions(|t| t.touch(session, timeout, now));
         let Some(conn) = self.conns.get_mut(key) else { return false };
@@ -560,7 +560,9 @@ impl Selector {
         true
     }
 
-    fn handle_auth(&mut self, key: usize, body: &[u8]) -> bool {
+    /// Answers an auth packet. The reply echoes the request's xid, as ZooKeeper's
+    /// `processPacket` does: the Java client always sends -4, other clients may not.
+    fn handle_auth(&mut self, key: usize, xid: i32, body: &[u8]) -> bool {
         let shared = self.shared.clone();
         let Some(conn) = self.conns.get_mut(key) else { return false };
         let outcome = match AuthPacket::from_bytes(body) {
@@ -590,7 +592,7 @@ impl Selector {
             }
         };
         let mut f = Vec::new();
-        frame::write(&mut f, &ReplyHeader { xid: xid::AUTH, zxid: 0, err: err.code() }.to_bytes());
+        frame::write(&mut f, &ReplyHeader { xid, zxid: 0, err: err.code() }.to_bytes());
         conn.queue(&f);
         shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
         true

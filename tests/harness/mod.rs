@@ -14,6 +14,8 @@ use rzk::server::datatree::DataTree;
 use rzk::server::session::SessionTracker;
 use rzk::server::{Server, Settings};
 
+pub mod wire;
+
 /// A running in-process server.
 pub struct TestServer {
     pub server: Option<Server>,

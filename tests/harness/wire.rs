@@ -302,7 +302,7 @@ pub struct Session {
     pub id: i64,
     pub passwd: Vec<u8>,
     pub timeout_ms: i32,
-    xid: i32,
+    pub xid: i32,
     /// Notifications received while waiting for replies.
     pub events: Vec<Event>,
 }

@@ -438,15 +438,6 @@ fn multi_success_reply_bytes_per_op() {
     assert_eq!(d.remaining(), 0);
 }
 
-#[test]
-fn top_level_check_is_unimplemented_and_closes() {
-    let srv = TestServer::start();
-    let mut s = Session::open(srv.addr);
-    let (h, _) = s.call(op::CHECK, &Enc::new().str("/").int(-1).done());
-    assert_eq!((h.err, h.zxid), (err::UNIMPLEMENTED, -1));
-    assert!(s.raw.is_closed());
-}
-
 #[tokio::test]
 async fn multi_read_evaluates_each_op_independently() {
     let srv = TestServer::start();

@@ -120,7 +120,7 @@ fn srvr(shared: &Shared, conns: &[ConnSummary], clients: Option<String>) -> Stri
         conns.len(),
         shared.stats.outstanding.load(Ordering::Relaxed).max(0),
         tree.last_processed_zxid,
-        tree.node_count()
+        znode_count(&tree)
     );
     s
 }
@@ -281,7 +281,7 @@ fn mntr(shared: &Shared, conns: &[ConnSummary]) -> String {
         ("num_alive_connections".into(), conns.len().to_string()),
         ("outstanding_requests".into(), st.outstanding.load(r).max(0).to_string()),
         ("uptime".into(), shared.started.elapsed().as_millis().to_string()),
-        ("znode_count".into(), tree.node_count().to_string()),
+        ("znode_count".into(), znode_count(&tree).to_string()),
         ("watch_count".into(), watch_count.to_string()),
         ("ephemerals_count".into(), tree.ephemeral_count().to_string()),
         ("approximate_data_size".into(), tree.approximate_data_size().to_string()),
@@ -309,6 +309,13 @@ fn mntr(shared: &Shared, conns: &[ConnSummary]) -> String {
         let _ = writeln!(s, "zk_{k}\t{v}");
     }
     s
+}
+
+/// The node count ZooKeeper reports (srvr's `Node count`, mntr's `zk_znode_count`): its node
+/// map holds the root twice, as "" and "/", so a fresh server reports 5, not 4 (checked
+/// against ZooKeeper 3.8).
+fn znode_count(tree: &crate::server::datatree::DataTree) -> usize {
+    tree.node_count() + 1
 }
 
 /// Total size of the regular files directly in `dir`.

@@ -145,6 +145,9 @@ impl Selector {
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(shared.settings.client_addr)?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        if let Ok(addr) = listener.local_addr() {
+            let _ = shared.bound_addr.set(addr);
+        }
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let seed = wall_clock_ms() as u64 | 1;
         Ok(Selector {

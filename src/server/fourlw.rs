@@ -173,7 +173,7 @@ fn conf(shared: &Shared) -> String {
         "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataDirSize={}\ndataLogDir={}\n\
          dataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\n\
          maxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId=0\n",
-        st.client_addr.port(),
+        shared.bound_addr.get().unwrap_or(&st.client_addr).port(),
         data.display(),
         dir_size(&data),
         log.display(),

@@ -529,3 +529,24 @@ fn zxids_track_creates_and_deletes() {
     let (h6, _) = s.call(op::EXISTS, &wire::path_watch("/p", false));
     assert_eq!(h6.zxid, h5.zxid);
 }
+
+#[test]
+fn multi_read_with_a_write_op_is_a_marshalling_error() {
+    let srv = TestServer::start();
+    let mut s = Session::open(srv.addr);
+    assert_eq!(s.create("/a", b"", 0).0.err, 0);
+    for write in [
+        (op::CREATE, wire::create("/q", b"", 0)),
+        (op::SET_DATA, wire::set_data("/a", b"x", -1)),
+        (op::DELETE, wire::delete("/a", -1)),
+    ] {
+        let body = wire::multi_body(&[(op::GET_DATA, wire::path_watch("/a", false)), write]);
+        let (h, rest) = s.call(op::MULTI_READ, &body);
+        assert_eq!((h.err, rest.len()), (err::MARSHALLING_ERROR, 0));
+    }
+    // And a read op in a multi likewise.
+    let body = wire::multi_body(&[(op::GET_DATA, wire::path_watch("/a", false))]);
+    assert_eq!(s.code(op::MULTI, &body), err::MARSHALLING_ERROR);
+    assert!(s.stat("/a").is_some());
+    assert_eq!(s.stat("/q"), None);
+}

@@ -211,3 +211,42 @@ fn garbage_after_four_letter_word_prefix_is_not_a_frame() {
     assert!(s.raw.is_closed());
     assert_serving(&srv);
 }
+
+#[test]
+fn frames_split_across_writes_are_reassembled() {
+    let srv = TestServer::start();
+    let mut raw = Raw::connect(srv.addr);
+    let connect = wire::connect_request(0, 30_000, 0, &[0; 16], Some(false));
+    let mut framed = (connect.len() as i32).to_be_bytes().to_vec();
+    framed.extend_from_slice(&connect);
+    for b in &framed {
+        send_bytes(&mut raw, &[*b]);
+        raw.stream.flush().expect("flush");
+    }
+    let c = wire::parse_connect_response(&raw.read_frame().expect("ConnectResponse"));
+    assert!(c.timeout_ms > 0);
+    let mut req = Enc::new().int(1).int(op::CREATE).done();
+    req.extend_from_slice(&wire::create("/split", b"data", 0));
+    let mut framed = (req.len() as i32).to_be_bytes().to_vec();
+    framed.extend_from_slice(&req);
+    // Split inside the length prefix and inside the body.
+    send_bytes(&mut raw, &framed[..2]);
+    send_bytes(&mut raw, &framed[2..9]);
+    send_bytes(&mut raw, &framed[9..]);
+    let (h, body) = wire::split_reply(&raw.read_frame().expect("reply"));
+    assert_eq!((h.xid, h.err), (1, 0));
+    assert_eq!(wire::Dec::new(&body).str(), "/split");
+    assert_serving(&srv);
+}
+
+#[test]
+fn a_client_vanishing_mid_frame_does_not_disturb_others() {
+    let srv = TestServer::start();
+    let mut s = Session::open(srv.addr);
+    send_bytes(&mut s.raw, &[0, 0, 1, 0, 1, 2, 3]);
+    drop(s);
+    let mut fresh = Raw::connect(srv.addr);
+    send_bytes(&mut fresh, &[0, 0]);
+    drop(fresh);
+    assert_serving(&srv);
+}

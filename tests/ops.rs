@@ -550,3 +550,61 @@ fn multi_read_with_a_write_op_is_a_marshalling_error() {
     assert!(s.stat("/a").is_some());
     assert_eq!(s.stat("/q"), None);
 }
+
+#[test]
+fn pipelined_requests_are_answered_in_order_and_reads_see_earlier_writes() {
+    let srv = TestServer::start();
+    let mut s = Session::open(srv.addr);
+    assert_eq!(s.create("/pipe", b"", 0).0.err, 0);
+    let mut frames = Vec::new();
+    let mut xid = 100;
+    for i in 0..50 {
+        let path = format!("/pipe/n{i}");
+        for (op, body) in [
+            (op::CREATE, wire::create(&path, b"", 0)),
+            (op::SET_DATA, wire::set_data(&path, format!("v{i}").as_bytes(), 0)),
+            (op::GET_DATA, wire::path_watch(&path, false)),
+        ] {
+            xid += 1;
+            let mut p = Enc::new().int(xid).int(op).done();
+            p.extend_from_slice(&body);
+            frames.extend_from_slice(&(p.len() as i32).to_be_bytes());
+            frames.extend_from_slice(&p);
+        }
+    }
+    // All 150 requests in one write.
+    use std::io::Write;
+    s.raw.stream.write_all(&frames).expect("write");
+    let mut last_zxid = 0;
+    for (n, expected_xid) in (101..=xid).enumerate() {
+        let (h, body) = s.reply_to(expected_xid);
+        assert_eq!(h.err, 0, "xid {expected_xid}");
+        assert!(h.zxid >= last_zxid, "zxids never go back");
+        last_zxid = h.zxid;
+        if n % 3 == 2 {
+            let i = n / 3;
+            let mut d = Dec::new(&body);
+            assert_eq!(
+                d.buf(),
+                Some(format!("v{i}").into_bytes()),
+                "read sees the write before it"
+            );
+            assert_eq!(d.stat().version, 1);
+        }
+    }
+    let st = s.stat("/pipe").expect("exists");
+    assert_eq!(st.num_children, 50);
+}
+
+#[test]
+fn null_and_empty_data_are_distinct() {
+    let srv = TestServer::start();
+    let mut s = Session::open(srv.addr);
+    let null = Enc::new().str("/null").buf(None).acls(wire::OPEN).int(0).done();
+    assert_eq!(s.code(op::CREATE, &null), 0);
+    assert_eq!(s.create("/empty", b"", 0).0.err, 0);
+    let (data, st) = s.get_data("/null");
+    assert_eq!((data, st.data_length), (None, 0));
+    let (data, st) = s.get_data("/empty");
+    assert_eq!((data, st.data_length), (Some(Vec::new()), 0));
+}

@@ -395,3 +395,61 @@ fn set_watches2_registers_persistent_watches() {
         ]
     );
 }
+
+#[test]
+fn multi_fires_each_sub_op_event_in_order() {
+    let srv = TestServer::start();
+    let mut a = Session::open(srv.addr);
+    let mut b = Session::open(srv.addr);
+    b.create("/m", b"", 0);
+    b.create("/x", b"", 0);
+    a.call(op::GET_CHILDREN, &wire::path_watch("/m", true));
+    a.call(op::EXISTS, &wire::path_watch("/m/a", true));
+    a.call(op::GET_DATA, &wire::path_watch("/x", true));
+    a.call(op::GET_DATA, &wire::path_watch("/m", true));
+    let body = wire::multi_body(&[
+        (op::CREATE, wire::create("/m/a", b"", 0)),
+        (op::DELETE, wire::delete("/x", -1)),
+        (op::SET_DATA, wire::set_data("/m", b"1", -1)),
+    ]);
+    let (h, _) = b.call(op::MULTI, &body);
+    assert_eq!(h.err, 0);
+    assert_eq!(
+        drain(&mut a),
+        [
+            ev(event::NODE_CREATED, "/m/a"),
+            ev(event::NODE_CHILDREN_CHANGED, "/m"),
+            ev(event::NODE_DELETED, "/x"),
+            ev(event::NODE_DATA_CHANGED, "/m"),
+        ]
+    );
+}
+
+#[test]
+fn failed_multi_fires_nothing() {
+    let srv = TestServer::start();
+    let mut a = Session::open(srv.addr);
+    let mut b = Session::open(srv.addr);
+    b.create("/m", b"", 0);
+    a.call(op::GET_CHILDREN, &wire::path_watch("/m", true));
+    let body = wire::multi_body(&[
+        (op::CREATE, wire::create("/m/a", b"", 0)),
+        (op::DELETE, wire::delete("/missing", -1)),
+    ]);
+    b.call(op::MULTI, &body);
+    assert!(drain(&mut a).is_empty());
+}
+
+#[test]
+fn closed_connection_drops_its_watches() {
+    let srv = TestServer::start();
+    let mut a = Session::open(srv.addr);
+    a.create("/w", b"", 0);
+    a.call(op::EXISTS, &wire::path_watch("/w", true));
+    a.call(op::ADD_WATCH, &Enc::new().str("/").int(1).done());
+    let before = four_letter(srv.addr, "wchs");
+    assert_eq!(before, "1 connections watching 2 paths\nTotal watches:2\n");
+    drop(a);
+    let none = "0 connections watching 0 paths\nTotal watches:0\n";
+    assert!(wait_until(WAIT, || four_letter(srv.addr, "wchs") == none));
+}

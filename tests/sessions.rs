@@ -264,3 +264,13 @@ fn requests_after_expiry_are_not_served() {
     assert!(a.raw.is_closed());
     assert_eq!(b.code(op::EXISTS, &wire::path_watch("/gone-soon", false)), err::NO_NODE);
 }
+
+#[test]
+fn read_only_client_on_read_write_server_gets_read_only_false() {
+    let srv = TestServer::start();
+    let req = wire::connect_request(0, 30_000, 0, &[0; 16], Some(true));
+    let (_, reply) = connect_raw(&srv, &req);
+    let c = wire::parse_connect_response(&reply.expect("ConnectResponse"));
+    assert!(c.timeout_ms > 0);
+    assert_eq!(c.read_only, Some(false));
+}

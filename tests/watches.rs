@@ -453,3 +453,47 @@ fn closed_connection_drops_its_watches() {
     let none = "0 connections watching 0 paths\nTotal watches:0\n";
     assert!(wait_until(WAIT, || four_letter(srv.addr, "wchs") == none));
 }
+
+#[test]
+fn failed_reads_register_no_watch_but_exists_does() {
+    let srv = TestServer::start();
+    let mut a = Session::open(srv.addr);
+    let mut b = Session::open(srv.addr);
+    assert_eq!(a.code(op::GET_DATA, &wire::path_watch("/n1", true)), err::NO_NODE);
+    assert_eq!(a.code(op::GET_CHILDREN, &wire::path_watch("/n1", true)), err::NO_NODE);
+    assert_eq!(a.code(op::GET_CHILDREN2, &wire::path_watch("/n1", true)), err::NO_NODE);
+    assert_eq!(a.code(op::EXISTS, &wire::path_watch("/n2", true)), err::NO_NODE);
+    b.create("/n1", b"", 0);
+    b.create("/n2", b"", 0);
+    assert_eq!(drain(&mut a), [ev(event::NODE_CREATED, "/n2")]);
+}
+
+#[test]
+fn standard_and_persistent_watch_on_one_path_deliver_one_event() {
+    let srv = TestServer::start();
+    let mut a = Session::open(srv.addr);
+    let mut b = Session::open(srv.addr);
+    b.create("/x", b"", 0);
+    let req = |t: i32| Enc::new().str("/x").int(t).done();
+    a.call(op::GET_DATA, &wire::path_watch("/x", true));
+    a.call(op::ADD_WATCH, &Enc::new().str("/x").int(0).done());
+    assert_eq!(a.code(op::CHECK_WATCHES, &req(2)), 0);
+    assert_eq!(a.code(op::CHECK_WATCHES, &req(4)), 0);
+    assert_eq!(a.code(op::CHECK_WATCHES, &req(5)), err::NO_WATCHER);
+    b.call(op::SET_DATA, &wire::set_data("/x", b"1", -1));
+    assert_eq!(drain(&mut a), [ev(event::NODE_DATA_CHANGED, "/x")], "one event per connection");
+    assert_eq!(a.code(op::CHECK_WATCHES, &req(2)), err::NO_WATCHER, "the standard one fired");
+    assert_eq!(a.code(op::CHECK_WATCHES, &req(4)), 0, "the persistent one stays");
+    b.call(op::SET_DATA, &wire::set_data("/x", b"2", -1));
+    assert_eq!(drain(&mut a), [ev(event::NODE_DATA_CHANGED, "/x")]);
+    assert_eq!(a.code(op::REMOVE_WATCHES, &req(4)), 0);
+    assert_eq!(a.code(op::REMOVE_WATCHES, &req(4)), err::NO_WATCHER);
+    b.call(op::SET_DATA, &wire::set_data("/x", b"3", -1));
+    assert!(drain(&mut a).is_empty());
+
+    a.call(op::ADD_WATCH, &Enc::new().str("/x").int(1).done());
+    assert_eq!(a.code(op::CHECK_WATCHES, &req(5)), 0);
+    assert_eq!(a.code(op::REMOVE_WATCHES, &req(5)), 0);
+    b.create("/x/k", b"", 0);
+    assert!(drain(&mut a).is_empty());
+}

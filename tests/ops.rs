@@ -640,3 +640,41 @@ fn sequential_creates_in_one_multi_get_consecutive_suffixes() {
     assert_eq!(s.create("/s/a-0000000004", b"", 0).0.err, 0);
     assert_eq!(s.code(op::CREATE2, &wire::create("/s/a-", b"", 2)), err::NODE_EXISTS);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_compare_and_set_loses_no_update() {
+    let srv = TestServer::start();
+    let zk = client(&srv).await;
+    zk.create("/counter", b"0", &persistent()).await.expect("create");
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let c = client(&srv).await;
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0;
+            // Bounded: 25 increments, each retried at most 200 times.
+            for _ in 0..25 {
+                for attempt in 0..200 {
+                    let (data, stat) = c.get_data("/counter").await.expect("get");
+                    let n: u64 = String::from_utf8(data).unwrap().parse().unwrap();
+                    let next = (n + 1).to_string();
+                    match c.set_data("/counter", next.as_bytes(), Some(stat.version)).await {
+                        Ok(_) => {
+                            done += 1;
+                            break;
+                        }
+                        Err(Error::BadVersion) => assert!(attempt < 199, "starved"),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+            done
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.expect("task");
+    }
+    assert_eq!(total, 100);
+    let (data, stat) = zk.get_data("/counter").await.expect("get");
+    assert_eq!((data.as_slice(), stat.version), (&b"100"[..], 100));
+}

@@ -274,3 +274,38 @@ fn read_only_client_on_read_write_server_gets_read_only_false() {
     assert!(c.timeout_ms > 0);
     assert_eq!(c.read_only, Some(false));
 }
+
+#[test]
+fn close_session_pipelined_after_ephemeral_creates_deletes_them() {
+    let srv = TestServer::start();
+    let mut a = Session::open(srv.addr);
+    let mut b = Session::open(srv.addr);
+    // No waiting between the requests: the close is prepared while the creates are in flight.
+    a.send(1, op::CREATE, &wire::create("/p1", b"", 1));
+    a.send(2, op::CREATE, &wire::create("/p2", b"", 1));
+    a.send(3, op::DELETE, &wire::delete("/p2", -1));
+    a.send(4, op::CREATE, &wire::create("/p3", b"", 3));
+    a.send(5, op::CLOSE_SESSION, &[]);
+    for xid in 1..=5 {
+        assert_eq!(a.reply_to(xid).0.err, 0, "xid {xid}");
+    }
+    assert!(a.raw.is_closed());
+    let (h, body) = b.call(op::GET_CHILDREN, &wire::path_watch("/", false));
+    assert_eq!(h.err, 0);
+    assert_eq!(wire::Dec::new(&body).strs(), ["zookeeper"]);
+}
+
+#[test]
+fn get_ephemerals_with_blank_prefix_lists_all() {
+    let srv = TestServer::start();
+    let mut a = Session::open(srv.addr);
+    a.create("/x1", b"", 1);
+    a.create("/y1", b"", 1);
+    for prefix in ["", " ", "/"] {
+        let (h, body) = a.call(op::GET_EPHEMERALS, &wire::path(prefix));
+        assert_eq!(h.err, 0);
+        let mut got = wire::Dec::new(&body).strs();
+        got.sort();
+        assert_eq!(got, ["/x1", "/y1"], "prefix {prefix:?}");
+    }
+}

@@ -84,17 +84,18 @@ async fn client_sees_negotiated_timeout() {
 #[tokio::test]
 async fn expired_session_deletes_ephemerals_and_fires_watches() {
     let srv = TestServer::start();
-    let mut doomed = Session::open_with_timeout(srv.addr, 400);
-    assert_eq!(doomed.timeout_ms, 400);
+    let watcher = Client::connect(&srv.connect_string()).await.expect("connect");
+    // 1 s leaves the watcher ample time to register before the expiry, even on a busy machine.
+    let mut doomed = Session::open_with_timeout(srv.addr, 1_000);
+    assert_eq!(doomed.timeout_ms, 1_000);
     assert_eq!(doomed.create("/dir", b"", 0).0.err, 0);
     assert_eq!(doomed.create("/dir/eph", b"", 1).0.err, 0);
 
-    let watcher = Client::connect(&srv.connect_string()).await.expect("connect");
     let (stat, node_watch) = watcher.check_and_watch_stat("/dir/eph").await.expect("watch");
     assert_eq!(stat.expect("exists").ephemeral_owner, doomed.id);
     let (_, dir_watch) = watcher.list_and_watch_children("/dir").await.expect("watch");
 
-    // The doomed session sends nothing more: it expires after 400..600 ms.
+    // The doomed session sends nothing more: it expires after 1000..1200 ms.
     let e = tokio::time::timeout(WAIT, node_watch.changed()).await.expect("expiry");
     assert_eq!((e.event_type, e.path.as_str()), (EventType::NodeDeleted, "/dir/eph"));
     let e = tokio::time::timeout(WAIT, dir_watch.changed()).await.expect("expiry");
@@ -103,7 +104,7 @@ async fn expired_session_deletes_ephemerals_and_fires_watches() {
 
     // Its connection was closed without a message, and re-attaching reports expiry.
     assert!(doomed.raw.is_closed());
-    let req = wire::connect_request(0, 400, doomed.id, &doomed.passwd, Some(false));
+    let req = wire::connect_request(0, 1_000, doomed.id, &doomed.passwd, Some(false));
     let (mut raw, reply) = connect_raw(&srv, &req);
     let c = wire::parse_connect_response(&reply.expect("ConnectResponse"));
     assert_eq!((c.timeout_ms, c.session, c.passwd), (0, 0, vec![0; 16]));

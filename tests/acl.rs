@@ -291,3 +291,21 @@ async fn unknown_auth_scheme_through_client_is_auth_failed() {
         .expect("answer within the deadline");
     assert_eq!(r, Err(Error::AuthFailed));
 }
+
+#[test]
+fn addauth_ip_succeeds_without_new_identities() {
+    let srv = TestServer::start();
+    let mut s = Session::open(srv.addr);
+    assert_eq!(s.auth("ip", b"anything").err, 0);
+    let (h, body) = s.call(op::WHO_AM_I, &[]);
+    assert_eq!(h.err, 0);
+    let mut d = Dec::new(&body);
+    assert_eq!(d.int(), 1);
+    assert_eq!((d.str(), d.str()), ("ip".to_string(), "127.0.0.1".to_string()));
+    // Schemes without a provider still fail.
+    for scheme in ["world", "super", "auth"] {
+        let mut t = Session::open(srv.addr);
+        assert_eq!(t.auth(scheme, b"x").err, err::AUTH_FAILED, "{scheme}");
+        assert!(t.raw.is_closed());
+    }
+}

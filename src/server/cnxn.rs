@@ -108,6 +108,7 @@ impl Conn {
         self.lcxid = None;
         self.lzxid = -1;
         self.lop = "NA";
+        self.lresp_ms = 0;
         self.llat = 0;
         self.minlat = 0;
         self.maxlat = 0;
@@ -788,13 +789,21 @@ impl Selector {
         }
     }
 
-    fn summaries(&self) -> Vec<ConnSummary> {
+    /// Per-connection lines for stat/cons/dump. The connection `asking` is running the command:
+    /// like ZooKeeper, it shows interest 0 (its selector interest is off meanwhile).
+    fn summaries(&self, asking: usize) -> Vec<ConnSummary> {
         let now = Instant::now();
         self.conns
             .iter()
-            .map(|(_, c)| ConnSummary {
+            .map(|(key, c)| ConnSummary {
                 peer: c.peer,
-                interest: if c.writable_registered { 5 } else { 1 },
+                interest: if key == asking {
+                    0
+                } else if c.writable_registered {
+                    5
+                } else {
+                    1
+                },
                 queued: c.pending.len(),
                 recved: c.recved,
                 sent: c.sent,
@@ -816,6 +825,10 @@ impl Selector {
     }
 
     fn four_letter(&mut self, key: usize, word: &'static str, extra: &[u8]) {
+        // The command is the connection's one received packet, as ZooKeeper counts it.
+        if let Some(c) = self.conns.get_mut(key) {
+            c.recved += 1;
+        }
         let allowed = self.shared.settings.four_letter_allowed(word);
         let text = if !allowed {
             format!("{word} is not executed because it is not in the whitelist.\n")
@@ -825,7 +838,7 @@ impl Selector {
             }
             "Connection stats reset.\n".to_owned()
         } else {
-            let summaries = self.summaries();
+            let summaries = self.summaries(key);
             fourlw::run(word, &self.shared, &summaries, extra)
         };
         let Some(conn) = self.conns.get_mut(key) else { return };

@@ -89,6 +89,7 @@ async fn expired_session_deletes_ephemerals_and_fires_watches() {
     let mut doomed = Session::open_with_timeout(srv.addr, 1_000);
     assert_eq!(doomed.timeout_ms, 1_000);
     assert_eq!(doomed.create("/dir", b"", 0).0.err, 0);
+    let last_touch = std::time::Instant::now();
     assert_eq!(doomed.create("/dir/eph", b"", 1).0.err, 0);
 
     let (stat, node_watch) = watcher.check_and_watch_stat("/dir/eph").await.expect("watch");
@@ -98,6 +99,7 @@ async fn expired_session_deletes_ephemerals_and_fires_watches() {
     // The doomed session sends nothing more: it expires after 1000..1200 ms.
     let e = tokio::time::timeout(WAIT, node_watch.changed()).await.expect("expiry");
     assert_eq!((e.event_type, e.path.as_str()), (EventType::NodeDeleted, "/dir/eph"));
+    assert!(last_touch.elapsed() >= Duration::from_millis(1_000), "not before the timeout");
     let e = tokio::time::timeout(WAIT, dir_watch.changed()).await.expect("expiry");
     assert_eq!((e.event_type, e.path.as_str()), (EventType::NodeChildrenChanged, "/dir"));
     assert_eq!(watcher.check_stat("/dir/eph").await.expect("exists"), None);

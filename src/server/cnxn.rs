@@ -34,7 +34,7 @@ use super::{ConnId, Shared};
 use crate::jute::proto::{AuthPacket, ConnectRequest, ConnectResponse, ReplyHeader, RequestHeader};
 use crate::jute::Jute;
 use crate::proto::frame::{self, Frame};
-use crate::proto::{xid, ErrorCode, OpCode};
+use crate::proto::{ErrorCode, OpCode};
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -72,7 +72,6 @@ struct Conn {
     close_after_flush: bool,
     read_paused: bool,
     writable_registered: bool,
-    four_letter: bool,
     // statistics for cons/stat
     recved: u64,
     sent: u64,
@@ -109,6 +108,7 @@ impl Conn {
         self.lcxid = None;
         self.lzxid = -1;
         self.lop = "NA";
+        self.lresp_ms = 0;
         self.llat = 0;
         self.minlat = 0;
         self.maxlat = 0;
@@ -146,6 +146,9 @@ impl Selector {
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(shared.settings.client_addr)?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        if let Ok(addr) = listener.local_addr() {
+            let _ = shared.bound_addr.set(addr);
+        }
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let seed = wall_clock_ms() as u64 | 1;
         Ok(Selector {
@@ -284,7 +287,6 @@ impl Selector {
                 close_after_flush: false,
                 read_paused: false,
                 writable_registered: false,
-                four_letter: false,
                 recved: 0,
                 sent: 0,
                 pending: VecDeque::new(),
@@ -386,10 +388,6 @@ impl Selector {
                 if let Some(word) = frame::four_letter_word(buf) {
                     let extra = conn.inbuf[4..].to_vec();
                     conn.inbuf.clear();
-                    // Like ZooKeeper, the command is a received packet of a connection that
-                    // wants nothing more from the selector.
-                    conn.recved += 1;
-                    conn.four_letter = true;
                     self.shared.stats.packets_received.fetch_add(1, Ordering::Relaxed);
                     self.four_letter(key, word, &extra);
                     return true;
@@ -531,7 +529,7 @@ impl Selector {
         let now = self.shared.now_ms();
         let (session, timeout) = (conn.session, conn.timeout_ms);
         if op == Some(OpCode::Auth) {
-            return self.handle_auth(key, &body);
+            return self.handle_auth(key, header.xid, &body);
         }
         let touched = self.shared.with_sessions(|t| t.touch(session, timeout, now));
         let Some(conn) = self.conns.get_mut(key) else { return false };
@@ -567,7 +565,9 @@ impl Selector {
         true
     }
 
-    fn handle_auth(&mut self, key: usize, body: &[u8]) -> bool {
+    /// Answers an auth packet. The reply echoes the request's xid, as ZooKeeper's
+    /// `processPacket` does: the Java client always sends -4, other clients may not.
+    fn handle_auth(&mut self, key: usize, xid: i32, body: &[u8]) -> bool {
         let shared = self.shared.clone();
         let Some(conn) = self.conns.get_mut(key) else { return false };
         let outcome = match AuthPacket::from_bytes(body) {
@@ -597,7 +597,7 @@ impl Selector {
             }
         };
         let mut f = Vec::new();
-        frame::write(&mut f, &ReplyHeader { xid: xid::AUTH, zxid: 0, err: err.code() }.to_bytes());
+        frame::write(&mut f, &ReplyHeader { xid, zxid: 0, err: err.code() }.to_bytes());
         conn.queue(&f);
         shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
         true
@@ -790,16 +790,20 @@ impl Selector {
         }
     }
 
-    fn summaries(&self) -> Vec<ConnSummary> {
+    /// Per-connection lines for stat/cons/dump. The connection `asking` is running the command:
+    /// like ZooKeeper, it shows interest 0 (its selector interest is off meanwhile).
+    fn summaries(&self, asking: usize) -> Vec<ConnSummary> {
         let now = Instant::now();
         self.conns
             .iter()
-            .map(|(_, c)| ConnSummary {
+            .map(|(key, c)| ConnSummary {
                 peer: c.peer,
-                interest: match (c.four_letter, c.writable_registered) {
-                    (true, _) => 0,
-                    (false, true) => 5,
-                    (false, false) => 1,
+                interest: if key == asking {
+                    0
+                } else if c.writable_registered {
+                    5
+                } else {
+                    1
                 },
                 queued: c.pending.len(),
                 recved: c.recved,
@@ -822,6 +826,10 @@ impl Selector {
     }
 
     fn four_letter(&mut self, key: usize, word: &'static str, extra: &[u8]) {
+        // The command is the connection's one received packet, as ZooKeeper counts it.
+        if let Some(c) = self.conns.get_mut(key) {
+            c.recved += 1;
+        }
         let allowed = self.shared.settings.four_letter_allowed(word);
         let text = if !allowed {
             format!("{word} is not executed because it is not in the whitelist.\n")
@@ -831,7 +839,7 @@ impl Selector {
             }
             "Connection stats reset.\n".to_owned()
         } else {
-            let summaries = self.summaries();
+            let summaries = self.summaries(key);
             fourlw::run(word, &self.shared, &summaries, extra)
         };
         let Some(conn) = self.conns.get_mut(key) else { return };

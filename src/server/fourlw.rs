@@ -120,7 +120,7 @@ fn srvr(shared: &Shared, conns: &[ConnSummary], clients: Option<String>) -> Stri
         conns.len(),
         shared.stats.outstanding.load(Ordering::Relaxed).max(0),
         tree.last_processed_zxid,
-        reported_node_count(tree.node_count())
+        znode_count(&tree)
     );
     s
 }
@@ -173,7 +173,7 @@ fn conf(shared: &Shared) -> String {
         "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataDirSize={}\ndataLogDir={}\n\
          dataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\n\
          maxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId=0\n",
-        st.client_addr.port(),
+        shared.bound_addr.get().unwrap_or(&st.client_addr).port(),
         data.display(),
         dir_size(&data),
         log.display(),
@@ -302,7 +302,7 @@ fn mntr(shared: &Shared, conns: &[ConnSummary]) -> String {
         ("num_alive_connections".into(), conns.len().to_string()),
         ("outstanding_requests".into(), st.outstanding.load(r).max(0).to_string()),
         ("uptime".into(), shared.started.elapsed().as_millis().to_string()),
-        ("znode_count".into(), reported_node_count(tree.node_count()).to_string()),
+        ("znode_count".into(), znode_count(&tree).to_string()),
         ("watch_count".into(), watch_count.to_string()),
         ("ephemerals_count".into(), tree.ephemeral_count().to_string()),
         ("approximate_data_size".into(), tree.approximate_data_size().to_string()),
@@ -332,10 +332,11 @@ fn mntr(shared: &Shared, conns: &[ConnSummary]) -> String {
     s
 }
 
-/// ZooKeeper's node map holds the root twice (as "" and "/"), so its `Node count` and
-/// `zk_znode_count` are one more than the number of znodes; rzk reports the same number.
-fn reported_node_count(znodes: usize) -> usize {
-    znodes + 1
+/// The node count ZooKeeper reports (srvr's `Node count`, mntr's `zk_znode_count`): its node
+/// map holds the root twice, as "" and "/", so a fresh server reports 5, not 4 (checked
+/// against ZooKeeper 3.8).
+fn znode_count(tree: &crate::server::datatree::DataTree) -> usize {
+    tree.node_count() + 1
 }
 
 /// Total size of the regular files directly in `dir`.

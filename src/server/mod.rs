@@ -29,7 +29,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -164,6 +164,9 @@ pub struct Shared {
     pub started: Instant,
     /// Cleared when the server stops.
     pub running: AtomicBool,
+    /// The client address actually bound (differs from the settings with port 0); set once by
+    /// the selector.
+    pub bound_addr: OnceLock<SocketAddr>,
 }
 
 impl Shared {
@@ -177,6 +180,7 @@ impl Shared {
             stats: ServerStats::default(),
             started: Instant::now(),
             running: AtomicBool::new(true),
+            bound_addr: OnceLock::new(),
         }
     }
 

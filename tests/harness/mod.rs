@@ -12,6 +12,8 @@ use rzk::jute::proto::{
 use rzk::jute::Jute;
 use rzk::server::{Server, Settings};
 
+pub mod wire;
+
 /// A running in-process server.
 pub struct TestServer {
     pub server: Option<Server>,

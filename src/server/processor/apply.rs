@@ -347,6 +347,11 @@ impl Apply {
             }
             OpCode::MultiRead => {
                 let r = MultiRequest::from_bytes(&req.body).map_err(m)?;
+                // A write op in a multiRead is a deserialization error for the whole request,
+                // as in ZooKeeper's MultiOperationRecord (wire-protocol.md §7).
+                if r.ops.iter().any(|o| !o.is_read()) {
+                    return Err(ErrorCode::MarshallingError);
+                }
                 let tree = self.shared.read_tree();
                 let mut results = Vec::with_capacity(r.ops.len());
                 for op in &r.ops {

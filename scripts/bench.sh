@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: rzk and Apache ZooKeeper 3.8 (Debian package) on loopback with the
+# same settings (standalone, tickTime 2000, forceSync on, data under one temp directory), the
+# same rzk-bench workloads against each in the same run, then a table with both and the ratio.
+#
+#   scripts/bench.sh [--seconds S] [--ops LIST] [--shapes LIST] [--size BYTES]
+#                    [--restart-znodes N] [--keep]
+#
+#   --seconds S          seconds per workload (default 10)
+#   --ops LIST           comma-separated rzk-bench ops (default create,set,get)
+#   --shapes LIST        comma-separated SESSIONSxINFLIGHT (default 1x1,8x8,32x32)
+#   --size BYTES         value size (default 100)
+#   --restart-znodes N   also time a restart with N znodes (default 0 = skip)
+#   --keep               keep the temp directory
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds=10
+ops=create,set,get
+shapes=1x1,8x8,32x32
+size=100
+restart_znodes=0
+keep=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --seconds) seconds=$2; shift 2 ;;
+        --ops) ops=$2; shift 2 ;;
+        --shapes) shapes=$2; shift 2 ;;
+        --size) size=$2; shift 2 ;;
+        --restart-znodes) restart_znodes=$2; shift 2 ;;
+        --keep) keep=1; shift ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+
+if [ ! -f /usr/share/java/zookeeper.jar ]; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install --yes --no-install-recommends zookeeper
+fi
+cargo build --release --bins --quiet
+bench=target/release/rzk-bench
+work=$(mktemp --directory /tmp/rzk-bench.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    if [ "$keep" -eq 0 ]; then rm -rf "$work"; else echo "kept $work"; fi
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+write_cfg() { # name port
+    mkdir -p "$work/$1/data"
+    cat >"$work/$1/zoo.cfg" <<EOF
+tickTime=2000
+dataDir=$work/$1/data
+clientPort=$2
+clientPortAddress=127.0.0.1
+maxClientCnxns=0
+4lw.commands.whitelist=*
+admin.enableServer=false
+forceSync=yes
+EOF
+}
+
+serving() { # port: "yes" once srvr answers (ruok answers even while a server loads its data)
+    python3 - "$1" <<'EOF' 2>/dev/null
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
+s.sendall(b"srvr")
+print("yes" if s.recv(64).decode().startswith("Zookeeper version") else "no")
+EOF
+}
+
+start_server() { # name port -> pid in $server_pid
+    if [ "$1" = rzk ]; then
+        RUST_LOG=warn target/release/rzk-server "$work/rzk/zoo.cfg" >"$work/rzk/log" 2>&1 &
+    else
+        java -Xmx4g -Dzookeeper.log.dir="$work/apache" \
+            -cp "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar" \
+            org.apache.zookeeper.server.quorum.QuorumPeerMain "$work/apache/zoo.cfg" \
+            >"$work/apache/log" 2>&1 &
+    fi
+    server_pid=$!
+    pids+=("$server_pid")
+    for _ in $(seq 1 3000); do
+        if [ "$(serving "$2")" = yes ]; then return 0; fi
+        sleep 0.02
+    done
+    echo "$1 did not start; see $work/$1/log" >&2
+    exit 1
+}
+
+rzk_port=$(free_port)
+apache_port=$(free_port)
+write_cfg rzk "$rzk_port"
+write_cfg apache "$apache_port"
+start_server rzk "$rzk_port"
+rzk_pid=$server_pid
+start_server apache "$apache_port"
+apache_pid=$server_pid
+
+results="$work/results.jsonl"
+: >"$results"
+# Apache's JIT needs a warm-up; give both servers the same one.
+for port in "$rzk_port" "$apache_port"; do
+    "$bench" --connect "127.0.0.1:$port" --sessions 8 --inflight 8 --op mixed:50 \
+        --size "$size" --znodes 1000 --seconds 3 --json >/dev/null
+done
+for op in ${ops//,/ }; do
+    for shape in ${shapes//,/ }; do
+        sessions=${shape%x*}
+        inflight=${shape#*x}
+        for server in rzk apache; do
+            port=$rzk_port
+            [ "$server" = apache ] && port=$apache_port
+            line=$("$bench" --connect "127.0.0.1:$port" --sessions "$sessions" \
+                --inflight "$inflight" --op "$op" --size "$size" --znodes 1000 \
+                --seconds "$seconds" --json | grep '^{')
+            echo "{\"server\":\"$server\",${line#\{}" >>"$results"
+        done
+    done
+done
+
+if [ "$restart_znodes" -gt 0 ]; then
+    for server in rzk apache; do
+        port=$rzk_port
+        [ "$server" = apache ] && port=$apache_port
+        "$bench" --connect "127.0.0.1:$port" --sessions 16 --inflight 64 --op create \
+            --size "$size" --znodes 0 --ops "$restart_znodes" --root /restart --keep-znodes \
+            --json >/dev/null
+    done
+    kill -9 "$rzk_pid" "$apache_pid"
+    wait "$rzk_pid" "$apache_pid" 2>/dev/null || true
+    for server in rzk apache; do
+        port=$rzk_port
+        [ "$server" = apache ] && port=$apache_port
+        start=$(date +%s.%N)
+        start_server "$server" "$port"
+        end=$(date +%s.%N)
+        echo "{\"server\":\"$server\",\"op\":\"restart\",\"znodes\":$restart_znodes,\"seconds\":$(python3 -c "print($end - $start)")}" >>"$results"
+    done
+fi
+
+python3 - "$results" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+bench = {}
+for r in rows:
+    if r["op"] == "restart":
+        continue
+    key = (r["op"], r["sessions"], r["inflight"])
+    bench.setdefault(key, {})[r["server"]] = r
+print(f"{'workload':<22} {'rzk ops/s':>11} {'apache ops/s':>13} {'ratio':>6}   "
+      f"{'rzk p50/p99 us':>17} {'apache p50/p99 us':>18}  {'bench cpu':>9}")
+for (op, s, k), by in bench.items():
+    a, z = by.get("apache"), by.get("rzk")
+    if not a or not z:
+        continue
+    ratio = z["ops_per_sec"] / max(a["ops_per_sec"], 1e-9)
+    cpu = (z["cpu_user_s"] + z["cpu_sys_s"]) / max(z["seconds"], 1e-9)
+    print(f"{op + ' ' + str(s) + 'x' + str(k):<22} {z['ops_per_sec']:>11.0f} "
+          f"{a['ops_per_sec']:>13.0f} {ratio:>5.2f}x   "
+          f"{str(z['p50_us']) + '/' + str(z['p99_us']):>17} "
+          f"{str(a['p50_us']) + '/' + str(a['p99_us']):>18}  {cpu * 100:>8.0f}%")
+restarts = {r["server"]: r for r in rows if r["op"] == "restart"}
+if restarts:
+    z, a = restarts.get("rzk"), restarts.get("apache")
+    print(f"restart with {z['znodes']} znodes: rzk {z['seconds']:.2f} s, "
+          f"apache {a['seconds']:.2f} s, ratio {a['seconds'] / max(z['seconds'], 1e-9):.1f}x faster")
+print("(bench cpu = rzk-bench's own CPU while driving rzk, in % of one core)")
+EOF

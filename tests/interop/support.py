@@ -1,0 +1,152 @@
+"""Helpers shared by the interop tests: bounded waits, a pausable TCP proxy, and the two
+create opcodes kazoo has no API for (createContainer 19, createTTL 21).
+
+Nothing here waits without a deadline.
+"""
+
+import select
+import socket
+import struct
+import threading
+import time
+from collections import namedtuple
+
+from kazoo.protocol.serialization import Create2
+
+# Every single wait in the suite is bounded by this unless a test says otherwise.
+WAIT_S = 10.0
+
+
+def wait_until(predicate, timeout=WAIT_S, what="condition", interval=0.05):
+    """Polls `predicate` until it returns a truthy value; fails the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def join_all(threads, timeout=WAIT_S):
+    """Joins every thread against one shared deadline; fails if any is still running."""
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    alive = [t.name for t in threads if t.is_alive()]
+    assert not alive, f"threads still running after {timeout}s: {alive}"
+
+
+class CreateContainer(namedtuple("CreateContainer", "path data acl flags")):
+    """createContainer (opcode 19): a CreateRequest with flags 4, answered by Create2Response."""
+
+    type = 19
+    serialize = Create2.serialize
+    deserialize = Create2.deserialize
+
+
+class CreateTTL(namedtuple("CreateTTL", "path data acl flags ttl")):
+    """createTTL (opcode 21): CreateRequest fields plus `long ttl`; flags 5 (persistent) or 6
+    (persistent sequential)."""
+
+    type = 21
+
+    def serialize(self):
+        b = Create2(self.path, self.data, self.acl, self.flags).serialize()
+        b.extend(struct.pack("!q", self.ttl))
+        return b
+
+    deserialize = Create2.deserialize
+
+
+def call(client, request, timeout=WAIT_S):
+    """Sends a raw kazoo request record on `client`'s session; returns its decoded response
+    or raises the kazoo exception for the reply's error code."""
+    result = client.handler.async_result()
+    client._call(request, result)
+    return result.get(timeout=timeout)
+
+
+class PausableProxy:
+    """A loopback TCP proxy in front of the server. `cut()` drops every open connection and
+    refuses new ones until `restore()`, which is how tests make a client lose its server
+    without closing its session."""
+
+    def __init__(self, target_port):
+        self.target = ("127.0.0.1", target_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.port = self.listener.getsockname()[1]
+        self.hosts = f"127.0.0.1:{self.port}"
+        self._open = threading.Event()
+        self._open.set()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._pairs = []
+        self._thread = threading.Thread(target=self._accept_loop, name="proxy", daemon=True)
+        self._thread.start()
+
+    def cut(self):
+        self._open.clear()
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+        for a, b in pairs:
+            _close_quietly(a)
+            _close_quietly(b)
+
+    def restore(self):
+        self._open.set()
+
+    def close(self):
+        self._stop.set()
+        self.cut()
+        self._thread.join(2.0)
+        self.listener.close()
+
+    def _accept_loop(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except (socket.timeout, OSError):
+                continue
+            if not self._open.is_set():
+                _close_quietly(conn)
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=2.0)
+            except OSError:
+                _close_quietly(conn)
+                continue
+            with self._lock:
+                self._pairs.append((conn, upstream))
+            threading.Thread(
+                target=self._pump, args=(conn, upstream), name="proxy-pump", daemon=True
+            ).start()
+
+    def _pump(self, a, b):
+        peers = {a: b, b: a}
+        try:
+            while not self._stop.is_set() and self._open.is_set():
+                readable, _, _ = select.select([a, b], [], [], 0.1)
+                for s in readable:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        return
+                    peers[s].sendall(chunk)
+        except (OSError, ValueError):
+            return
+        finally:
+            _close_quietly(a)
+            _close_quietly(b)
+
+
+def _close_quietly(s):
+    try:
+        s.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        s.close()
+    except OSError:
+        pass

@@ -225,3 +225,21 @@ def server_alive(zk_server):
         pytest.fail(
             f"server exited with {zk_server.proc.returncode}; log tail:\n{zk_server.log_tail()}"
         )
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "rzk_bug(reason): confirmed rzk divergence from ZooKeeper 3.8; strict xfail on rzk only",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked rzk_bug must fail against rzk (strict xfail) and pass against Apache, so
+    a fixed bug shows up as XPASS and turns the run red until the marker is removed."""
+    if config.getoption("--zk-target") != "rzk":
+        return
+    for item in items:
+        marker = item.get_closest_marker("rzk_bug")
+        if marker is not None:
+            item.add_marker(pytest.mark.xfail(reason=marker.args[0], strict=True))

@@ -7,7 +7,8 @@ One server per test session, on a free loopback port with a temp data dir:
 * Apache ZooKeeper 3.8 (`ZK_TARGET=apache` or `--zk-target=apache`): QuorumPeerMain from the
   Debian jars with a generated standalone zoo.cfg, extended types and all four-letter words on.
 
-The server is ready when `ruok` answers `imok`; it is killed at the end of the session. Tests
+The server is ready when `ruok` answers `imok` and `srvr` reports a mode (Apache answers ruok
+before its ZooKeeperServer is running and then drops sessions); it is killed at the end of the session. Tests
 get a unique base path (`base`) and clients from `make_client`, which stops and closes every
 client it made when the test ends.
 """
@@ -155,7 +156,8 @@ def start_server(target, work_dir):
         while time.monotonic() < deadline and proc.poll() is None:
             try:
                 if server.four_letter("ruok", timeout=1.0) == "imok":
-                    return server
+                    if "Mode: " in server.four_letter("srvr", timeout=1.0):
+                        return server
             except OSError:
                 pass
             time.sleep(0.1)

@@ -1,0 +1,145 @@
+"""One-shot data/child watches (get/exists/get_children with watch=) and kazoo's DataWatch and
+ChildrenWatch, which re-arm them."""
+
+import queue
+import threading
+
+from kazoo.protocol.states import EventType
+
+from support import WAIT_S, wait_until
+
+
+def next_event(events, what):
+    try:
+        return events.get(timeout=WAIT_S)
+    except queue.Empty:
+        raise AssertionError(f"no watch event within {WAIT_S}s: expected {what}") from None
+
+
+def assert_no_event(events, wait_s=0.3):
+    try:
+        event = events.get(timeout=wait_s)
+    except queue.Empty:
+        return
+    raise AssertionError(f"unexpected watch event {event}")
+
+
+def test_get_watch_fires_once_on_change(zk, make_client, base):
+    writer = make_client()
+    path = f"{base}/a"
+    zk.create(path, b"0")
+    events = queue.Queue()
+    zk.get(path, watch=events.put)
+    writer.set(path, b"1")
+    event = next_event(events, "CHANGED")
+    assert (event.type, event.path) == (EventType.CHANGED, path)
+    writer.set(path, b"2")  # the watch was one-shot
+    assert_no_event(events)
+    assert zk.get(path)[0] == b"2"
+
+
+def test_exists_watch_on_missing_node_fires_created(zk, make_client, base):
+    writer = make_client()
+    path = f"{base}/later"
+    events = queue.Queue()
+    assert zk.exists(path, watch=events.put) is None
+    writer.create(path)
+    event = next_event(events, "CREATED")
+    assert (event.type, event.path) == (EventType.CREATED, path)
+
+
+def test_delete_fires_data_watch_and_parent_child_watch(zk, make_client, base):
+    writer = make_client()
+    path = f"{base}/doomed"
+    zk.create(path)
+    data_events, child_events = queue.Queue(), queue.Queue()
+    zk.get(path, watch=data_events.put)
+    zk.get_children(base, watch=child_events.put)
+    writer.delete(path)
+    event = next_event(data_events, "DELETED")
+    assert (event.type, event.path) == (EventType.DELETED, path)
+    event = next_event(child_events, "CHILD")
+    assert (event.type, event.path) == (EventType.CHILD, base)
+
+
+def test_child_watch_ignores_data_changes_of_children(zk, make_client, base):
+    writer = make_client()
+    zk.create(f"{base}/c")
+    events = queue.Queue()
+    zk.get_children(base, watch=events.put)
+    writer.set(f"{base}/c", b"x")
+    writer.set(base, b"parent data")
+    assert_no_event(events)
+    writer.create(f"{base}/d")
+    event = next_event(events, "CHILD")
+    assert (event.type, event.path) == (EventType.CHILD, base)
+
+
+def test_watches_fire_for_every_session_that_set_them(make_client, base):
+    writer = make_client()
+    path = f"{base}/shared"
+    writer.create(path)
+    queues = []
+    for _ in range(3):
+        client = make_client()
+        q = queue.Queue()
+        client.get(path, watch=q.put)
+        queues.append(q)
+    writer.set(path, b"x")
+    for q in queues:
+        assert next_event(q, "CHANGED").type == EventType.CHANGED
+
+
+def test_data_watch_follows_a_node_through_its_life(zk, make_client, base):
+    writer = make_client()
+    path = f"{base}/life"
+    seen = queue.Queue()
+
+    @zk.DataWatch(path)
+    def watcher(data, stat):
+        seen.put((data, stat.version if stat else None))
+
+    assert next_event(seen, "initial call") == (None, None)
+    writer.create(path, b"born")
+    assert next_event(seen, "create") == (b"born", 0)
+    writer.set(path, b"grown")
+    assert next_event(seen, "set") == (b"grown", 1)
+    writer.delete(path)
+    assert next_event(seen, "delete") == (None, None)
+
+
+def test_children_watch_tracks_membership(zk, make_client, base):
+    writer = make_client()
+    lists = queue.Queue()
+    zk.ChildrenWatch(base)(lambda children: lists.put(sorted(children)))
+    assert next_event(lists, "initial list") == []
+    writer.create(f"{base}/a")
+    assert next_event(lists, "after create a") == ["a"]
+    writer.create(f"{base}/b", ephemeral=True)
+    assert next_event(lists, "after create b") == ["a", "b"]
+    writer.delete(f"{base}/a")
+    assert next_event(lists, "after delete a") == ["b"]
+    writer.stop()  # closing the session deletes the ephemeral b
+    assert next_event(lists, "after session close") == []
+
+
+def test_many_changes_are_all_observed_in_order(zk, make_client, base):
+    """DataWatch may coalesce changes, but versions it reports must only grow and end at
+    the last write."""
+    writer = make_client()
+    path = f"{base}/counter"
+    writer.create(path, b"0")
+    versions = []
+    done = threading.Event()
+
+    @zk.DataWatch(path)
+    def watcher(data, stat):
+        versions.append(stat.version)
+        if stat.version == 50:
+            done.set()
+
+    for i in range(1, 51):
+        writer.set(path, str(i).encode())
+    assert done.wait(WAIT_S), f"last version seen: {versions[-1:]}"
+    assert versions == sorted(versions)
+    wait_until(lambda: zk.get(path)[0] == b"50", what="final data")

@@ -8,9 +8,10 @@ One server per test session, on a free loopback port with a temp data dir:
   Debian jars with a generated standalone zoo.cfg, extended types and all four-letter words on.
 
 The server is ready when `ruok` answers `imok` and `srvr` reports a mode (Apache answers ruok
-before its ZooKeeperServer is running and then drops sessions); it is killed at the end of the session. Tests
-get a unique base path (`base`) and clients from `make_client`, which stops and closes every
-client it made when the test ends.
+before its ZooKeeperServer is running, and drops sessions until it is); it is killed at the end
+of the session. Tests get a unique base path (`base`) and clients from `make_client`, which
+stops and closes every client it made when the test ends. Tests marked `rzk_bug` are strict
+xfails against rzk only. Set KEEP_SERVER_DIR=1 to keep the server's data dir and log.
 """
 
 import os

@@ -1,5 +1,6 @@
-"""Helpers shared by the interop tests: bounded waits, a pausable TCP proxy, and the two
-create opcodes kazoo has no API for (createContainer 19, createTTL 21).
+"""Helpers shared by the interop tests: bounded waits, a pausable TCP proxy, and records for
+opcodes kazoo has no API for (createContainer 19, createTTL 21, getEphemerals 103,
+getAllChildrenNumber 104), sent on a kazoo session with `call`.
 
 Nothing here waits without a deadline.
 """
@@ -11,7 +12,7 @@ import threading
 import time
 from collections import namedtuple
 
-from kazoo.protocol.serialization import Create2
+from kazoo.protocol.serialization import Create2, int_struct, read_string, write_string
 
 # Every single wait in the suite is bounded by this unless a test says otherwise.
 WAIT_S = 10.0
@@ -58,6 +59,38 @@ class CreateTTL(namedtuple("CreateTTL", "path data acl flags ttl")):
         return b
 
     deserialize = Create2.deserialize
+
+
+class GetEphemerals(namedtuple("GetEphemerals", "prefix")):
+    """getEphemerals (opcode 103): the session's ephemeral paths starting with `prefix`."""
+
+    type = 103
+
+    def serialize(self):
+        return bytearray(write_string(self.prefix))
+
+    @classmethod
+    def deserialize(cls, data, offset):
+        count = int_struct.unpack_from(data, offset)[0]
+        offset += int_struct.size
+        paths = []
+        for _ in range(count):
+            path, offset = read_string(data, offset)
+            paths.append(path)
+        return paths
+
+
+class GetAllChildrenNumber(namedtuple("GetAllChildrenNumber", "path")):
+    """getAllChildrenNumber (opcode 104): number of descendants of `path`."""
+
+    type = 104
+
+    def serialize(self):
+        return bytearray(write_string(self.path))
+
+    @classmethod
+    def deserialize(cls, data, offset):
+        return int_struct.unpack_from(data, offset)[0]
 
 
 def call(client, request, timeout=WAIT_S):

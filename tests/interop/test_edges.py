@@ -26,7 +26,7 @@ from kazoo.security import (
     make_digest_acl_credential,
 )
 
-from support import WAIT_S, call, wait_until
+from support import WAIT_S, GetAllChildrenNumber, GetEphemerals, call, wait_until
 
 
 def test_pipelined_requests_are_answered_in_order(zk, base):
@@ -198,3 +198,25 @@ def test_server_version_via_envi(zk):
     version = zk.server_version()
     assert isinstance(version, tuple) and len(version) >= 3
     assert version >= (3, 5, 0)
+
+
+def test_get_ephemerals_lists_the_sessions_own_by_prefix(make_client, zk, base):
+    zk.create(f"{base}/t/a/e2", ephemeral=True, makepath=True)
+    zk.create(f"{base}/t/e1", ephemeral=True)
+    zk.create(f"{base}/tx", ephemeral=True)
+    make_client().create(f"{base}/t/other", ephemeral=True)  # another session's
+    expected = sorted([f"{base}/t/a/e2", f"{base}/t/e1", f"{base}/tx"])
+    assert sorted(call(zk, GetEphemerals(f"{base}/t"))) == expected  # a string prefix
+    assert sorted(call(zk, GetEphemerals(f"{base}/t/"))) == expected[:2]
+    assert call(zk, GetEphemerals(f"{base}/t/a")) == [f"{base}/t/a/e2"]
+    assert call(zk, GetEphemerals(f"{base}/none")) == []
+    assert sorted(call(zk, GetEphemerals("/"))) == expected
+
+
+def test_get_all_children_number_counts_descendants(zk, base):
+    zk.create(f"{base}/t/a/b", makepath=True)
+    zk.create(f"{base}/t/c")
+    assert call(zk, GetAllChildrenNumber(f"{base}/t")) == 3
+    assert call(zk, GetAllChildrenNumber(f"{base}/t/c")) == 0
+    with pytest.raises(NoNodeError):
+        call(zk, GetAllChildrenNumber(f"{base}/missing"))

@@ -119,3 +119,10 @@ def test_rolled_back_transaction_fires_no_watch(zk, make_client, base):
     zk.set(f"{base}/w", b"real")
     assert fired.wait(WAIT_S)
     assert watcher.get(f"{base}/w")[0] == b"real"
+
+
+def test_empty_and_check_only_transactions(zk, base):
+    assert zk.transaction().commit() == []
+    t = zk.transaction()
+    t.check(base, 0)
+    assert t.commit() == [True]

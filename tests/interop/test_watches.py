@@ -5,6 +5,7 @@ import queue
 import threading
 
 from kazoo.protocol.states import EventType
+from kazoo.security import make_digest_acl
 
 from support import WAIT_S, wait_until
 
@@ -143,3 +144,28 @@ def test_many_changes_are_all_observed_in_order(zk, make_client, base):
     assert done.wait(WAIT_S), f"last version seen: {versions[-1:]}"
     assert versions == sorted(versions)
     wait_until(lambda: zk.get(path)[0] == b"50", what="final data")
+
+
+def test_child_watch_on_a_deleted_node_fires_deleted(zk, make_client, base):
+    writer = make_client()
+    path = f"{base}/parent"
+    zk.create(path)
+    events = queue.Queue()
+    zk.get_children(path, watch=events.put)
+    writer.delete(path)
+    event = next_event(events, "DELETED")
+    assert (event.type, event.path) == (EventType.DELETED, path)
+
+
+def test_watch_is_not_delivered_without_read_permission(zk, make_client, base):
+    """ZooKeeper 3.8 checks READ on the node when it delivers a data watch event."""
+    owner = make_client(auth_data=[("digest", "olga:pw")])
+    path = f"{base}/guarded"
+    owner.create(path, b"x")
+    events, authed_events = queue.Queue(), queue.Queue()
+    zk.get(path, watch=events.put)
+    owner.set_acls(path, [make_digest_acl("olga", "pw", all=True)])
+    owner.get(path, watch=authed_events.put)
+    owner.set(path, b"y")
+    assert next_event(authed_events, "CHANGED for the authorised session").type == "CHANGED"
+    assert_no_event(events, wait_s=1.0)

@@ -3,11 +3,13 @@
 # suite (tests/interop) against target/debug/rzk-server. Installs what is missing first (run as
 # root on a fresh Debian machine): Apache ZooKeeper 3.8 (the oracle, for ZK_TARGET=apache and
 # the Java CLI tests) and a Python venv at .venv with the pinned tests/interop/requirements.txt.
+# ZK_TARGET=apache runs the interop suite against Apache ZooKeeper instead of rzk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=()
 [ -f /usr/share/java/zookeeper.jar ] || apt_packages+=(zookeeper)
+command -v python3 >/dev/null || apt_packages+=(python3)
 python3 -c 'import ensurepip' 2>/dev/null || apt_packages+=(python3-venv)
 if [ ${#apt_packages[@]} -gt 0 ]; then
     apt-get update

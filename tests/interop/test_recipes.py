@@ -1,5 +1,8 @@
 """kazoo's recipes, each driven by several clients: Lock, Election, Counter, Barrier,
-DoubleBarrier, Queue, LockingQueue, Party, Semaphore and the read/write lock."""
+DoubleBarrier, Queue, LockingQueue, Party, Semaphore and the read/write lock.
+
+Recipe calls that cannot take a timeout (Election.run, DoubleBarrier.enter/leave, Counter
+updates) run in daemon threads joined against a deadline."""
 
 import threading
 
@@ -58,13 +61,14 @@ def test_lock_counts_mutual_exclusion_under_contention(make_client, base):
     def work(client, ident):
         lock = client.Lock(f"{base}/lock", ident)
         for _ in range(5):
-            with lock:
-                with guard:
-                    inside.append(ident)
-                    if len(inside) > 1:
-                        overlap.append(list(inside))
-                with guard:
-                    inside.remove(ident)
+            assert lock.acquire(timeout=WAIT_S)
+            with guard:
+                inside.append(ident)
+                if len(inside) > 1:
+                    overlap.append(list(inside))
+            with guard:
+                inside.remove(ident)
+            lock.release()
 
     threads = [spawn(work, c, f"w{i}") for i, c in enumerate(clients)]
     join_all(threads, timeout=30)

@@ -33,7 +33,10 @@ trap 'rm -f "$log"' EXIT
 status=0
 (cd tests/interop && ../../.venv/bin/pytest -q) 2>&1 | tee "$log" || status=$?
 summary=$(tail --lines=1 "$log")
-count() { grep --only-matching --extended-regexp "[0-9]+ $1" <<<"$summary" | cut -d' ' -f1 || echo 0; }
+count() {
+    grep --only-matching --extended-regexp "[0-9]+ $1" <<<"$summary" \
+        | cut --delimiter=' ' --fields=1 || echo 0
+}
 passed=$(count passed)
 failed=$(($(count failed) + $(count error)))
 echo "${passed} passed, ${failed} failed"

@@ -12,7 +12,15 @@ import threading
 import time
 from collections import namedtuple
 
-from kazoo.protocol.serialization import Create2, int_struct, read_string, write_string
+from kazoo.protocol.serialization import (
+    Connect,
+    Create2,
+    ReplyHeader,
+    Watch,
+    int_struct,
+    read_string,
+    write_string,
+)
 
 # Every single wait in the suite is bounded by this unless a test says otherwise.
 WAIT_S = 10.0
@@ -99,6 +107,58 @@ def call(client, request, timeout=WAIT_S):
     result = client.handler.async_result()
     client._call(request, result)
     return result.get(timeout=timeout)
+
+
+class RawSession:
+    """A session on a plain socket, for checks that need to see frames in the order the
+    server wrote them (kazoo hides that). Requests are kazoo records."""
+
+    def __init__(self, port, timeout_ms=10_000):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT_S)
+        self._send_frame(Connect(0, 0, timeout_ms, 0, b"\x00" * 16, False).serialize())
+        self.connect_response, _ = Connect.deserialize(self.read_frame(), 0)
+        self.xid = 0
+
+    def send(self, request):
+        """Sends `request` with the next xid; returns that xid."""
+        self.xid += 1
+        self._send_frame(struct.pack("!ii", self.xid, request.type) + request.serialize())
+        return self.xid
+
+    def read_reply(self):
+        """Next frame as (ReplyHeader, body bytes); xid -1 is a watch notification."""
+        frame = self.read_frame()
+        header, offset = ReplyHeader.deserialize(frame, 0)
+        return header, frame[offset:]
+
+    @staticmethod
+    def decode_watch(body):
+        """Watch notification body -> (type, state, path)."""
+        return tuple(Watch.deserialize(body, 0)[0])
+
+    def close(self):
+        """closeSession, then drop the socket."""
+        try:
+            self.xid += 1
+            self._send_frame(struct.pack("!ii", self.xid, -11))
+            self.read_frame()
+        finally:
+            self.sock.close()
+
+    def read_frame(self):
+        length = struct.unpack("!i", self._read_exactly(4))[0]
+        return self._read_exactly(length)
+
+    def _send_frame(self, payload):
+        self.sock.sendall(struct.pack("!i", len(payload)) + payload)
+
+    def _read_exactly(self, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            assert chunk, f"connection closed after {len(buf)} of {n} bytes"
+            buf += chunk
+        return buf
 
 
 class PausableProxy:

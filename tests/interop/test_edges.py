@@ -8,7 +8,6 @@ from kazoo.exceptions import (
     BadArgumentsError,
     ConnectionLoss,
     InvalidACLError,
-    KazooException,
     MarshallingError,
     NoAuthError,
     NoNodeError,
@@ -185,14 +184,24 @@ def test_special_nodes(zk):
         zk.delete("/zookeeper/config")
 
 
-def test_oversized_request_drops_the_connection_not_the_server(zk, base):
-    too_big = b"x" * (1024 * 1024 + 1024)  # over jute.maxbuffer (1 MiB - 1)
-    with pytest.raises((ConnectionLoss, KazooException)):
-        zk.create(f"{base}/huge", too_big)
+@pytest.mark.parametrize("excess", [0, 1, 1025])
+def test_request_size_limit_is_jute_maxbuffer(zk, base, excess):
+    """A request frame of exactly jute.maxbuffer (1,048,575) bytes is accepted; one byte more
+    and the server drops the connection (kazoo: ConnectionLoss), the session survives."""
+    path = f"{base}/big"
+    # Create frame: xid, type, path, data, one world:anyone ACL, flags = 47 + path + data.
+    size = 1_048_575 - 47 - len(path.encode()) + excess
+    if excess == 0:
+        zk.create(path, b"x" * size)
+        assert zk.exists(path).dataLength == size
+        assert len(zk.get(path)[0]) == size
+        return
+    session_id = zk.client_id[0]
+    with pytest.raises(ConnectionLoss):
+        zk.create(path, b"x" * size)
     wait_until(lambda: zk.connected, what="kazoo to reconnect")
-    with pytest.raises(NoNodeError):
-        zk.retry(zk.get, f"{base}/huge")
-    assert zk.retry(zk.create, f"{base}/small", b"ok") == f"{base}/small"
+    assert zk.client_id[0] == session_id
+    assert zk.retry(zk.exists, path) is None
 
 
 def test_server_version_via_envi(zk):

@@ -6,17 +6,14 @@ connection without closing the session, as a network failure would.
 """
 
 import queue
-import socket
-import struct
 import threading
 
 import pytest
 from kazoo.client import KazooClient
-from kazoo.protocol.serialization import Connect
 from kazoo.protocol.states import EventType, KazooState
 
 from conftest import TICK_MS
-from support import WAIT_S, PausableProxy, wait_until
+from support import WAIT_S, PausableProxy, RawSession, wait_until
 
 MIN_TIMEOUT_MS = 2 * TICK_MS
 MAX_TIMEOUT_MS = 20 * TICK_MS
@@ -53,33 +50,11 @@ class StateLog:
 )
 def test_session_timeout_is_clamped(zk_server, requested_s, negotiated_ms):
     # kazoo keeps only the requested timeout, so read the ConnectResponse off a raw socket.
-    assert raw_connect_timeout(zk_server.port, int(requested_s * 1000)) == negotiated_ms
-
-
-def raw_connect_timeout(port, timeout_ms):
-    """Sends a ConnectRequest, returns the negotiated timeout, then closes the session."""
-    request = Connect(0, 0, timeout_ms, 0, b"\x00" * 16, False).serialize()
-    with socket.create_connection(("127.0.0.1", port), timeout=WAIT_S) as s:
-        s.sendall(struct.pack("!i", len(request)) + request)
-        response, _ = Connect.deserialize(read_frame(s), 0)
-        close = struct.pack("!ii", 1, -11)  # RequestHeader{xid 1, closeSession}
-        s.sendall(struct.pack("!i", len(close)) + close)
-        read_frame(s)
-    return response.time_out
-
-
-def read_frame(s):
-    length = struct.unpack("!i", read_exactly(s, 4))[0]
-    return read_exactly(s, length)
-
-
-def read_exactly(s, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        assert chunk, f"connection closed after {len(buf)} of {n} bytes"
-        buf += chunk
-    return buf
+    session = RawSession(zk_server.port, int(requested_s * 1000))
+    try:
+        assert session.connect_response.time_out == negotiated_ms
+    finally:
+        session.close()
 
 
 def test_listener_sees_connected_and_lost_on_stop(make_client):

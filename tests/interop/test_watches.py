@@ -4,10 +4,11 @@ ChildrenWatch, which re-arm them."""
 import queue
 import threading
 
+from kazoo.protocol.serialization import GetData
 from kazoo.protocol.states import EventType
 from kazoo.security import make_digest_acl
 
-from support import WAIT_S, wait_until
+from support import WAIT_S, RawSession, wait_until
 
 
 def next_event(events, what):
@@ -169,3 +170,27 @@ def test_watch_is_not_delivered_without_read_permission(zk, make_client, base):
     owner.set(path, b"y")
     assert next_event(authed_events, "CHANGED for the authorised session").type == "CHANGED"
     assert_no_event(events, wait_s=1.0)
+
+
+def test_notification_precedes_any_reply_showing_the_change(zk_server, zk, base):
+    """A client sees a watch event before any response that reflects the change (ZooKeeper's
+    ordering guarantee), so on the wire the notification comes first."""
+    path = f"{base}/ordered"
+    zk.create(path, b"0")
+    session = RawSession(zk_server.port)
+    try:
+        for round_ in range(1, 21):
+            xid = session.send(GetData(path, True))
+            header, _ = session.read_reply()
+            assert (header.xid, header.err) == (xid, 0)
+            zk.set(path, str(round_).encode())
+            read_xid = session.send(GetData(path, None))
+            header, body = session.read_reply()
+            assert header.xid == -1, f"round {round_}: reply {header} before the notification"
+            event_type, _, event_path = session.decode_watch(body)
+            assert (event_type, event_path) == (3, path)  # NodeDataChanged
+            header, body = session.read_reply()
+            assert header.xid == read_xid
+            assert GetData.deserialize(body, 0)[0] == str(round_).encode()
+    finally:
+        session.close()

@@ -109,27 +109,60 @@ def call(client, request, timeout=WAIT_S):
     return result.get(timeout=timeout)
 
 
+class SetWatches(namedtuple("SetWatches", "relative_zxid data exist child")):
+    """setWatches (opcode 101, always xid -8): re-arm watches after a reconnect."""
+
+    type = 101
+
+    def serialize(self):
+        b = bytearray(struct.pack("!q", self.relative_zxid))
+        for paths in (self.data, self.exist, self.child):
+            b.extend(int_struct.pack(len(paths)))
+            for p in paths:
+                b.extend(write_string(p))
+        return b
+
+
+class AddWatch(namedtuple("AddWatch", "path mode")):
+    """addWatch (opcode 106): mode 0 persistent, 1 persistent recursive."""
+
+    type = 106
+
+    def serialize(self):
+        return bytearray(write_string(self.path) + int_struct.pack(self.mode))
+
+
 class RawSession:
     """A session on a plain socket, for checks that need to see frames in the order the
-    server wrote them (kazoo hides that). Requests are kazoo records."""
+    server wrote them, or opcodes kazoo never sends. Requests are kazoo-style records. Pass
+    `session_id`/`passwd` (from `connect_response`) and `last_zxid` to re-attach."""
 
-    def __init__(self, port, timeout_ms=10_000):
+    def __init__(self, port, timeout_ms=10_000, session_id=0, passwd=b"\x00" * 16, last_zxid=0):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT_S)
-        self._send_frame(Connect(0, 0, timeout_ms, 0, b"\x00" * 16, False).serialize())
+        connect = Connect(0, last_zxid, timeout_ms, session_id, passwd, False)
+        self._send_frame(connect.serialize())
         self.connect_response, _ = Connect.deserialize(self.read_frame(), 0)
         self.xid = 0
+        self.last_zxid = last_zxid
 
-    def send(self, request):
-        """Sends `request` with the next xid; returns that xid."""
-        self.xid += 1
-        self._send_frame(struct.pack("!ii", self.xid, request.type) + request.serialize())
-        return self.xid
+    def send(self, request, xid=None):
+        """Sends `request` with `xid` (default: the next one); returns the xid used."""
+        if xid is None:
+            self.xid += 1
+            xid = self.xid
+        self._send_frame(struct.pack("!ii", xid, request.type) + request.serialize())
+        return xid
 
     def read_reply(self):
         """Next frame as (ReplyHeader, body bytes); xid -1 is a watch notification."""
         frame = self.read_frame()
         header, offset = ReplyHeader.deserialize(frame, 0)
+        self.last_zxid = max(self.last_zxid, header.zxid)
         return header, frame[offset:]
+
+    def drop(self):
+        """Closes the socket without closing the session."""
+        self.sock.close()
 
     @staticmethod
     def decode_watch(body):

@@ -4,11 +4,14 @@ ChildrenWatch, which re-arm them."""
 import queue
 import threading
 
-from kazoo.protocol.serialization import GetData
+from kazoo.protocol.serialization import Exists, GetChildren, GetData
 from kazoo.protocol.states import EventType
 from kazoo.security import make_digest_acl
 
-from support import WAIT_S, RawSession, wait_until
+from support import WAIT_S, AddWatch, RawSession, SetWatches, wait_until
+
+# WatchedEvent types on the wire.
+CREATED, DELETED, CHANGED, CHILD = 1, 2, 3, 4
 
 
 def next_event(events, what):
@@ -192,5 +195,93 @@ def test_notification_precedes_any_reply_showing_the_change(zk_server, zk, base)
             header, body = session.read_reply()
             assert header.xid == read_xid
             assert GetData.deserialize(body, 0)[0] == str(round_).encode()
+    finally:
+        session.close()
+
+
+def read_notifications(session, count):
+    """The next `count` frames, which must all be notifications, as (type, path) pairs."""
+    events = []
+    for _ in range(count):
+        header, body = session.read_reply()
+        assert header.xid == -1, f"expected a notification, got reply {header}"
+        event_type, _, path = session.decode_watch(body)
+        events.append((event_type, path))
+    return events
+
+
+def test_set_watches_after_reconnect_reports_missed_changes(zk_server, zk, base):
+    """What the Java client does after a reconnect: re-attach with the session id and
+    password, then SetWatches with the last zxid it saw; changes since then fire at once."""
+    for name in ("data", "parent", "quiet"):
+        zk.create(f"{base}/{name}")
+    first = RawSession(zk_server.port)
+    for request in (
+        GetData(f"{base}/data", True),
+        Exists(f"{base}/later", True),
+        GetChildren(f"{base}/parent", True),
+        GetData(f"{base}/quiet", True),
+    ):
+        xid = first.send(request)
+        header, _ = first.read_reply()
+        assert header.xid == xid
+    first.drop()
+
+    zk.set(f"{base}/data", b"changed")
+    zk.create(f"{base}/later")
+    zk.create(f"{base}/parent/kid")
+
+    response = first.connect_response
+    second = RawSession(
+        zk_server.port,
+        session_id=response.session_id,
+        passwd=response.passwd,
+        last_zxid=first.last_zxid,
+    )
+    try:
+        assert second.connect_response.session_id == response.session_id
+        assert second.connect_response.time_out > 0
+        data = [f"{base}/data", f"{base}/quiet"]
+        second.send(SetWatches(first.last_zxid, data, [f"{base}/later"], [f"{base}/parent"]), -8)
+        events = read_notifications(second, 3)
+        assert sorted(events) == sorted(
+            [(CREATED, f"{base}/later"), (CHANGED, f"{base}/data"), (CHILD, f"{base}/parent")]
+        )
+        header, _ = second.read_reply()
+        assert (header.xid, header.err) == (-8, 0)
+        zk.set(f"{base}/quiet", b"now")  # the unchanged node's watch was re-armed
+        assert read_notifications(second, 1) == [(CHANGED, f"{base}/quiet")]
+    finally:
+        second.close()
+
+
+def test_persistent_watches_fire_repeatedly(zk_server, zk, base):
+    zk.create(f"{base}/p")
+    session = RawSession(zk_server.port)
+    try:
+        for path, mode in ((f"{base}/p", 0), (base, 1)):
+            xid = session.send(AddWatch(path, mode))
+            header, body = session.read_reply()
+            assert (header.xid, header.err, body) == (xid, 0, b"\x00\x00\x00\x00")
+        zk.set(f"{base}/p", b"1")
+        # The persistent watch on p and the recursive one on base both match.
+        assert read_notifications(session, 1) == [(CHANGED, f"{base}/p")]
+        zk.set(f"{base}/p", b"2")
+        assert read_notifications(session, 1) == [(CHANGED, f"{base}/p")]
+        zk.create(f"{base}/p/c")  # p's persistent watch: CHILD; base's recursive: CREATED
+        assert sorted(read_notifications(session, 2)) == [
+            (CREATED, f"{base}/p/c"),
+            (CHILD, f"{base}/p"),
+        ]
+        zk.create(f"{base}/other/deep", makepath=True)  # recursive only, no CHILD events
+        assert read_notifications(session, 2) == [
+            (CREATED, f"{base}/other"),
+            (CREATED, f"{base}/other/deep"),
+        ]
+        zk.delete(f"{base}/p/c")
+        assert sorted(read_notifications(session, 2)) == [
+            (DELETED, f"{base}/p/c"),
+            (CHILD, f"{base}/p"),
+        ]
     finally:
         session.close()

@@ -42,6 +42,18 @@ def test_ephemeral_goes_away_when_its_session_closes(make_client, zk, base):
     assert zk.get_children(base) == []
 
 
+def test_ephemerals_are_gone_once_close_session_is_answered(make_client, zk, base):
+    """closeSession is answered only after its txn deleted the ephemerals, so a read issued
+    after kazoo's stop() returns cannot see them."""
+    for round_ in range(5):
+        owner = make_client()
+        paths = [
+            owner.create(f"{base}/r{round_}-e", ephemeral=True, sequence=True) for _ in range(3)
+        ]
+        owner.stop()
+        assert [zk.exists(p) for p in paths] == [None, None, None]
+
+
 def test_makepath_with_ephemeral_makes_persistent_parents(zk, base):
     zk.create(f"{base}/p/q/e", ephemeral=True, makepath=True)
     assert zk.exists(f"{base}/p/q").ephemeralOwner == 0

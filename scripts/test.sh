@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The project's single test command: formatting, lints, Rust tests, then the kazoo interop
+# suite (tests/interop) against target/debug/rzk-server. Installs what is missing first (run as
+# root on a fresh Debian machine): Apache ZooKeeper 3.8 (the oracle, for ZK_TARGET=apache and
+# the Java CLI tests) and a Python venv at .venv with the pinned tests/interop/requirements.txt.
+# ZK_TARGET=apache runs the interop suite against Apache ZooKeeper instead of rzk.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=()
+[ -f /usr/share/java/zookeeper.jar ] || apt_packages+=(zookeeper)
+command -v python3 >/dev/null || apt_packages+=(python3)
+python3 -c 'import ensurepip' 2>/dev/null || apt_packages+=(python3-venv)
+if [ ${#apt_packages[@]} -gt 0 ]; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install --yes --no-install-recommends \
+        "${apt_packages[@]}"
+fi
+if ! .venv/bin/python -c 'import kazoo, pytest, pytest_timeout' 2>/dev/null; then
+    python3 -m venv .venv
+    .venv/bin/pip install --quiet --requirement tests/interop/requirements.txt
+fi
+
+cargo fmt --all -- --check
+cargo clippy --all-targets -- --deny warnings
+cargo build --bins
+cargo test
+
+# pytest exits 1 on failures and 5 when it collected nothing; both stop this script. The
+# last line is always "N passed, N failed" (errors count as failed).
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+(cd tests/interop && ../../.venv/bin/pytest -q) 2>&1 | tee "$log" || status=$?
+summary=$(tail --lines=1 "$log")
+count() {
+    grep --only-matching --extended-regexp "[0-9]+ $1" <<<"$summary" \
+        | cut --delimiter=' ' --fields=1 || echo 0
+}
+passed=$(count passed)
+failed=$(($(count failed) + $(count error)))
+echo "${passed} passed, ${failed} failed"
+if [ "$status" -eq 5 ] || [ "$passed" -eq 0 ]; then
+    echo "scripts/test.sh: the interop suite ran no tests" >&2
+    exit 1
+fi
+exit "$status"

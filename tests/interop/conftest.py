@@ -2,8 +2,9 @@
 
 One server per test session, on a free loopback port with a temp data dir:
 
-* rzk (default): `target/debug/rzk-server PORT DATADIR TICKTIME` (binary from `RZK_SERVER_BIN`,
-  relative paths taken from the repo root). It is never built here.
+* rzk (default): `target/debug/rzk-server zoo.cfg` with the same generated zoo.cfg as Apache's
+  (binary from `RZK_SERVER_BIN`, relative paths taken from the repo root). It is never built
+  here.
 * Apache ZooKeeper 3.8 (`ZK_TARGET=apache` or `--zk-target=apache`): QuorumPeerMain from the
   Debian jars with a generated standalone zoo.cfg, extended types and all four-letter words on.
 
@@ -34,7 +35,6 @@ STARTUP_TIMEOUT_S = 30.0
 # Apache runs its container/TTL reaper every second here. rzk's short command line has no
 # setting for it, so rzk keeps ZooKeeper's default interval of 60 s.
 APACHE_REAP_INTERVAL_MS = 1000
-RZK_REAP_INTERVAL_MS = 60_000
 
 
 def pytest_addoption(parser):
@@ -110,7 +110,17 @@ def rzk_command(port, data_dir, work_dir):
         binary = REPO_ROOT / binary
     if not binary.exists():
         pytest.exit(f"{binary} not found; run `cargo build --bins` first", returncode=4)
-    return [str(binary), str(port), str(data_dir), str(TICK_MS)], RZK_REAP_INTERVAL_MS
+    cfg = Path(work_dir) / "zoo.cfg"
+    cfg.write_text(
+        f"tickTime={TICK_MS}\n"
+        f"dataDir={data_dir}\n"
+        f"clientPort={port}\n"
+        "clientPortAddress=127.0.0.1\n"
+        "extendedTypesEnabled=true\n"
+        "4lw.commands.whitelist=*\n"
+        f"znode.container.checkIntervalMs={APACHE_REAP_INTERVAL_MS}\n"
+    )
+    return [str(binary), str(cfg)], APACHE_REAP_INTERVAL_MS
 
 
 def apache_command(port, data_dir, work_dir):

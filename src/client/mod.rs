@@ -15,6 +15,22 @@
 //! Blocking calls made from a watcher or callback (i.e. on the event thread) are completed
 //! directly by the send thread, so they do not deadlock. Errors are [`Error`]: the server's
 //! [`ErrorCode`] or a client-side kind (connection loss, timeout, closed).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use rzk::client::{Client, Watcher};
+//! use rzk::jute::data::Acl;
+//! use rzk::proto::CreateMode;
+//!
+//! let (tx, events) = crossbeam_channel::unbounded();
+//! let zk = Client::connect("127.0.0.1:2181/app", Duration::from_secs(30), None)?;
+//! zk.wait_connected(Duration::from_secs(10))?;
+//! zk.create("/config", b"v1", &Acl::open_unsafe(), CreateMode::Persistent)?;
+//! let (data, stat) = zk.get_data("/config", Watcher::channel(tx))?;
+//! zk.set_data_async("/config", b"v2", stat.version, |r| println!("set: {r:?}"));
+//! println!("{:?} then {}", data, events.recv()?);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod event;
 mod hosts;
@@ -23,7 +39,7 @@ mod send;
 mod watches;
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
@@ -41,7 +57,7 @@ use crate::jute::proto::{
 };
 use crate::jute::{DecodeError, Jute};
 use crate::proto::{AddWatchMode, CreateMode, ErrorCode, EventType, KeeperState, OpCode};
-use crate::proto::{SessionId, WatcherType};
+use crate::proto::{SessionId, WatcherType, Zxid};
 use request::{Request, Response, WatchRegistration, WatchRemoval};
 use send::{Command, Packet, SendConfig, SendThread};
 use watches::WatchKind;
@@ -329,13 +345,14 @@ pub(crate) struct SharedState {
     session_id: i64,
     passwd: Vec<u8>,
     negotiated: Duration,
-    last_zxid: i64,
 }
 
 /// State the send thread publishes for the application threads.
 pub(crate) struct Shared {
     inner: Mutex<SharedState>,
     changed: Condvar,
+    /// The last zxid seen in a reply, updated by the send thread on every reply.
+    last_zxid: AtomicI64,
 }
 
 impl Shared {
@@ -427,9 +444,9 @@ impl Client {
                 session_id,
                 passwd: passwd.clone(),
                 negotiated: cfg.session_timeout,
-                last_zxid: 0,
             }),
             changed: Condvar::new(),
+            last_zxid: AtomicI64::new(0),
         });
         let send_cfg = SendConfig {
             hosts: host_list,
@@ -482,9 +499,9 @@ impl Client {
         self.shared.read(|s| s.negotiated)
     }
 
-    /// The last zxid seen, as of the last state change.
-    pub fn last_zxid_at_state_change(&self) -> i64 {
-        self.shared.read(|s| s.last_zxid)
+    /// The last zxid seen in a reply (what a reconnect sends as `lastZxidSeen`).
+    pub fn last_zxid(&self) -> Zxid {
+        Zxid(self.shared.last_zxid.load(Ordering::Relaxed))
     }
 
     /// The chroot of this client, if any.

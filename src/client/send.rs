@@ -602,6 +602,7 @@ impl SendThread {
         }
         if hdr.zxid > 0 {
             self.last_zxid = hdr.zxid;
+            self.shared.last_zxid.store(hdr.zxid, std::sync::atomic::Ordering::Relaxed);
         }
         let Some(packet) = p.packet else { return Lost::No };
         let result = if hdr.err == 0 {
@@ -885,7 +886,6 @@ impl SendThread {
             s.session_id = self.session_id;
             s.passwd = self.passwd.clone();
             s.negotiated = self.negotiated;
-            s.last_zxid = self.last_zxid;
         });
     }
 

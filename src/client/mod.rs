@@ -5,8 +5,9 @@
 //! - the **caller's threads** build and encode requests ([`Client`] methods), validate paths
 //!   and apply the chroot, then hand them to the send thread through a crossbeam channel and
 //!   a `mio::Waker`;
-//! - the **send thread** (`send`) owns the socket, the session, the pending queue and the
-//!   watch registry (`watches`); see its module doc for connection handling;
+//! - the **send thread** (`send`) owns the socket and drives the protocol core (`core`), a
+//!   pure state machine with explicit time that owns the session, the outgoing and pending
+//!   queues, the xids and the watch registry (`watches`);
 //! - the **event thread** (`event`) runs watchers and async callbacks one at a time, in the
 //!   order the send thread queued them, so a watch event is always seen before the result of
 //!   a read that observes the change.
@@ -32,6 +33,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod core;
 mod event;
 mod hosts;
 mod request;
@@ -50,6 +52,7 @@ pub use hosts::{validate_path, ArgumentError, Chroot, ConnectString};
 pub use request::{Op, OpResult, ReadOp};
 pub use watches::SET_WATCHES_BYTES_MAX;
 
+use self::core::{CoreConfig, Packet};
 use crate::jute::data::{Acl, ClientInfo, Stat};
 use crate::jute::proto::{
     AddWatchRequest, CreateRequest, CreateTtlRequest, DeleteRequest, PathRequest, PathWatchRequest,
@@ -59,7 +62,7 @@ use crate::jute::{DecodeError, Jute};
 use crate::proto::{AddWatchMode, CreateMode, ErrorCode, EventType, KeeperState, OpCode};
 use crate::proto::{SessionId, WatcherType, Zxid};
 use request::{Request, Response, WatchRegistration, WatchRemoval};
-use send::{Command, Packet, SendConfig, SendThread};
+use send::{Command, SendThread};
 use watches::WatchKind;
 
 /// What went wrong with an operation.
@@ -448,8 +451,7 @@ impl Client {
             changed: Condvar::new(),
             last_zxid: AtomicI64::new(0),
         });
-        let send_cfg = SendConfig {
-            hosts: host_list,
+        let core_cfg = CoreConfig {
             chroot: chroot.clone(),
             timeout: cfg.session_timeout,
             can_be_read_only: cfg.can_be_read_only,
@@ -457,13 +459,15 @@ impl Client {
             session_id,
             passwd,
             request_timeout: cfg.request_timeout,
+            host_count: host_list.len(),
+            seed: rng.next_u64(),
         };
         let event_handle = std::thread::Builder::new()
             .name("zk-event".into())
             .spawn(move || event::run(ev_rx))
             .map_err(Error::Io)?;
         let event_thread = event_handle.thread().id();
-        let send = SendThread::new(poll, cmd_rx, ev_tx, shared.clone(), send_cfg);
+        let send = SendThread::new(poll, cmd_rx, ev_tx, shared.clone(), host_list, core_cfg);
         let send_handle = std::thread::Builder::new()
             .name("zk-send".into())
             .spawn(move || send.run())

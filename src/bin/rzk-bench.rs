@@ -232,6 +232,8 @@ struct Shared {
     clients: Vec<Client>,
     data: Vec<u8>,
     hists: Vec<Mutex<Histogram>>,
+    /// Tickets of the znodes each session created (op create), for the cleanup.
+    created: Vec<Mutex<Vec<u64>>>,
     errors: AtomicU64,
     issued: AtomicU64,
     next_delete: AtomicUsize,
@@ -310,7 +312,15 @@ fn issue(sh: Arc<Shared>, session: usize) {
         OpKind::Create => {
             let path = format!("{}/c-{session}-{n}", sh.cfg.root);
             let acl = Acl::open_unsafe();
-            c.create_async(&path, &sh.data, &acl, CreateMode::Persistent, move |r| done(r.is_ok()));
+            let created = sh.clone();
+            c.create_async(&path, &sh.data, &acl, CreateMode::Persistent, move |r| {
+                if r.is_ok() {
+                    if let Ok(mut list) = created.created[session].lock() {
+                        list.push(n);
+                    }
+                }
+                done(r.is_ok())
+            });
         }
         OpKind::Set => {
             let path = sh.node(sh.random(sh.cfg.znodes));
@@ -428,17 +438,24 @@ fn setup(cfg: &Config, c: &Client, data: &[u8]) -> Result<(), BenchError> {
     Ok(())
 }
 
-fn cleanup(cfg: &Config, c: &Client) -> Result<(), BenchError> {
+/// Deletes what the run created: the znodes it knows by name first (a listing of a root with
+/// very many children could exceed the reply size limit), then whatever a listing still shows,
+/// then the root.
+fn cleanup(cfg: &Config, c: &Client, known: Vec<String>) -> Result<(), BenchError> {
+    let delete_all = |paths: &[String]| {
+        pipeline(paths.len(), &[ErrorCode::NoNode], |i, done| {
+            c.delete_async(&paths[i], -1, done);
+        })
+        .map_err(|e| BenchError::Client("delete znodes", e))
+    };
+    delete_all(&known)?;
     let kids = match c.get_children(&cfg.root, false) {
         Ok(k) => k,
         Err(e) if e.code() == ErrorCode::NoNode => return Ok(()),
         Err(e) => return Err(BenchError::Client("list bench root", e)),
     };
-    pipeline(kids.len(), &[ErrorCode::NoNode], |i, done| {
-        let path = format!("{}/{}", cfg.root, kids[i]);
-        c.delete_async(&path, -1, done);
-    })
-    .map_err(|e| BenchError::Client("delete znodes", e))?;
+    let rest: Vec<String> = kids.iter().map(|k| format!("{}/{}", cfg.root, k)).collect();
+    delete_all(&rest)?;
     match c.delete(&cfg.root, -1) {
         Ok(()) => Ok(()),
         Err(e) if e.code() == ErrorCode::NoNode => Ok(()),
@@ -476,6 +493,7 @@ fn run(cfg: Config) -> Result<bool, BenchError> {
     let sh = Arc::new(Shared {
         deadline: cfg.seconds.map(|s| start + Duration::from_secs_f64(s)),
         hists: (0..cfg.sessions).map(|_| Mutex::new(Histogram::new())).collect(),
+        created: (0..cfg.sessions).map(|_| Mutex::new(Vec::new())).collect(),
         errors: AtomicU64::new(0),
         issued: AtomicU64::new(0),
         next_delete: AtomicUsize::new(0),
@@ -554,7 +572,13 @@ fn run(cfg: Config) -> Result<bool, BenchError> {
             (user + sys) / elapsed.max(1e-9) * 100.0
         );
     }
-    cleanup(&cfg, &sh.clients[0])?;
+    let mut known: Vec<String> = (0..cfg.znodes).map(|i| sh.node(i)).collect();
+    for (session, list) in sh.created.iter().enumerate() {
+        if let Ok(list) = list.lock() {
+            known.extend(list.iter().map(|n| format!("{}/c-{session}-{n}", cfg.root)));
+        }
+    }
+    cleanup(&cfg, &sh.clients[0], known)?;
     Ok(errors == 0)
 }
 

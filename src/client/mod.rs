@@ -374,7 +374,9 @@ fn sid(id: i64) -> SessionId {
     SessionId(id)
 }
 
-/// A ZooKeeper client handle [ZooKeeper.java]. Dropping it closes the session.
+/// A ZooKeeper client handle [ZooKeeper.java]. Dropping it closes the session. It is `Send`
+/// and `Sync`: share it between threads with an `Arc` (not from inside its own watchers, or
+/// the cycle keeps it alive).
 pub struct Client {
     commands: Sender<Command>,
     waker: Arc<mio::Waker>,

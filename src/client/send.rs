@@ -62,6 +62,8 @@ pub(crate) struct SendThread {
     preferred: Option<SocketAddr>,
     socket: Option<Socket>,
     close_waiters: Vec<Sender<()>>,
+    /// Read buffer, reused across reads.
+    chunk: Vec<u8>,
 }
 
 impl SendThread {
@@ -84,6 +86,7 @@ impl SendThread {
             preferred: None,
             socket: None,
             close_waiters: Vec::new(),
+            chunk: vec![0; READ_CHUNK],
         }
     }
 
@@ -218,16 +221,15 @@ impl SendThread {
             self.core.tcp_connected(Instant::now());
             self.step();
         }
-        let mut chunk = vec![0u8; READ_CHUNK];
         loop {
             let Some(s) = self.socket.as_mut() else { return };
-            match s.stream.read(&mut chunk) {
+            match s.stream.read(&mut self.chunk) {
                 Ok(0) => {
                     self.core.connection_lost("server closed the connection", Instant::now());
                     return;
                 }
                 Ok(n) => {
-                    self.core.handle_input(&chunk[..n], Instant::now());
+                    self.core.handle_input(&self.chunk[..n], Instant::now());
                     let zxid = self.core.last_zxid();
                     self.shared.last_zxid.store(zxid, Ordering::Relaxed);
                     self.step();

@@ -96,7 +96,9 @@ fn read_write_delete_and_their_errors() {
     let stat = c.set_data("/rw", b"v1", 0).unwrap();
     assert_eq!(stat.version, 1);
     assert_eq!(code(c.set_data("/rw", b"v2", 0)), ErrorCode::BadVersion);
-    assert_eq!(c.set_data("/rw", b"v2", -1).unwrap().version, 2);
+    let stat = c.set_data("/rw", b"v2", -1).unwrap();
+    assert_eq!(stat.version, 2);
+    assert_eq!(c.last_zxid().0, stat.mzxid, "a write's reply carries its zxid");
     assert_eq!(c.exists("/rw", false).unwrap().map(|s| s.version), Some(2));
     assert_eq!(c.exists("/rw/none", false).unwrap(), None);
     assert_eq!(code(c.get_data("/rw/none", false)), ErrorCode::NoNode);

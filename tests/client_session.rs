@@ -10,7 +10,8 @@ use rzk::jute::data::Acl;
 use rzk::proto::{CreateMode, ErrorCode, EventType, KeeperState};
 
 use common::{
-    connect, next_event, next_node_event, next_state, wait_until, Proxy, ServerOptions, TestServer,
+    connect, next_event, next_node_event, next_state, next_state_within, wait_until, Proxy,
+    ServerOptions, TestServer,
 };
 
 const T: Duration = Duration::from_secs(30);
@@ -54,8 +55,10 @@ fn session_survives_a_server_restart_and_watches_are_rearmed() {
     let session = a.session_id();
     assert_eq!(next_state(&events).state, KeeperState::SyncConnected);
     server.restart();
-    assert_eq!(next_state(&events).state, KeeperState::Disconnected);
-    assert_eq!(next_state(&events).state, KeeperState::SyncConnected);
+    // A JVM restart on a busy machine can take a while: allow for it.
+    let slow = Duration::from_secs(60);
+    assert_eq!(next_state_within(&events, slow).state, KeeperState::Disconnected);
+    assert_eq!(next_state_within(&events, slow).state, KeeperState::SyncConnected);
     assert_eq!(a.session_id(), session, "same session after the restart");
     assert!(a.exists("/eph", false).unwrap().is_some(), "ephemeral kept");
     // Watches were re-armed with setWatches: changes made now are delivered.

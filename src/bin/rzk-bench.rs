@@ -235,6 +235,8 @@ struct Shared {
     clients: Vec<Client>,
     data: Vec<u8>,
     hists: Vec<Mutex<Histogram>>,
+    /// Tickets of the znodes each session created (op create), for the cleanup.
+    created: Vec<Mutex<Vec<u64>>>,
     errors: AtomicU64,
     issued: AtomicU64,
     next_delete: AtomicUsize,
@@ -313,7 +315,15 @@ fn issue(sh: Arc<Shared>, session: usize) {
         OpKind::Create => {
             let path = format!("{}/c-{n}", sh.cfg.root);
             let acl = Acl::open_unsafe();
-            c.create_async(&path, &sh.data, &acl, CreateMode::Persistent, move |r| done(r.is_ok()));
+            let created = sh.clone();
+            c.create_async(&path, &sh.data, &acl, CreateMode::Persistent, move |r| {
+                if r.is_ok() {
+                    if let Ok(mut list) = created.created[session].lock() {
+                        list.push(n);
+                    }
+                }
+                done(r.is_ok())
+            });
         }
         OpKind::Set => {
             let path = sh.node(sh.random(sh.cfg.znodes));
@@ -431,22 +441,24 @@ fn setup(cfg: &Config, c: &Client, data: &[u8]) -> Result<(), BenchError> {
     Ok(())
 }
 
-fn cleanup(cfg: &Config, c: &Client, issued: usize) -> Result<(), BenchError> {
+/// Deletes what the run created: the znodes it knows by name first (a listing of a root with
+/// very many children could exceed the reply size limit), then whatever a listing still shows,
+/// then the root.
+fn cleanup(cfg: &Config, c: &Client, known: Vec<String>) -> Result<(), BenchError> {
+    let delete_all = |paths: &[String]| {
+        pipeline(paths.len(), &[ErrorCode::NoNode], |i, done| {
+            c.delete_async(&paths[i], -1, done);
+        })
+        .map_err(|e| BenchError::Client("delete znodes", e))
+    };
+    delete_all(&known)?;
     let kids = match c.get_children(&cfg.root, false) {
         Ok(k) => k,
         Err(e) if e.code() == ErrorCode::NoNode => return Ok(()),
-        // A root with more children than one reply can carry (jute.maxbuffer): delete by
-        // the names the bench itself uses.
-        Err(_) => (0..cfg.znodes)
-            .map(|i| format!("n{i}"))
-            .chain((0..issued).map(|n| format!("c-{n}")))
-            .collect(),
+        Err(e) => return Err(BenchError::Client("list bench root", e)),
     };
-    pipeline(kids.len(), &[ErrorCode::NoNode], |i, done| {
-        let path = format!("{}/{}", cfg.root, kids[i]);
-        c.delete_async(&path, -1, done);
-    })
-    .map_err(|e| BenchError::Client("delete znodes", e))?;
+    let rest: Vec<String> = kids.iter().map(|k| format!("{}/{}", cfg.root, k)).collect();
+    delete_all(&rest)?;
     match c.delete(&cfg.root, -1) {
         Ok(()) => Ok(()),
         Err(e) if e.code() == ErrorCode::NoNode => Ok(()),
@@ -484,6 +496,7 @@ fn run(cfg: Config) -> Result<bool, BenchError> {
     let sh = Arc::new(Shared {
         deadline: cfg.seconds.map(|s| start + Duration::from_secs_f64(s)),
         hists: (0..cfg.sessions).map(|_| Mutex::new(Histogram::new())).collect(),
+        created: (0..cfg.sessions).map(|_| Mutex::new(Vec::new())).collect(),
         errors: AtomicU64::new(0),
         issued: AtomicU64::new(0),
         next_delete: AtomicUsize::new(0),
@@ -563,8 +576,13 @@ fn run(cfg: Config) -> Result<bool, BenchError> {
         );
     }
     if !cfg.keep {
-        let issued = sh.issued.load(Ordering::Relaxed) as usize;
-        cleanup(&cfg, &sh.clients[0], issued)?;
+        let mut known: Vec<String> = (0..cfg.znodes).map(|i| sh.node(i)).collect();
+        for list in sh.created.iter() {
+            if let Ok(list) = list.lock() {
+                known.extend(list.iter().map(|n| format!("{}/c-{n}", cfg.root)));
+            }
+        }
+        cleanup(&cfg, &sh.clients[0], known)?;
     }
     Ok(errors == 0)
 }

@@ -290,20 +290,27 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// A connected client with a channel default watcher.
+/// A connected client with a channel default watcher. With a short session timeout the
+/// client gives up (state Closed) when a busy server takes longer than 4/3 of it to create
+/// the session, so a bounded number of fresh attempts is made.
 pub fn connect(
     connect_string: &str,
     timeout: Duration,
 ) -> (Client, crossbeam_channel::Receiver<WatchedEvent>) {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let c = ClientConfig::new(connect_string, timeout)
-        .watcher(Watcher::channel(tx))
-        .connect()
-        .expect("client");
-    if let Err(e) = c.wait_connected(Duration::from_secs(30)) {
-        panic!("cannot connect to {connect_string}: {e}");
+    let mut last_err = None;
+    for _ in 0..5 {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let c = ClientConfig::new(connect_string, timeout)
+            .watcher(Watcher::channel(tx))
+            .connect()
+            .expect("client");
+        match c.wait_connected(Duration::from_secs(30)) {
+            Ok(()) => return (c, rx),
+            Err(rzk::client::Error::Closed) => last_err = Some(rzk::client::Error::Closed),
+            Err(e) => panic!("cannot connect to {connect_string}: {e}"),
+        }
     }
-    (c, rx)
+    panic!("cannot connect to {connect_string}: {:?}", last_err);
 }
 
 /// The next event on `rx` within 20 s.
@@ -313,10 +320,18 @@ pub fn next_event(rx: &crossbeam_channel::Receiver<WatchedEvent>) -> WatchedEven
 
 /// Skips node events until a state event arrives (bounded by 20 s).
 pub fn next_state(rx: &crossbeam_channel::Receiver<WatchedEvent>) -> WatchedEvent {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    next_state_within(rx, Duration::from_secs(20))
+}
+
+/// Skips node events until a state event arrives (bounded by `limit`).
+pub fn next_state_within(
+    rx: &crossbeam_channel::Receiver<WatchedEvent>,
+    limit: Duration,
+) -> WatchedEvent {
+    let deadline = Instant::now() + limit;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let e = rx.recv_timeout(left).expect("a state event within 20 s");
+        let e = rx.recv_timeout(left).expect("a state event in time");
         if e.path.is_none() {
             return e;
         }

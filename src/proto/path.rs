@@ -28,6 +28,34 @@ pub fn validate(path: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Whether a request body of `op` starts with a null path (`ustring` length -1). ZooKeeper's
+/// request processors fail on it with MARSHALLINGERROR (a NullPointerException there), so rzk
+/// answers the same instead of reading it as "".
+pub fn null_path_body(op: super::OpCode, body: &[u8]) -> bool {
+    use super::OpCode::*;
+    let path_first = matches!(
+        op,
+        Create
+            | Create2
+            | CreateContainer
+            | CreateTtl
+            | Delete
+            | Exists
+            | GetData
+            | SetData
+            | GetAcl
+            | SetAcl
+            | GetChildren
+            | GetChildren2
+            | Sync
+            | CheckWatches
+            | RemoveWatches
+            | AddWatch
+            | GetAllChildrenNumber
+    );
+    path_first && body.len() >= 4 && body[..4] == [0xff; 4]
+}
+
 /// Characters ZooKeeper rejects in paths.
 fn invalid_char(c: char) -> bool {
     let c = c as u32;

@@ -134,12 +134,6 @@ def test_client_that_saw_a_newer_zxid_is_refused(zk_server):
     assert "connection closed" in str(error.value) or isinstance(error.value, ConnectionResetError)
 
 
-@pytest.mark.rzk_bug(
-    "reads of the empty path (ustring length 0) answer NONODE (-101); ZooKeeper 3.8 resolves "
-    "\"\" to the root (DataTree keeps the root under both \"\" and \"/\") and answers "
-    "getData/exists/getChildren/getChildren2/getACL with err 0 and the same body as for "
-    "\"/\" (getAllChildrenNumber(\"\") also succeeds, counting one more node than for \"/\")"
-)
 def test_empty_path_reads_resolve_to_the_root(zk_server):
     session = RawSession(zk_server.port)
     try:
@@ -167,12 +161,6 @@ def test_empty_path_reads_resolve_to_the_root(zk_server):
         session.close()
 
 
-@pytest.mark.rzk_bug(
-    "a null path (ustring length -1, what kazoo sends for \"\") in create2/getData/exists/"
-    "delete is read as \"\" and answered BADARGUMENTS (-8) / NONODE (-101) / NONODE / "
-    "BADARGUMENTS; ZooKeeper 3.8 answers MARSHALLINGERROR (-5) to all four (a "
-    "NullPointerException in its request processors)"
-)
 def test_null_path_is_a_marshalling_error(zk_server):
     create = Create2("/x", b"", OPEN_ACL_UNSAFE, 0).serialize()[len(b"\x00\x00\x00\x02/x") :]
     requests = {

@@ -208,6 +208,9 @@ impl Apply {
         }
         self.shared.lock_watches().note_conn(conn, req.session, &req.auth);
         let result = match OpCode::from_i32(req.op) {
+            Some(op) if crate::proto::path::null_path_body(op, &req.body) => {
+                Err(ErrorCode::MarshallingError)
+            }
             Some(op) => self.execute_read(conn, op, req),
             None => Err(ErrorCode::Unimplemented),
         };
@@ -233,7 +236,7 @@ impl Apply {
                 Ok(Some(SyncResponse { path: r.path }.to_bytes()))
             }
             OpCode::Exists => {
-                let r = PathWatchRequest::from_bytes(&req.body).map_err(m)?;
+                let r = root_alias(PathWatchRequest::from_bytes(&req.body).map_err(m)?);
                 if r.path.contains('\0') {
                     return Err(ErrorCode::BadArguments);
                 }
@@ -248,7 +251,7 @@ impl Apply {
                 Ok(Some(StatResponse { stat }.to_bytes()))
             }
             OpCode::GetData => {
-                let r = PathWatchRequest::from_bytes(&req.body).map_err(m)?;
+                let r = root_alias(PathWatchRequest::from_bytes(&req.body).map_err(m)?);
                 let tree = self.shared.read_tree();
                 let n = tree.node(&r.path).ok_or(ErrorCode::NoNode)?;
                 acl::check(&tree.acl_of(n), perms::READ, auth, skip)?;
@@ -259,7 +262,7 @@ impl Apply {
                 Ok(Some(GetDataResponse { data: n.data.clone(), stat }.to_bytes()))
             }
             OpCode::GetChildren | OpCode::GetChildren2 => {
-                let r = PathWatchRequest::from_bytes(&req.body).map_err(m)?;
+                let r = root_alias(PathWatchRequest::from_bytes(&req.body).map_err(m)?);
                 let tree = self.shared.read_tree();
                 let n = tree.node(&r.path).ok_or(ErrorCode::NoNode)?;
                 acl::check(&tree.acl_of(n), perms::READ, auth, skip)?;
@@ -275,7 +278,10 @@ impl Apply {
                 }
             }
             OpCode::GetAcl => {
-                let r = PathRequest::from_bytes(&req.body).map_err(m)?;
+                let mut r = PathRequest::from_bytes(&req.body).map_err(m)?;
+                if r.path.is_empty() {
+                    r.path = "/".to_owned();
+                }
                 let tree = self.shared.read_tree();
                 let n = tree.node(&r.path).ok_or(ErrorCode::NoNode)?;
                 let list = tree.acl_of(n);
@@ -286,10 +292,13 @@ impl Apply {
             }
             OpCode::GetAllChildrenNumber => {
                 let r = PathRequest::from_bytes(&req.body).map_err(m)?;
+                // ZooKeeper counts the paths starting with `path + "/"`; for "" (the root's
+                // other name) that includes "/" itself.
+                let (path, extra) = if r.path.is_empty() { ("/", 1) } else { (r.path.as_str(), 0) };
                 let tree = self.shared.read_tree();
-                let n = tree.node(&r.path).ok_or(ErrorCode::NoNode)?;
+                let n = tree.node(path).ok_or(ErrorCode::NoNode)?;
                 acl::check(&tree.acl_of(n), perms::READ, auth, skip)?;
-                let total = tree.all_children_number(&r.path).unwrap_or(0);
+                let total = tree.all_children_number(path).unwrap_or(0) + extra;
                 Ok(Some(GetAllChildrenNumberResponse { total_number: total }.to_bytes()))
             }
             OpCode::GetEphemerals => {
@@ -426,6 +435,14 @@ fn multi_read_one(tree: &DataTree, op: &MultiOp, auth: &AuthInfo, skip: bool) ->
         }
         _ => MultiResult::Error(ErrorCode::MarshallingError.code()),
     }
+}
+
+/// ZooKeeper keeps the root under both "" and "/", so reads of "" answer for the root.
+fn root_alias(mut r: PathWatchRequest) -> PathWatchRequest {
+    if r.path.is_empty() {
+        r.path = "/".to_owned();
+    }
+    r
 }
 
 /// A notification frame: `ReplyHeader(-1, zxid, 0) + WatcherEvent`.

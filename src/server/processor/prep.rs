@@ -238,6 +238,9 @@ impl Prep {
         if req.kind == Kind::Client {
             self.shared.sessions_check(req.session)?;
         }
+        if path::null_path_body(op, &req.body) {
+            return Err(ErrorCode::MarshallingError);
+        }
         let settings = &self.shared.settings;
         if op == OpCode::Reconfig {
             return Err(if settings.reconfig_enabled {

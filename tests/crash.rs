@@ -116,7 +116,7 @@ async fn kill_9_under_load_loses_no_acknowledged_write() {
                         continue;
                     }
                     let path = format!("/w{id}");
-                    match zk.create(&path, path[1..].as_bytes(), &opts).await {
+                    match zk.create(&path, &path.as_bytes()[1..], &opts).await {
                         Ok(_) => acked.lock().unwrap().push(path),
                         Err(_) => return,
                     }

@@ -9,8 +9,10 @@
 //! - Apache's `TxnLogToolkit` (3.8's LogFormatter) and `SnapshotFormatter` read rzk's files;
 //!   the snapshot's stored stats, raw ephemeralOwner (TTL / container encodings) and data match
 //!   rzk's tree.
-//! - Purge keeps the newest 3 snapshots and the logs they need, and recovery still rebuilds the
-//!   whole tree.
+//! - Purge keeps the newest 3 snapshots and the logs they need (the same files Apache's
+//!   `PurgeTxnLog` keeps), and recovery still rebuilds the whole tree.
+//! - Null data (which no client can tell from empty data) stays null across both servers'
+//!   snapshots and logs.
 //!
 //! The Apache tests need `java` and the jars of Debian's `zookeeper` package
 //! (`/usr/share/java/zookeeper.jar`, which names its dependencies in its manifest); without
@@ -553,11 +555,30 @@ async fn apache_serves_the_tree_rzk_wrote() {
 
     let apache_port = free_port();
     let apache_addr = loopback(apache_port);
-    let _zk_server = apache.start(apache_port, dir.path(), logs.path(), None).await;
+    let zk_server = apache.start(apache_port, dir.path(), logs.path(), None).await;
     let reader = connect(apache_addr).await;
     let after = read_tree(&reader).await;
     assert_same_tree(&before, &after, "rzk -> Apache");
     assert_session_resumes(&eph, apache_addr, &["one", "two"]).await;
+    zk_server.kill9();
+
+    // Null data (buffer length -1) survives rzk's snapshot (/one) and log (/two), Apache's
+    // reading and Apache's start-up snapshot: no client can tell, so read that snapshot.
+    let (snaps_after, _) = files(dir.path());
+    assert!(snaps_after.last() > snaps.last(), "Apache wrote no snapshot: {snaps_after:?}");
+    assert_null_data_kept(dir.path());
+}
+
+/// `/one/nulldata` and `/two/nulldata` have null data and `/*/empty` empty data in the
+/// database recovered from `dir`.
+fn assert_null_data_kept(dir: &Path) {
+    let rec = rzk::server::database::recover(dir, dir, true).expect("recovers");
+    for top in ["one", "two"] {
+        let node = rec.tree.node(&format!("/{top}/nulldata")).expect("nulldata");
+        assert_eq!(node.data, None, "/{top}/nulldata");
+        let node = rec.tree.node(&format!("/{top}/empty")).expect("empty");
+        assert_eq!(node.data.as_deref(), Some(&b""[..]), "/{top}/empty");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -588,14 +609,9 @@ async fn rzk_serves_the_tree_apache_wrote() {
     assert_session_resumes(&eph, addr, &["one", "two"]).await;
     rzk.kill9();
 
-    // Null data (buffer length -1) stays null: no client can tell, so read the files.
-    let rec = rzk::server::database::recover(dir.path(), dir.path(), true).expect("recovers");
-    for top in ["one", "two"] {
-        let node = rec.tree.node(&format!("/{top}/nulldata")).expect("nulldata");
-        assert_eq!(node.data, None, "/{top}/nulldata");
-        let node = rec.tree.node(&format!("/{top}/empty")).expect("empty");
-        assert_eq!(node.data.as_deref(), Some(&b""[..]), "/{top}/empty");
-    }
+    // Null data (buffer length -1) from Apache's snapshots and logs stays null in rzk's
+    // start-up snapshot: no client can tell, so read the files.
+    assert_null_data_kept(dir.path());
 }
 
 /// One node of `SnapshotFormatter -d` output.

@@ -221,7 +221,14 @@ impl Apache {
     fn java(&self) -> Command {
         let mut cmd = Command::new("java");
         // Small, quick-starting JVMs: the machine has two shared cores.
-        cmd.args(["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp"]);
+        cmd.args(["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]);
+        // Tools print znode paths; under a C/POSIX locale JDK 17 would print non-ASCII as '?'.
+        cmd.args([
+            "-Dfile.encoding=UTF-8",
+            "-Dsun.stdout.encoding=UTF-8",
+            "-Dsun.stderr.encoding=UTF-8",
+            "-cp",
+        ]);
         cmd.arg(&self.classpath);
         cmd
     }

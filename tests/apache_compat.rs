@@ -43,12 +43,24 @@ const START_DEADLINE: Duration = Duration::from_secs(40);
 /// How long one of Apache's command-line tools may run.
 const TOOL_DEADLINE: Duration = Duration::from_secs(30);
 
+/// How long a whole test may take before it fails (the machine has two shared cores; a run
+/// normally takes 2-10 s).
+const TEST_DEADLINE: Duration = Duration::from_secs(120);
+
 /// Session timeout of the test clients: long enough that a session recovered by the next
 /// server outlives the comparison, within both servers' bounds (rzk 6..60 s, Apache 4..40 s).
 const SESSION_TIMEOUT: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------------------------------------
 // Processes
+
+/// Runs a test body under [`TEST_DEADLINE`], so a hung server fails the test instead of
+/// hanging CI; dropping the body drops its guards, which kill their processes.
+async fn bounded(body: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(TEST_DEADLINE, body)
+        .await
+        .unwrap_or_else(|_| panic!("test still running after {TEST_DEADLINE:?}"));
+}
 
 /// A child process killed (SIGKILL) and reaped when dropped.
 struct Proc {
@@ -294,9 +306,10 @@ fn wait_exit(proc: &mut Proc, limit: Duration) -> i32 {
 
 /// Connects once the server serves.
 ///
-/// No client authenticates: rzk's reply to an auth packet carries xid -4 instead of the
-/// request's xid, which this client cannot match (Apache echoes the xid). Digest ACLs are
-/// written with explicit ids instead, and every node stays readable through world or ip.
+/// No client authenticates: rzk answers an auth packet with xid -4 instead of the request's
+/// xid, which this client cannot match, and answers one pipelined behind the ConnectRequest
+/// before the ConnectResponse (Apache 3.8 does neither). Digest ACLs are written with
+/// explicit ids instead, and every node stays readable through world or ip.
 async fn connect(addr: SocketAddr) -> Client {
     let c = Client::connector()
         .with_session_timeout(SESSION_TIMEOUT)
@@ -534,50 +547,56 @@ async fn assert_session_resumes(eph: &Client, addr: SocketAddr, tops: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apache_serves_the_tree_rzk_wrote() {
-    let Some(apache) = apache("apache_serves_the_tree_rzk_wrote") else { return };
-    let dir = temp_dir("data");
-    let logs = temp_dir("logs");
-    let port = free_port();
-    let addr = loopback(port);
+    bounded(async {
+        let Some(apache) = apache("apache_serves_the_tree_rzk_wrote") else { return };
+        let dir = temp_dir("data");
+        let logs = temp_dir("logs");
+        let port = free_port();
+        let addr = loopback(port);
 
-    let rzk = start_rzk(port, dir.path(), logs.path()).await;
-    let eph = connect(addr).await;
-    let zk = connect(addr).await;
-    write_tree(&zk, &eph, addr, "one").await;
-    eprintln!("first half written");
-    rzk.kill9();
-    // Recovery replays the first half and writes a snapshot of it; the second half goes to a
-    // new log after that snapshot. Both clients reconnect to the restarted server by themselves.
-    let rzk = start_rzk(port, dir.path(), logs.path()).await;
-    eprintln!("rzk restarted");
-    write_tree(&zk, &eph, addr, "two").await;
-    eprintln!("second half written");
-    let before = read_tree(&zk).await;
-    assert!(before.len() > 100, "tree too small: {} nodes", before.len());
-    rzk.kill9();
-    let (snaps, logs_z) = files(dir.path());
-    let newest_snap = *snaps.last().expect("a snapshot");
-    assert!(newest_snap > 0, "no snapshot after writes: {snaps:?}");
-    assert!(logs_z.iter().any(|z| *z > newest_snap), "no log tail after the snapshot: {logs_z:?}");
+        let rzk = start_rzk(port, dir.path(), logs.path()).await;
+        let eph = connect(addr).await;
+        let zk = connect(addr).await;
+        write_tree(&zk, &eph, addr, "one").await;
+        eprintln!("first half written");
+        rzk.kill9();
+        // Recovery replays the first half and writes a snapshot of it; the second half goes to a
+        // new log after that snapshot. Both clients reconnect to the restarted server by themselves.
+        let rzk = start_rzk(port, dir.path(), logs.path()).await;
+        eprintln!("rzk restarted");
+        write_tree(&zk, &eph, addr, "two").await;
+        eprintln!("second half written");
+        let before = read_tree(&zk).await;
+        assert!(before.len() > 100, "tree too small: {} nodes", before.len());
+        rzk.kill9();
+        let (snaps, logs_z) = files(dir.path());
+        let newest_snap = *snaps.last().expect("a snapshot");
+        assert!(newest_snap > 0, "no snapshot after writes: {snaps:?}");
+        assert!(
+            logs_z.iter().any(|z| *z > newest_snap),
+            "no log tail after the snapshot: {logs_z:?}"
+        );
 
-    let apache_port = free_port();
-    let apache_addr = loopback(apache_port);
-    let zk_server = apache.start(apache_port, dir.path(), logs.path(), None).await;
-    let reader = connect(apache_addr).await;
-    let after = read_tree(&reader).await;
-    assert_same_tree(&before, &after, "rzk -> Apache");
-    // Apache checks every txn digest and the snapshot digest it finds while loading. rzk
-    // writes none yet (its snapshots carry the ignored (0, 2, 0)); this guards the day it does.
-    let mntr = harness::four_letter(apache_addr, "mntr");
-    assert!(mntr.contains("zk_digest_mismatches_count\t0\n"), "digest mismatches:\n{mntr}");
-    assert_session_resumes(&eph, apache_addr, &["one", "two"]).await;
-    zk_server.kill9();
+        let apache_port = free_port();
+        let apache_addr = loopback(apache_port);
+        let zk_server = apache.start(apache_port, dir.path(), logs.path(), None).await;
+        let reader = connect(apache_addr).await;
+        let after = read_tree(&reader).await;
+        assert_same_tree(&before, &after, "rzk -> Apache");
+        // Apache checks every txn digest and the snapshot digest it finds while loading. rzk
+        // writes none yet (its snapshots carry the ignored (0, 2, 0)); this guards the day it does.
+        let mntr = harness::four_letter(apache_addr, "mntr");
+        assert!(mntr.contains("zk_digest_mismatches_count\t0\n"), "digest mismatches:\n{mntr}");
+        assert_session_resumes(&eph, apache_addr, &["one", "two"]).await;
+        zk_server.kill9();
 
-    // Null data (buffer length -1) survives rzk's snapshot (/one) and log (/two), Apache's
-    // reading and Apache's start-up snapshot: no client can tell, so read that snapshot.
-    let (snaps_after, _) = files(dir.path());
-    assert!(snaps_after.last() > snaps.last(), "Apache wrote no snapshot: {snaps_after:?}");
-    assert_null_data_kept(dir.path());
+        // Null data (buffer length -1) survives rzk's snapshot (/one) and log (/two), Apache's
+        // reading and Apache's start-up snapshot: no client can tell, so read that snapshot.
+        let (snaps_after, _) = files(dir.path());
+        assert!(snaps_after.last() > snaps.last(), "Apache wrote no snapshot: {snaps_after:?}");
+        assert_null_data_kept(dir.path());
+    })
+    .await
 }
 
 /// `/one/nulldata` and `/two/nulldata` have null data and `/*/empty` empty data in the
@@ -594,35 +613,38 @@ fn assert_null_data_kept(dir: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rzk_serves_the_tree_apache_wrote() {
-    let Some(apache) = apache("rzk_serves_the_tree_apache_wrote") else { return };
-    let dir = temp_dir("data");
-    let logs = temp_dir("logs");
-    let apache_port = free_port();
-    let apache_addr = loopback(apache_port);
+    bounded(async {
+        let Some(apache) = apache("rzk_serves_the_tree_apache_wrote") else { return };
+        let dir = temp_dir("data");
+        let logs = temp_dir("logs");
+        let apache_port = free_port();
+        let apache_addr = loopback(apache_port);
 
-    // snapCount 20: Apache takes fuzzy snapshots (snapshot + roll every 10..20 txns).
-    let zk_server = apache.start(apache_port, dir.path(), logs.path(), Some(20)).await;
-    let eph = connect(apache_addr).await;
-    let zk = connect(apache_addr).await;
-    write_tree(&zk, &eph, apache_addr, "one").await;
-    write_tree(&zk, &eph, apache_addr, "two").await;
-    let before = read_tree(&zk).await;
-    zk_server.kill9();
-    let (snaps, logs_z) = files(dir.path());
-    assert!(snaps.len() > 2 && logs_z.len() > 2, "snapshots {snaps:?}, logs {logs_z:?}");
+        // snapCount 20: Apache takes fuzzy snapshots (snapshot + roll every 10..20 txns).
+        let zk_server = apache.start(apache_port, dir.path(), logs.path(), Some(20)).await;
+        let eph = connect(apache_addr).await;
+        let zk = connect(apache_addr).await;
+        write_tree(&zk, &eph, apache_addr, "one").await;
+        write_tree(&zk, &eph, apache_addr, "two").await;
+        let before = read_tree(&zk).await;
+        zk_server.kill9();
+        let (snaps, logs_z) = files(dir.path());
+        assert!(snaps.len() > 2 && logs_z.len() > 2, "snapshots {snaps:?}, logs {logs_z:?}");
 
-    let port = free_port();
-    let addr = loopback(port);
-    let rzk = start_rzk(port, dir.path(), logs.path()).await;
-    let reader = connect(addr).await;
-    let after = read_tree(&reader).await;
-    assert_same_tree(&before, &after, "Apache -> rzk");
-    assert_session_resumes(&eph, addr, &["one", "two"]).await;
-    rzk.kill9();
+        let port = free_port();
+        let addr = loopback(port);
+        let rzk = start_rzk(port, dir.path(), logs.path()).await;
+        let reader = connect(addr).await;
+        let after = read_tree(&reader).await;
+        assert_same_tree(&before, &after, "Apache -> rzk");
+        assert_session_resumes(&eph, addr, &["one", "two"]).await;
+        rzk.kill9();
 
-    // Null data (buffer length -1) from Apache's snapshots and logs stays null in rzk's
-    // start-up snapshot: no client can tell, so read the files.
-    assert_null_data_kept(dir.path());
+        // Null data (buffer length -1) from Apache's snapshots and logs stays null in rzk's
+        // start-up snapshot: no client can tell, so read the files.
+        assert_null_data_kept(dir.path());
+    })
+    .await
 }
 
 /// One node of `SnapshotFormatter -d` output.
@@ -700,174 +722,182 @@ fn base64(bytes: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apache_tools_read_rzk_logs_and_snapshots() {
-    let Some(apache) = apache("apache_tools_read_rzk_logs_and_snapshots") else { return };
-    let mut srv = harness::TestServer::start_with(|s| s.snap_count = 50);
-    let eph = connect(srv.addr).await;
-    let zk = connect(srv.addr).await;
-    write_tree(&zk, &eph, srv.addr, "one").await;
-    // Restart: recovery writes a snapshot of the whole tree, which is then what rzk serves.
-    srv.restart();
-    let expected: BTreeMap<String, Formatted> = {
-        let server = srv.server.as_ref().expect("running");
-        let tree = server.shared.read_tree();
-        tree.paths_preorder()
-            .into_iter()
-            .map(|p| {
-                let n = tree.node(&p).expect("listed");
-                let s = &n.stat;
-                let f = Formatted {
-                    czxid: s.czxid,
-                    mzxid: s.mzxid,
-                    pzxid: s.pzxid,
-                    cversion: s.cversion,
-                    version: s.version,
-                    aversion: s.aversion,
-                    ephemeral_owner: s.ephemeral_owner,
-                    data_b64: base64(n.data.as_deref().unwrap_or_default()),
-                };
-                (if p.is_empty() { "/".to_owned() } else { p }, f)
-            })
-            .collect()
-    };
-    srv.stop();
-    let v = version_dir(srv.dir.path());
+    bounded(async {
+        let Some(apache) = apache("apache_tools_read_rzk_logs_and_snapshots") else { return };
+        let mut srv = harness::TestServer::start_with(|s| s.snap_count = 50);
+        let eph = connect(srv.addr).await;
+        let zk = connect(srv.addr).await;
+        write_tree(&zk, &eph, srv.addr, "one").await;
+        // Restart: recovery writes a snapshot of the whole tree, which is then what rzk serves.
+        srv.restart();
+        let expected: BTreeMap<String, Formatted> = {
+            let server = srv.server.as_ref().expect("running");
+            let tree = server.shared.read_tree();
+            tree.paths_preorder()
+                .into_iter()
+                .map(|p| {
+                    let n = tree.node(&p).expect("listed");
+                    let s = &n.stat;
+                    let f = Formatted {
+                        czxid: s.czxid,
+                        mzxid: s.mzxid,
+                        pzxid: s.pzxid,
+                        cversion: s.cversion,
+                        version: s.version,
+                        aversion: s.aversion,
+                        ephemeral_owner: s.ephemeral_owner,
+                        data_b64: base64(n.data.as_deref().unwrap_or_default()),
+                    };
+                    (if p.is_empty() { "/".to_owned() } else { p }, f)
+                })
+                .collect()
+        };
+        srv.stop();
+        let v = version_dir(srv.dir.path());
 
-    let (snap_zxid, snap) = find_n_most_recent_snapshots(&v, 1).expect("list").remove(0);
-    let (code, out) = apache.tool(
-        "org.apache.zookeeper.server.SnapshotFormatter",
-        &["-d", &snap.display().to_string()],
-    );
-    assert_eq!(code, 0, "SnapshotFormatter {}:\n{out}", snap.display());
-    let formatted = parse_snapshot_formatter(&out);
-    assert_eq!(
-        formatted.keys().collect::<Vec<_>>(),
-        expected.keys().collect::<Vec<_>>(),
-        "SnapshotFormatter lists the znodes of snapshot.{snap_zxid:x}"
-    );
-    for (path, want) in &expected {
-        assert_eq!(&formatted[path], want, "{path} in snapshot.{snap_zxid:x}");
-    }
-    // Stored encodings of the special owners: TTL = 0xFF << 56 | ttl ms, container = 1 << 63.
-    assert_eq!(formatted["/one/ttl"].ephemeral_owner, (0xff << 56) | 3_600_000);
-    assert_eq!(formatted["/one/container"].ephemeral_owner, i64::MIN);
-    // Session Details (sid, timeout, ephemeralCount): the open session with its 2 ephemerals.
-    let session_line = format!("0x{:x}, {}, 2", eph.session_id().0, SESSION_TIMEOUT.as_millis());
-    assert!(out.lines().any(|l| l == session_line), "no `{session_line}` in:\n{out}");
-
-    // Every log rzk wrote, through 3.8's TxnLogToolkit (LogFormatter's successor).
-    let mut dumped = String::new();
-    let mut txns = 0;
-    for (zxid, log) in list_files(&v, LOG_PREFIX).expect("list") {
+        let (snap_zxid, snap) = find_n_most_recent_snapshots(&v, 1).expect("list").remove(0);
         let (code, out) = apache.tool(
-            "org.apache.zookeeper.server.persistence.TxnLogToolkit",
-            &["-d", &log.display().to_string()],
+            "org.apache.zookeeper.server.SnapshotFormatter",
+            &["-d", &snap.display().to_string()],
         );
-        assert_eq!(code, 0, "TxnLogToolkit {}:\n{out}", log.display());
-        assert!(!out.contains("CRC"), "checksum complaint in log.{zxid:x}:\n{out}");
-        let n: usize = out
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("EOF reached after ")?.strip_suffix(" txns.")?.parse().ok()
-            })
-            .unwrap_or_else(|| panic!("log.{zxid:x} not read to its end:\n{out}"));
-        txns += n;
-        dumped.push_str(&out);
-    }
-    assert!(txns > 50, "only {txns} txns in the logs");
-    for path in expected.keys().filter(|p| p.starts_with("/one")) {
-        // Sequential names get their suffix from the server; the log records the full path.
-        assert!(dumped.contains(path.as_str()), "{path} in no txn log dump");
-    }
-    for path in ["/one/gone", "/one/short-lived", "/one/multi/b"] {
-        assert!(dumped.contains(path), "{path} in no txn log dump");
-    }
+        assert_eq!(code, 0, "SnapshotFormatter {}:\n{out}", snap.display());
+        let formatted = parse_snapshot_formatter(&out);
+        assert_eq!(
+            formatted.keys().collect::<Vec<_>>(),
+            expected.keys().collect::<Vec<_>>(),
+            "SnapshotFormatter lists the znodes of snapshot.{snap_zxid:x}"
+        );
+        for (path, want) in &expected {
+            assert_eq!(&formatted[path], want, "{path} in snapshot.{snap_zxid:x}");
+        }
+        // Stored encodings of the special owners: TTL = 0xFF << 56 | ttl ms, container = 1 << 63.
+        assert_eq!(formatted["/one/ttl"].ephemeral_owner, (0xff << 56) | 3_600_000);
+        assert_eq!(formatted["/one/container"].ephemeral_owner, i64::MIN);
+        // Session Details (sid, timeout, ephemeralCount): the open session with its 2 ephemerals.
+        let session_line =
+            format!("0x{:x}, {}, 2", eph.session_id().0, SESSION_TIMEOUT.as_millis());
+        assert!(out.lines().any(|l| l == session_line), "no `{session_line}` in:\n{out}");
+
+        // Every log rzk wrote, through 3.8's TxnLogToolkit (LogFormatter's successor).
+        let mut dumped = String::new();
+        let mut txns = 0;
+        for (zxid, log) in list_files(&v, LOG_PREFIX).expect("list") {
+            let (code, out) = apache.tool(
+                "org.apache.zookeeper.server.persistence.TxnLogToolkit",
+                &["-d", &log.display().to_string()],
+            );
+            assert_eq!(code, 0, "TxnLogToolkit {}:\n{out}", log.display());
+            assert!(!out.contains("CRC"), "checksum complaint in log.{zxid:x}:\n{out}");
+            let n: usize = out
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("EOF reached after ")?.strip_suffix(" txns.")?.parse().ok()
+                })
+                .unwrap_or_else(|| panic!("log.{zxid:x} not read to its end:\n{out}"));
+            txns += n;
+            dumped.push_str(&out);
+        }
+        assert!(txns > 50, "only {txns} txns in the logs");
+        for path in expected.keys().filter(|p| p.starts_with("/one")) {
+            // Sequential names get their suffix from the server; the log records the full path.
+            assert!(dumped.contains(path.as_str()), "{path} in no txn log dump");
+        }
+        for path in ["/one/gone", "/one/short-lived", "/one/multi/b"] {
+            assert!(dumped.contains(path), "{path} in no txn log dump");
+        }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purge_keeps_three_snapshots_and_the_logs_they_need() {
-    let mut srv = harness::TestServer::start_with(|s| s.snap_count = 50);
-    let eph = connect(srv.addr).await;
-    let zk = connect(srv.addr).await;
-    write_tree(&zk, &eph, srv.addr, "one").await;
-    // Writes in pipelined rounds of 10 (one group commit each, so the snapCount threshold is
-    // checked often) until there are 5 snapshots: snapCount 50 means one every 25..50 txns,
-    // minus the ones skipped while the previous snapshot is still being written.
-    zk.create("/load", b"", &open_acl()).await.expect("create");
-    let open = open_acl();
-    let mut round = 0;
-    while files(srv.dir.path()).0.len() < 5 {
-        assert!(round < 300, "no 5 snapshots after {round} rounds of 10 writes");
-        let paths: Vec<String> = (0..10).map(|i| format!("/load/r{round}-{i}")).collect();
-        let creates: Vec<_> = paths.iter().map(|p| zk.create(p, b"x", &open)).collect();
-        for c in creates {
-            c.await.expect("create");
+    bounded(async {
+        let mut srv = harness::TestServer::start_with(|s| s.snap_count = 50);
+        let eph = connect(srv.addr).await;
+        let zk = connect(srv.addr).await;
+        write_tree(&zk, &eph, srv.addr, "one").await;
+        // Writes in pipelined rounds of 10 (one group commit each, so the snapCount threshold is
+        // checked often) until there are 5 snapshots: snapCount 50 means one every 25..50 txns,
+        // minus the ones skipped while the previous snapshot is still being written.
+        zk.create("/load", b"", &open_acl()).await.expect("create");
+        let open = open_acl();
+        let mut round = 0;
+        while files(srv.dir.path()).0.len() < 5 {
+            assert!(round < 300, "no 5 snapshots after {round} rounds of 10 writes");
+            let paths: Vec<String> = (0..10).map(|i| format!("/load/r{round}-{i}")).collect();
+            let creates: Vec<_> = paths.iter().map(|p| zk.create(p, b"x", &open)).collect();
+            for c in creates {
+                c.await.expect("create");
+            }
+            let sets: Vec<_> = paths.iter().map(|p| zk.set_data(p, b"y", None)).collect();
+            for s in sets {
+                s.await.expect("set");
+            }
+            round += 1;
         }
-        let sets: Vec<_> = paths.iter().map(|p| zk.set_data(p, b"y", None)).collect();
-        for s in sets {
-            s.await.expect("set");
-        }
-        round += 1;
-    }
-    let before = read_tree(&zk).await;
-    srv.stop(); // Joins the snapshot thread too: every snapshot is finished.
+        let before = read_tree(&zk).await;
+        srv.stop(); // Joins the snapshot thread too: every snapshot is finished.
 
-    let dir = srv.dir.path().to_path_buf();
-    let (snaps, logs) = files(&dir);
-    let valid: Vec<i64> = find_n_most_recent_snapshots(&version_dir(&dir), usize::MAX)
-        .expect("list")
-        .into_iter()
-        .map(|s| s.0)
-        .collect();
-    assert_eq!(valid.len(), snaps.len(), "every snapshot is complete");
-    assert!(snaps.len() > 3, "only {} snapshots: {snaps:?}", snaps.len());
-    // Apache's PurgeTxnLog gets hard links to the same files and must keep the same ones.
-    let apache = apache("purge_keeps_three_snapshots_and_the_logs_they_need (PurgeTxnLog part)");
-    let twin = temp_dir("purge-twin");
-    if apache.is_some() {
-        let tv = version_dir(twin.path());
-        std::fs::create_dir_all(&tv).expect("mkdir");
-        for e in std::fs::read_dir(version_dir(&dir)).expect("list") {
-            let e = e.expect("entry");
-            std::fs::hard_link(e.path(), tv.join(e.file_name())).expect("link");
+        let dir = srv.dir.path().to_path_buf();
+        let (snaps, logs) = files(&dir);
+        let valid: Vec<i64> = find_n_most_recent_snapshots(&version_dir(&dir), usize::MAX)
+            .expect("list")
+            .into_iter()
+            .map(|s| s.0)
+            .collect();
+        assert_eq!(valid.len(), snaps.len(), "every snapshot is complete");
+        assert!(snaps.len() > 3, "only {} snapshots: {snaps:?}", snaps.len());
+        // Apache's PurgeTxnLog gets hard links to the same files and must keep the same ones.
+        let apache =
+            apache("purge_keeps_three_snapshots_and_the_logs_they_need (PurgeTxnLog part)");
+        let twin = temp_dir("purge-twin");
+        if apache.is_some() {
+            let tv = version_dir(twin.path());
+            std::fs::create_dir_all(&tv).expect("mkdir");
+            for e in std::fs::read_dir(version_dir(&dir)).expect("list") {
+                let e = e.expect("entry");
+                std::fs::hard_link(e.path(), tv.join(e.file_name())).expect("link");
+            }
         }
-    }
-    let removed = rzk::persistence::purge::purge(&dir, &dir, 3).expect("purge");
-    let (snaps_after, logs_after) = files(&dir);
-    let kept: Vec<i64> = snaps[snaps.len() - 3..].to_vec();
-    assert_eq!(snaps_after, kept, "the newest 3 snapshots stay");
-    let indexed: Vec<(i64, ())> = logs.iter().map(|z| (*z, ())).collect();
-    let needed: Vec<i64> = log_files_from(&indexed, kept[0]).into_iter().map(|l| l.0).collect();
-    assert_eq!(logs_after, needed, "the logs from the oldest kept snapshot on stay");
-    assert_eq!(
-        removed.len(),
-        snaps.len() + logs.len() - snaps_after.len() - logs_after.len(),
-        "removed {removed:?}"
-    );
-
-    if let Some(apache) = &apache {
-        let t = twin.path().display().to_string();
-        let (code, out) =
-            apache.tool("org.apache.zookeeper.server.PurgeTxnLog", &[&t, &t, "-n", "3"]);
-        assert_eq!(code, 0, "PurgeTxnLog:\n{out}");
+        let removed = rzk::persistence::purge::purge(&dir, &dir, 3).expect("purge");
+        let (snaps_after, logs_after) = files(&dir);
+        let kept: Vec<i64> = snaps[snaps.len() - 3..].to_vec();
+        assert_eq!(snaps_after, kept, "the newest 3 snapshots stay");
+        let indexed: Vec<(i64, ())> = logs.iter().map(|z| (*z, ())).collect();
+        let needed: Vec<i64> = log_files_from(&indexed, kept[0]).into_iter().map(|l| l.0).collect();
+        assert_eq!(logs_after, needed, "the logs from the oldest kept snapshot on stay");
         assert_eq!(
-            names(&version_dir(twin.path())),
-            names(&version_dir(&dir)),
-            "rzk's purge and Apache's PurgeTxnLog keep the same files"
+            removed.len(),
+            snaps.len() + logs.len() - snaps_after.len() - logs_after.len(),
+            "removed {removed:?}"
         );
-        // Apache recovers the purged twin too: rzk's newest snapshot was taken under load
-        // (fuzzy), so Apache replays txns whose effects it already holds. New files only:
-        // the shared (hard-linked) ones are read, never written.
-        let port = free_port();
-        let logs = temp_dir("logs");
-        let zk_server = apache.start(port, twin.path(), logs.path(), None).await;
-        let reader = connect(loopback(port)).await;
-        assert_same_tree(&before, &read_tree(&reader).await, "Apache after rzk's purge");
-        zk_server.kill9();
-    }
 
-    srv.restart();
-    let zk = connect(srv.addr).await;
-    let after = read_tree(&zk).await;
-    assert_same_tree(&before, &after, "recovery after purge");
-    drop(eph);
+        if let Some(apache) = &apache {
+            let t = twin.path().display().to_string();
+            let (code, out) =
+                apache.tool("org.apache.zookeeper.server.PurgeTxnLog", &[&t, &t, "-n", "3"]);
+            assert_eq!(code, 0, "PurgeTxnLog:\n{out}");
+            assert_eq!(
+                names(&version_dir(twin.path())),
+                names(&version_dir(&dir)),
+                "rzk's purge and Apache's PurgeTxnLog keep the same files"
+            );
+            // Apache recovers the purged twin too: rzk's newest snapshot was taken under load
+            // (fuzzy), so Apache replays txns whose effects it already holds. New files only:
+            // the shared (hard-linked) ones are read, never written.
+            let port = free_port();
+            let logs = temp_dir("logs");
+            let zk_server = apache.start(port, twin.path(), logs.path(), None).await;
+            let reader = connect(loopback(port)).await;
+            assert_same_tree(&before, &read_tree(&reader).await, "Apache after rzk's purge");
+            zk_server.kill9();
+        }
+
+        srv.restart();
+        let zk = connect(srv.addr).await;
+        let after = read_tree(&zk).await;
+        assert_same_tree(&before, &after, "recovery after purge");
+        drop(eph);
+    })
+    .await
 }

@@ -364,8 +364,9 @@ fn raw_session_work(addr: SocketAddr, top: &str) {
     assert_eq!(h.err, 0, "closeSession");
 }
 
-/// Writes a varied subtree under `/<top>`: every kind of node and every kind of write. `zk`
-/// is authenticated as alice; `eph` is the session whose ephemerals must outlive the server.
+/// Writes a varied subtree under `/<top>`: every kind of node and every kind of write,
+/// failed ones included (they are logged too). `eph` is the session whose ephemerals must
+/// outlive the server; `addr` is where the raw wire client connects.
 async fn write_tree(zk: &Client, eph: &Client, addr: SocketAddr, top: &str) {
     let t = format!("/{top}");
     let p = |s: &str| format!("{t}/{s}");
@@ -389,6 +390,7 @@ async fn write_tree(zk: &Client, eph: &Client, addr: SocketAddr, top: &str) {
     for i in 0..3 {
         zk.create(&p("app/seq-"), format!("s{i}").as_bytes(), &seq).await.expect("sequential");
     }
+    // mkdir tries the full path first: its failed creates are logged as error txns.
     zk.mkdir(&p("deep/a/b/c"), &open).await.expect("mkdir");
     zk.set_data(&p("deep/a/b/c"), &[0, 1, 2, 255], None).await.expect("set binary");
 
@@ -433,7 +435,7 @@ async fn write_tree(zk: &Client, eph: &Client, addr: SocketAddr, top: &str) {
     m.add_check_version(&p("empty"), 0).expect("multi op");
     m.add_delete(&p("deep/a/b/c"), Some(1)).expect("multi op");
     m.commit().await.expect("multi");
-    // A failing multi: logged as an error txn, applies nothing.
+    // A failing multi: logged with error sub-txns, applies nothing.
     let mut m = zk.new_multi_writer();
     m.add_create(&p("multi/b"), b"b", &open).expect("multi op");
     m.add_create(&p("app"), b"exists", &open).expect("multi op");

@@ -76,6 +76,20 @@ impl Proc {
         let _ = self.child.wait();
     }
 
+    /// Fails if the process logged an error (JUL's `SEVERE:` or an `ERROR` level from other
+    /// slf4j bindings): Apache swallows some load problems and only logs them.
+    fn assert_no_errors_logged(&self) {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let errors: Vec<String> = (0..lines.len())
+            .filter(|&i| lines[i].starts_with("SEVERE:") || lines[i].contains(" ERROR "))
+            // Noise from four-letter words: Apache closes their sockets noisily.
+            .filter(|&i| !lines[i].contains("Error closing a command socket"))
+            .map(|i| format!("{}\n{}", lines[i.saturating_sub(1)], lines[i]))
+            .collect();
+        assert!(errors.is_empty(), "{} logged errors:\n{}", self.name, errors.join("\n"));
+    }
+
     /// The end of the process's output, for failure messages.
     fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -590,6 +604,7 @@ async fn apache_serves_the_tree_rzk_wrote() {
         let mntr = harness::four_letter(apache_addr, "mntr");
         assert!(mntr.contains("zk_digest_mismatches_count\t0\n"), "digest mismatches:\n{mntr}");
         assert_session_resumes(&eph, apache_addr, &["one", "two"]).await;
+        zk_server.assert_no_errors_logged();
         zk_server.kill9();
 
         // Null data (buffer length -1) survives rzk's snapshot (/one) and log (/two), Apache's
@@ -892,6 +907,7 @@ async fn purge_keeps_three_snapshots_and_the_logs_they_need() {
             let zk_server = apache.start(port, twin.path(), logs.path(), None).await;
             let reader = connect(loopback(port)).await;
             assert_same_tree(&before, &read_tree(&reader).await, "Apache after rzk's purge");
+            zk_server.assert_no_errors_logged();
             zk_server.kill9();
         }
 

@@ -132,6 +132,22 @@ pub struct SubTxn {
     pub txn: Txn,
 }
 
+impl SubTxn {
+    /// The type written for this sub-txn. ZooKeeper's multi decoding turns every create op into
+    /// `Op.create`, whose type follows the create mode (createTTL 21, createContainer 19, else
+    /// create 1), so its logs never hold create2 (15) inside a multi; and 3.8's replay rejects
+    /// one there ("Invalid type of op: 15", logged at debug level only), silently dropping the
+    /// whole multi. The body decides, so a create's type always matches its record layout.
+    pub fn logged_type(&self) -> i32 {
+        match self.txn {
+            Txn::Create(_) => OpCode::Create.code(),
+            Txn::CreateContainer(_) => OpCode::CreateContainer.code(),
+            Txn::CreateTtl(_) => OpCode::CreateTtl.code(),
+            _ => self.op,
+        }
+    }
+}
+
 impl Txn {
     /// Appends the body (no header).
     pub fn encode(&self, w: &mut Vec<u8>) {
@@ -146,7 +162,7 @@ impl Txn {
             Txn::Multi(subs) => {
                 w.put_i32(subs.len() as i32);
                 for s in subs {
-                    w.put_i32(s.op);
+                    w.put_i32(s.logged_type());
                     let mut body = Vec::new();
                     s.txn.encode(&mut body);
                     w.put_buffer(Some(&body));
@@ -317,6 +333,39 @@ mod tests {
             txn.encode(&mut w);
             assert_eq!(Txn::decode_as(ty, &mut Reader::new(&w)).unwrap(), txn, "type {ty}");
         }
+    }
+
+    #[test]
+    fn creates_inside_a_multi_are_written_with_the_type_of_their_body() {
+        let create = CreateTxn {
+            path: "/m".into(),
+            data: None,
+            acl: Acl::open_unsafe(),
+            ephemeral: false,
+            parent_cversion: 1,
+        };
+        let container = CreateContainerTxn {
+            path: "/c".into(),
+            data: None,
+            acl: Acl::open_unsafe(),
+            parent_cversion: 2,
+        };
+        let multi = Txn::Multi(vec![
+            SubTxn { op: 15, txn: Txn::Create(create.clone()) },
+            SubTxn { op: 15, txn: Txn::CreateContainer(container.clone()) },
+            SubTxn {
+                op: 5,
+                txn: Txn::SetData(SetDataTxn { path: "/m".into(), data: None, version: 1 }),
+            },
+        ]);
+        let mut w = Vec::new();
+        multi.encode(&mut w);
+        let back = Txn::decode_as(14, &mut Reader::new(&w)).unwrap();
+        let Txn::Multi(subs) = back else { panic!("not a multi") };
+        let types: Vec<i32> = subs.iter().map(|s| s.op).collect();
+        assert_eq!(types, vec![1, 19, 5]);
+        assert_eq!(subs[0].txn, Txn::Create(create));
+        assert_eq!(subs[1].txn, Txn::CreateContainer(container));
     }
 
     #[test]

@@ -272,6 +272,10 @@ pub struct LogSink {
     since_roll: u64,
     roll_at: u64,
     snapshotting: Arc<AtomicBool>,
+    /// The last snapshot thread started; joined before the next one and on drop, so a stopped
+    /// server leaves no snapshot half-written behind it (an in-process restart or a purge
+    /// right after `Server::stop` sees only finished files).
+    snapshot_thread: Option<std::thread::JoinHandle<()>>,
     rng: u64,
     /// Bytes logged since the last snapshot was triggered.
     logged_bytes: u64,
@@ -297,6 +301,7 @@ impl LogSink {
             since_roll: 0,
             roll_at: 0,
             snapshotting: Arc::new(AtomicBool::new(false)),
+            snapshot_thread: None,
             rng: super::processor::wall_clock_ms() as u64 | 1,
             logged_bytes: 0,
             last_file_bytes: 0,
@@ -343,6 +348,10 @@ impl TxnSink for LogSink {
             if self.snapshotting.swap(true, Ordering::SeqCst) {
                 warn!("too busy to snap, skipping");
             } else {
+                if let Some(done) = self.snapshot_thread.take() {
+                    // The flag was clear, so this thread has finished: reap it.
+                    let _ = done.join();
+                }
                 self.writer.roll().map_err(std::io::Error::other)?;
                 self.since_roll = 0;
                 self.logged_bytes = 0;
@@ -357,13 +366,24 @@ impl TxnSink for LogSink {
                         }
                         flag.store(false, Ordering::SeqCst);
                     });
-                if let Err(e) = spawned {
-                    error!("cannot start the snapshot thread: {e}");
-                    self.snapshotting.store(false, Ordering::SeqCst);
+                match spawned {
+                    Ok(handle) => self.snapshot_thread = Some(handle),
+                    Err(e) => {
+                        error!("cannot start the snapshot thread: {e}");
+                        self.snapshotting.store(false, Ordering::SeqCst);
+                    }
                 }
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for LogSink {
+    fn drop(&mut self) {
+        if let Some(handle) = self.snapshot_thread.take() {
+            let _ = handle.join();
+        }
     }
 }
 

@@ -525,7 +525,10 @@ impl DataTree {
                 // Only possible on replay over a fuzzy snapshot; report like ZooKeeper.
                 MultiResult::Error(r.err.code())
             } else {
-                match OpCode::from_i32(s.op) {
+                // The result type follows the logged type, as ZooKeeper's does: a create2 op in
+                // a multi is answered as a create (path, no stat), a container or TTL create
+                // with a stat, on the server that took the request and on any that replays it.
+                match OpCode::from_i32(s.logged_type()) {
                     Some(OpCode::Create) => MultiResult::Create(r.path.clone()),
                     Some(OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl) => {
                         MultiResult::Create2(r.path.clone(), r.stat.clone().unwrap_or_default())
@@ -717,7 +720,7 @@ impl DataTree {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jute::txn::{CreateTxn, DeleteTxn, SetAclTxn, SetDataTxn};
+    use crate::jute::txn::{CreateContainerTxn, CreateTxn, DeleteTxn, SetAclTxn, SetDataTxn};
 
     fn hdr(zxid: i64, ty: OpCode) -> TxnHeader {
         TxnHeader { client_id: 0x42, cxid: 1, zxid, time: 1000 + zxid, txn_type: ty.code() }
@@ -823,6 +826,24 @@ mod tests {
         assert!(t.node("/m").is_none());
         assert!(trig.is_empty());
         assert_eq!(r.multi, vec![MultiResult::Error(0), MultiResult::Error(-110)]);
+    }
+
+    #[test]
+    fn multi_results_follow_the_logged_type() {
+        let mut t = DataTree::new(false);
+        let container = Txn::CreateContainer(CreateContainerTxn {
+            path: "/c".into(),
+            data: None,
+            acl: Acl::open_unsafe(),
+            parent_cversion: 2,
+        });
+        let multi = Txn::Multi(vec![
+            SubTxn { op: OpCode::Create2.code(), txn: create("/m", false, 1) },
+            SubTxn { op: OpCode::CreateContainer.code(), txn: container },
+        ]);
+        let (r, _) = t.apply(&hdr(1, OpCode::Multi), &multi);
+        assert_eq!(r.multi[0], MultiResult::Create("/m".into()));
+        assert!(matches!(&r.multi[1], MultiResult::Create2(p, s) if p == "/c" && s.czxid == 1));
     }
 
     #[test]

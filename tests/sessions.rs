@@ -312,3 +312,41 @@ fn get_ephemerals_with_blank_prefix_lists_all() {
         assert_eq!(got, ["/x1", "/y1"], "prefix {prefix:?}");
     }
 }
+
+/// An auth packet pipelined right behind the ConnectRequest is answered after the
+/// ConnectResponse (ZooKeeper does not read past the ConnectRequest until the session exists).
+#[test]
+fn requests_behind_the_connect_request_wait_for_the_session() {
+    use rzk::jute::proto::{AuthPacket, ConnectRequest, ConnectRequestBase, ConnectResponse};
+    use rzk::jute::proto::{ReplyHeader, RequestHeader};
+    use rzk::jute::Jute;
+    use std::io::Write;
+    let srv = harness::TestServer::start();
+    let mut raw = harness::Raw::connect(srv.addr);
+    let connect = ConnectRequest {
+        base: ConnectRequestBase {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            time_out: 10_000,
+            session_id: 0,
+            passwd: Some(vec![0; 16]),
+        },
+        read_only: Some(false),
+    }
+    .to_bytes();
+    let mut auth = RequestHeader { xid: -4, op_type: 100 }.to_bytes();
+    AuthPacket { auth_type: 0, scheme: "digest".into(), auth: Some(b"u:p".to_vec()) }
+        .encode(&mut auth);
+    let mut both = Vec::new();
+    for p in [&connect, &auth] {
+        both.extend_from_slice(&(p.len() as i32).to_be_bytes());
+        both.extend_from_slice(p);
+    }
+    raw.stream.write_all(&both).unwrap();
+    let first = raw.read_frame().expect("connect response");
+    let resp = ConnectResponse::from_bytes(&first).expect("the first frame is the ConnectResponse");
+    assert!(resp.session_id != 0 && resp.time_out > 0);
+    let second = raw.read_frame().expect("auth reply");
+    let h = ReplyHeader::from_bytes(&second).unwrap();
+    assert_eq!((h.xid, h.err), (-4, 0));
+}

@@ -337,7 +337,7 @@ impl Selector {
     fn read_more(&mut self, key: usize, buf: &mut [u8]) {
         loop {
             let Some(conn) = self.conns.get_mut(key) else { return };
-            if conn.close_after_flush {
+            if conn.close_after_flush || conn.read_paused {
                 break;
             }
             if conn.pending_out() > OUTBOUND_PAUSE_BYTES {
@@ -382,6 +382,15 @@ impl Selector {
             if conn.close_after_flush {
                 conn.inbuf.clear();
                 return true;
+            }
+            if conn.state == State::AwaitSession {
+                // Like ZooKeeper, nothing after the ConnectRequest is read until the session
+                // exists, so that (say) an auth packet is answered after the ConnectResponse.
+                // A client that keeps sending meanwhile is not read from any more.
+                if conn.inbuf.len() - consumed > max {
+                    conn.read_paused = true;
+                }
+                break;
             }
             let buf = &conn.inbuf[consumed..];
             if conn.state == State::Handshake && consumed == 0 && conn.recved == 0 {
@@ -655,8 +664,13 @@ impl Selector {
                         c.state = State::Established;
                         c.lop = "SESS";
                         c.queue(&frame);
+                        let paused = c.read_paused;
                         self.shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
                         touched.push(key);
+                        // Requests that arrived behind the ConnectRequest can run now.
+                        if self.process_input(key) && paused {
+                            self.read(key);
+                        }
                     }
                 }
                 Outbound::SessionExpired { session } => {

@@ -162,7 +162,13 @@ fn spawn_logged(mut cmd: Command, name: String, log: PathBuf) -> Proc {
 /// Starts the `rzk-server` binary on `port` over `data_dir` and waits until it serves.
 async fn start_rzk(port: u16, data_dir: &Path, logs: &Path) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rzk-server"));
-    cmd.args([port.to_string(), data_dir.display().to_string()]).env("RUST_LOG", "info");
+    cmd.args([
+        "-Dzookeeper.extendedTypesEnabled=true".to_string(),
+        "-Dzookeeper.4lw.commands.whitelist=*".to_string(),
+        port.to_string(),
+        data_dir.display().to_string(),
+    ])
+    .env("RUST_LOG", "info");
     let log = logs.join(format!("rzk-{port}-{}.log", unique()));
     let mut proc = spawn_logged(cmd, format!("rzk-server on port {port}"), log);
     wait_serving(&mut proc, loopback(port)).await;

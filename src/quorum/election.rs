@@ -87,8 +87,10 @@ pub struct Outcome {
     pub vote: Vote,
     /// How it was decided.
     pub path: DecisionPath,
-    /// The voters whose recorded votes made the quorum.
-    pub supporters: Vec<ServerId>,
+    /// The voters whose recorded votes made the quorum, with the state each vote was cast
+    /// in. A LOOKING-path quorum may include settled (FOLLOWING/LEADING) votes of the same
+    /// round, as Apache's `recvset` does.
+    pub supporters: Vec<(ServerId, ServerState)>,
 }
 
 /// Which rule ended the election.
@@ -133,7 +135,7 @@ pub struct Election {
     /// When the notification interval expires (LOOKING and not finalizing only).
     notification_deadline: Option<Instant>,
     /// When finalizing: the end of the wait and the supporters of my proposal.
-    finalizing: Option<(Instant, Vec<ServerId>)>,
+    finalizing: Option<(Instant, Vec<(ServerId, ServerState)>)>,
     outbox: VecDeque<(ServerId, Notification)>,
     outcomes: VecDeque<Outcome>,
     newer_config: Option<Vec<u8>>,
@@ -410,7 +412,7 @@ impl Election {
         );
         let mine = Recorded { vote: self.proposal, version: 0 };
         let supporters = agreeing(&self.recvset, &mine);
-        if self.qv.contains_quorum(&supporters) {
+        if self.qv.contains_quorum(supporters.iter().map(|(sid, _)| sid)) {
             debug!(
                 "sid {} finalizing {} with supporters {supporters:?}",
                 self.my_id, self.proposal
@@ -427,7 +429,7 @@ impl Election {
             self.recvset.insert(from, Recorded { vote: theirs, version: 0 });
             let supporters =
                 agreeing(&self.recvset, &Recorded { vote: theirs, version: n.version });
-            if self.qv.contains_quorum(&supporters)
+            if self.qv.contains_quorum(supporters.iter().map(|(sid, _)| sid))
                 && self.check_leader(&self.recvset, n.leader, n.election_epoch)
             {
                 self.decide(theirs, DecisionPath::SettledInRound, supporters);
@@ -437,7 +439,7 @@ impl Election {
         let recorded = Recorded { vote: theirs, version: n.version };
         self.out_of_election.insert(from, recorded);
         let supporters = agreeing(&self.out_of_election, &recorded);
-        if self.qv.contains_quorum(&supporters)
+        if self.qv.contains_quorum(supporters.iter().map(|(sid, _)| sid))
             && self.check_leader(&self.out_of_election, n.leader, n.election_epoch)
         {
             self.logical_clock = n.election_epoch;
@@ -471,7 +473,7 @@ impl Election {
         };
     }
 
-    fn decide(&mut self, vote: Vote, path: DecisionPath, supporters: Vec<ServerId>) {
+    fn decide(&mut self, vote: Vote, path: DecisionPath, supporters: Vec<(ServerId, ServerState)>) {
         let state = if vote.leader == self.my_id {
             ServerState::Leading
         } else if self.is_participant() {
@@ -513,12 +515,15 @@ impl Election {
     }
 }
 
-/// The voters whose recorded vote matches `target`, in id order.
-fn agreeing(votes: &BTreeMap<ServerId, Recorded>, target: &Recorded) -> Vec<ServerId> {
+/// The voters whose recorded vote matches `target`, in id order, with their votes' states.
+fn agreeing(
+    votes: &BTreeMap<ServerId, Recorded>,
+    target: &Recorded,
+) -> Vec<(ServerId, ServerState)> {
     votes
         .iter()
         .filter(|(_, r)| votes_match(&r.vote, r.version, &target.vote, target.version))
-        .map(|(sid, _)| *sid)
+        .map(|(sid, r)| (*sid, r.vote.state))
         .collect()
 }
 
@@ -716,7 +721,8 @@ mod tests {
         assert_eq!(outcome.vote.state, ServerState::Leading);
         assert_eq!(outcome.vote.election_epoch, 1);
         assert_eq!(outcome.path, DecisionPath::Looking);
-        assert_eq!(outcome.supporters, vec![ServerId(1), ServerId(3)]);
+        let looking = ServerState::Looking;
+        assert_eq!(outcome.supporters, vec![(ServerId(1), looking), (ServerId(3), looking)]);
         assert_eq!(e.state(), ServerState::Leading);
         assert_eq!(e.poll_timeout(), None, "no timers once decided");
     }
@@ -782,7 +788,9 @@ mod tests {
             (ServerId(3), ServerState::Following)
         );
         assert_eq!((outcome.vote.election_epoch, e.logical_clock()), (7, 7), "round adopted");
-        assert_eq!(outcome.supporters, vec![ServerId(2), ServerId(3)]);
+        let expected =
+            vec![(ServerId(2), ServerState::Following), (ServerId(3), ServerState::Leading)];
+        assert_eq!(outcome.supporters, expected);
     }
 
     #[test]

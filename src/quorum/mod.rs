@@ -6,6 +6,8 @@
 //!   ([`vote::total_order_predicate`]) and the majority quorum verifier [`vote::QuorumMaj`].
 //! - [`wire`]: the election notification and the election-channel handshake, as encode/decode
 //!   functions over byte slices.
+//! - [`cnxmanager`]: the election channel's TCP connections and worker threads (the first
+//!   shell; not wired into the server yet).
 //! - [`election`]: fast leader election (FLE) as a state machine: notifications and `now` in,
 //!   notifications to send, the next timer and the outcome out.
 //!
@@ -31,6 +33,7 @@
 //! (that is how a restarted server learns about the established leader), so it lives as long
 //! as the peer, and its logical clock carries over from one election to the next.
 
+pub mod cnxmanager;
 pub mod election;
 pub mod vote;
 pub mod wire;

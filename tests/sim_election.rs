@@ -428,6 +428,8 @@ impl Sim {
     /// Runs the simulation up to `until` (or until `stop` holds).
     fn run_until(&mut self, until: u64, stop: fn(&Sim) -> bool) -> Check {
         while self.now < until {
+            // Faults injected between runs (crash, partition) start the role loop's clocks now.
+            self.role_loop()?;
             if stop(self) {
                 return Ok(());
             }
@@ -676,6 +678,60 @@ fn split_decision_in_one_round_needs_the_role_loop() {
     assert!(sim.settled(), "{}", describe(&sim));
     assert!(sim.stats.role_restarts >= 1);
     assert_eq!(leader_of(&sim, 0).unwrap().leader, ServerId(3));
+}
+
+/// Three peers settle; then the given peer crashes and `after` runs.
+fn settled_three(seed: u64) -> Sim {
+    let scenario = Scenario { participants: 3, observers: 0, calm: true };
+    let mut sim = Sim::new(seed, &scenario);
+    for i in 0..3 {
+        sim.boot(i).unwrap();
+    }
+    sim.run_until(LIVENESS_BOUND_MS, Sim::settled).unwrap();
+    assert!(sim.settled(), "{}", describe(&sim));
+    sim
+}
+
+fn leader_index(sim: &Sim) -> usize {
+    (0..sim.peers.len())
+        .find(|&i| {
+            sim.peers[i].decision.as_ref().is_some_and(|d| d.vote.state == ServerState::Leading)
+        })
+        .expect("a leader")
+}
+
+#[test]
+fn restarted_follower_joins_the_established_leader() {
+    for seed in seeds(7) {
+        let mut sim = settled_three(seed);
+        let leader = leader_index(&sim);
+        let follower = (leader + 1) % 3;
+        sim.crash(follower);
+        let t = sim.now;
+        sim.run_until(t + 100, |_| false).unwrap();
+        sim.boot(follower).unwrap();
+        sim.run_until(t + LIVENESS_BOUND_MS, Sim::settled).unwrap();
+        assert!(sim.settled(), "seed {seed}: {}", describe(&sim));
+        assert_eq!(leader_index(&sim), leader, "seed {seed}: the leader stays");
+        let joined = sim.peers[follower].decision.as_ref().expect("decided");
+        assert_ne!(joined.path, DecisionPath::Looking, "seed {seed}: joined, not elected");
+        assert_eq!(sim.stats.role_restarts, 0, "seed {seed}: nobody else was disturbed");
+    }
+}
+
+#[test]
+fn crashed_leader_is_replaced_by_the_best_survivor() {
+    for seed in seeds(8) {
+        let mut sim = settled_three(seed);
+        let leader = leader_index(&sim);
+        sim.crash(leader);
+        let t = sim.now;
+        sim.run_until(t + LIVENESS_BOUND_MS, Sim::settled).unwrap();
+        assert!(sim.settled(), "seed {seed}: {}", describe(&sim));
+        let best = (0..3).filter(|&i| i != leader).max_by_key(|&i| sim.peers[i].key());
+        assert_eq!(Some(leader_index(&sim)), best, "seed {seed}: {}", describe(&sim));
+        assert!(sim.now - t <= SYNC_TIMEOUT_MS + 1_000, "seed {seed}: took {} ms", sim.now - t);
+    }
 }
 
 #[test]

@@ -41,6 +41,22 @@
 //! - No notification for the notification interval: notify all again, double the interval (up
 //!   to the maximum). The interval starts at the minimum on each `start`.
 //!
+//! # Apache behaviours kept on purpose (found or confirmed by `tests/sim_election.rs`)
+//!
+//! - FLE alone can end a round with two leaders: a peer that does not hear the better vote
+//!   within `finalize_wait` decides on the worse one. Zab's epoch agreement makes that safe
+//!   (the wrong "leader" never gets a quorum of followers, its followers time out and look
+//!   again); the election does not, and neither does this core.
+//! - Non-voters are answered with the voter's *current* vote stamped LOOKING and with its
+//!   round, even when that vote is an old decision; an observer may therefore settle on a
+//!   stale leader and has to time out of it.
+//! - An observer whose round is ahead of a LOOKING voter, and that voter, answer each other
+//!   for as long as both stay LOOKING (one message per round trip).
+//! - Joining an established ensemble sets the logical clock to the ensemble's round, which
+//!   can move it backwards.
+//! - Notifications that arrive before the first `start` are dropped (the shell starts the core
+//!   right away; Apache queues them for the first round).
+//!
 //! Apache's timeout resends only when a send queue is empty and otherwise reconnects; the send
 //! queues hold one message each, and a newer message replaces an unsent one, so resending
 //! through them is equivalent, and the shell reconnects whenever it is handed a message for a

@@ -6,8 +6,9 @@
 //!   ([`vote::total_order_predicate`]) and the majority quorum verifier [`vote::QuorumMaj`].
 //! - [`wire`]: the election notification and the election-channel handshake, as encode/decode
 //!   functions over byte slices.
-//! - [`cnxmanager`]: the election channel's TCP connections and worker threads (the first
-//!   shell; not wired into the server yet).
+//! - [`cnxmanager`]: the election channel's TCP connections and worker threads, and
+//!   [`election_thread`]: the shell that runs the core over them (neither is wired into the
+//!   server yet).
 //! - [`election`]: fast leader election (FLE) as a state machine: notifications and `now` in,
 //!   notifications to send, the next timer and the outcome out.
 //!
@@ -35,5 +36,6 @@
 
 pub mod cnxmanager;
 pub mod election;
+pub mod election_thread;
 pub mod vote;
 pub mod wire;

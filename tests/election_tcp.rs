@@ -34,7 +34,8 @@ fn start(id: u64, listener: TcpListener, ports: &BTreeMap<u64, u16>, zxid: Zxid)
     let (outcomes_tx, outcomes) = unbounded();
     let thread = election_thread::spawn(core, cnx.clone(), received, control_rx, outcomes_tx)
         .expect("election thread");
-    control.send(Control::Start).expect("thread is running");
+    let start = Control::Start { last_logged_zxid: zxid, current_epoch: 1 };
+    control.send(start).expect("thread is running");
     Node { cnx, control, outcomes, thread, listener }
 }
 

@@ -12,6 +12,7 @@ use std::time::Instant;
 use crossbeam_channel::{never, select, Receiver, Sender};
 use log::{debug, warn};
 
+use crate::proto::Zxid;
 use crate::quorum::cnxmanager::{CnxManager, Received};
 use crate::quorum::election::{Election, Outcome};
 use crate::quorum::wire::Notification;
@@ -19,8 +20,15 @@ use crate::quorum::wire::Notification;
 /// What the peer thread asks of the election thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
-    /// Start a new election (entering LOOKING).
-    Start,
+    /// Start a new election (entering LOOKING) with these vote inputs.
+    Start {
+        /// The last logged zxid.
+        last_logged_zxid: Zxid,
+        /// The current epoch.
+        current_epoch: i64,
+    },
+    /// A new leader is established in this epoch: advertise it in my vote.
+    UpdateElectionVote(i64),
     /// Stop the thread.
     Stop,
 }
@@ -61,7 +69,11 @@ pub fn run(
                 Err(_) => return,
             },
             recv(control) -> command => match command {
-                Ok(Control::Start) => core.start(Instant::now()),
+                Ok(Control::Start { last_logged_zxid, current_epoch }) => {
+                    core.set_vote_inputs(last_logged_zxid, current_epoch);
+                    core.start(Instant::now());
+                }
+                Ok(Control::UpdateElectionVote(epoch)) => core.update_election_vote(epoch),
                 Ok(Control::Stop) | Err(_) => return,
             },
             recv(timer) -> _ => core.handle_timeout(Instant::now()),

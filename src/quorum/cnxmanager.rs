@@ -2,9 +2,14 @@
 //! the connection" rule, and a send worker and a receive worker per connection
 //! (quorum-protocol.md §2; ZooKeeper's `QuorumCnxManager`). Not wired into the server yet.
 //!
-//! Threads: the listener (accepts, then one short-lived thread per incoming handshake), a
-//! connector thread per outgoing attempt, and per live connection a sender and a receiver.
-//! They share the peer table behind one mutex, never held across I/O.
+//! Threads: the listener (accepts, then one short-lived thread per incoming handshake, bounded
+//! by the `cnx_timeout` read timeout but not in number: Apache uses a pool of 20,
+//! `zookeeper.quorumCnxnThreadsSize`), a connector thread per outgoing attempt, and per live
+//! connection a sender and a receiver. They share the peer table behind one mutex, never held
+//! across I/O. Blocking sockets, as Apache's; the election port carries a handful of peers.
+//!
+//! Not yet: observers without an id (`OBSERVER_ID`, given fresh negative ids by Apache),
+//! quorum SASL, TLS, and multi-address reachability checks.
 //!
 //! Invariants:
 //! - between two servers, only a connection opened by the larger sid is kept (§2.2): an
@@ -259,6 +264,11 @@ impl Shared {
     /// Makes `stream` the connection to `sid` (closing any previous one) and starts its
     /// sender and receiver.
     fn start_workers(shared: &Arc<Shared>, sid: ServerId, stream: TcpStream) -> io::Result<()> {
+        if shared.halted.load(Ordering::Relaxed) {
+            // A connect or handshake that finished after halt: no new workers.
+            let _ = stream.shutdown(Shutdown::Both);
+            return Ok(());
+        }
         stream.set_read_timeout(None)?;
         let generation = shared.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let (queue, resend) = {

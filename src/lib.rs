@@ -11,6 +11,7 @@
 //! - [`limits`] names every bound (buffer sizes, timeouts, defaults) with its reason.
 //! - [`config`] turns zoo.cfg and `-D` system properties into a valid [`config::ServerConfig`].
 //! - [`cli`] is the `rzk-server` command line (Apache's two argument forms), as functions.
+//! - [`quorum`] is the ensemble side: votes, election wire formats, the leader election core.
 //! - [`server`] runs the server from a `ServerConfig`.
 //! - [`client`] is a ClientCnxn-style client library (send thread, event thread) used by
 //!   `rzk-cli` and `rzk-bench`.
@@ -24,4 +25,5 @@ pub mod jute;
 pub mod limits;
 pub mod persistence;
 pub mod proto;
+pub mod quorum;
 pub mod server;

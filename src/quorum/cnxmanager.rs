@@ -1,0 +1,470 @@
+//! The election channel: one TCP connection per peer, the handshake and the "larger sid keeps
+//! the connection" rule, and a send worker and a receive worker per connection
+//! (quorum-protocol.md §2; ZooKeeper's `QuorumCnxManager`). Not wired into the server yet.
+//!
+//! Threads: the listener (accepts, then one short-lived thread per incoming handshake, bounded
+//! by the `cnx_timeout` read timeout but not in number: Apache uses a pool of 20,
+//! `zookeeper.quorumCnxnThreadsSize`), a connector thread per outgoing attempt, and per live
+//! connection a sender and a receiver. They share the peer table behind one mutex, never held
+//! across I/O. Blocking sockets, as Apache's; the election port carries a handful of peers.
+//!
+//! Not yet: observers without an id (`OBSERVER_ID`, given fresh negative ids by Apache),
+//! quorum SASL, TLS, and multi-address reachability checks.
+//!
+//! Invariants:
+//! - between two servers, only a connection opened by the larger sid is kept (§2.2): an
+//!   initiator with the smaller sid closes after its handshake; an acceptor facing a smaller
+//!   sid closes and connects back itself;
+//! - each peer has a send queue of capacity one: a new message replaces an unsent one, since
+//!   only the latest vote matters; a fresh connection with an empty queue resends the last
+//!   message sent to that peer (§2.3);
+//! - a message to myself never touches the network;
+//! - frames are `int length` + payload with `0 < length <= 524288`; anything else, a bad
+//!   handshake, or any I/O error closes that connection only.
+//!
+//! No protocol logic: bytes in, bytes out. The election thread decodes with
+//! [`super::wire::Notification::decode`].
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
+use log::{debug, info, warn};
+
+use crate::config::HostPort;
+use crate::limits::{ELECTION_INITIAL_ADDRESS_MAX_BYTES, ELECTION_MESSAGE_MAX_BYTES};
+use crate::proto::ServerId;
+use crate::quorum::wire::{decode_initial, encode_initial};
+
+/// How often idle workers look at the shutdown flag and their connection's generation.
+const WORKER_POLL: Duration = Duration::from_millis(100);
+
+/// A message received from a peer: its sid and the frame payload.
+pub type Received = (ServerId, Vec<u8>);
+
+/// The election connection manager of one server.
+#[derive(Clone)]
+pub struct CnxManager {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    my_id: ServerId,
+    my_addresses: Vec<HostPort>,
+    peers: BTreeMap<ServerId, HostPort>,
+    cnx_timeout: Duration,
+    table: Mutex<BTreeMap<ServerId, Slot>>,
+    received: Sender<Received>,
+    generation: AtomicU64,
+    halted: AtomicBool,
+}
+
+/// One peer: its queue of one and the connection currently in use, if any.
+struct Slot {
+    queue_tx: Sender<Vec<u8>>,
+    queue_rx: Receiver<Vec<u8>>,
+    last_sent: Option<Vec<u8>>,
+    connection: Option<(u64, TcpStream)>,
+    connecting: bool,
+}
+
+impl CnxManager {
+    /// A manager for server `my_id`, announcing `my_addresses` in its handshakes, knowing the
+    /// election address of every other voter and observer in `peers`. Returns the manager
+    /// and the receiving end of every message from peers (and from myself).
+    pub fn new(
+        my_id: ServerId,
+        my_addresses: Vec<HostPort>,
+        peers: BTreeMap<ServerId, HostPort>,
+        cnx_timeout: Duration,
+    ) -> (CnxManager, Receiver<Received>) {
+        let (received, receiver) = unbounded();
+        let shared = Shared {
+            my_id,
+            my_addresses,
+            peers,
+            cnx_timeout,
+            table: Mutex::new(BTreeMap::new()),
+            received,
+            generation: AtomicU64::new(0),
+            halted: AtomicBool::new(false),
+        };
+        (CnxManager { shared: Arc::new(shared) }, receiver)
+    }
+
+    /// Accepts election connections on `listener` in a new thread until [`CnxManager::halt`].
+    pub fn listen(&self, listener: TcpListener) -> io::Result<thread::JoinHandle<()>> {
+        listener.set_nonblocking(true)?;
+        let shared = Arc::clone(&self.shared);
+        thread::Builder::new().name(format!("election-listener-{}", shared.my_id)).spawn(
+            move || {
+                while !shared.halted.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, from)) => {
+                            let shared = Arc::clone(&shared);
+                            thread::spawn(move || Shared::accepted(&shared, stream, from));
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            thread::sleep(Duration::from_millis(10))
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => warn!("election listener accept failed: {e}"),
+                    }
+                }
+            },
+        )
+    }
+
+    /// Queues `message` for `to`, replacing an unsent one, and connects if needed. A message to
+    /// myself goes straight to the receive channel.
+    pub fn send(&self, to: ServerId, message: Vec<u8>) {
+        let shared = &self.shared;
+        if to == shared.my_id {
+            let _ = shared.received.send((to, message));
+            return;
+        }
+        let mut table = shared.lock();
+        let slot = table.entry(to).or_insert_with(Slot::new);
+        if let Err(full) = slot.queue_tx.try_send(message) {
+            // The queue holds one unsent message: the newer one replaces it.
+            let _older = slot.queue_rx.try_recv();
+            let _ = slot.queue_tx.try_send(full.into_inner());
+            debug!("sid {to}: unsent message replaced by a newer one");
+        }
+        drop(table);
+        Shared::connect_if_needed(&self.shared, to);
+    }
+
+    /// Whether a connection to `sid` is up.
+    pub fn is_connected(&self, sid: ServerId) -> bool {
+        self.shared.lock().get(&sid).is_some_and(|s| s.connection.is_some())
+    }
+
+    /// Closes every connection and stops the threads.
+    pub fn halt(&self) {
+        self.shared.halted.store(true, Ordering::Relaxed);
+        for slot in self.shared.lock().values_mut() {
+            if let Some((_, stream)) = slot.connection.take() {
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+        }
+    }
+}
+
+impl Slot {
+    fn new() -> Slot {
+        let (queue_tx, queue_rx) = bounded(1);
+        Slot { queue_tx, queue_rx, last_sent: None, connection: None, connecting: false }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<ServerId, Slot>> {
+        self.table.lock().expect("no thread panics while holding the peer table")
+    }
+
+    fn connect_if_needed(shared: &Arc<Shared>, to: ServerId) {
+        let Some(address) = shared.peers.get(&to).cloned() else {
+            warn!("sid {to} is not in the configuration: message dropped");
+            return;
+        };
+        Shared::connect_to(shared, to, address);
+    }
+
+    fn connect_to(shared: &Arc<Shared>, to: ServerId, address: HostPort) {
+        {
+            let mut table = shared.lock();
+            let slot = table.entry(to).or_insert_with(Slot::new);
+            if slot.connection.is_some() || slot.connecting || shared.halted.load(Ordering::Relaxed)
+            {
+                return;
+            }
+            slot.connecting = true;
+        }
+        let shared = Arc::clone(shared);
+        thread::spawn(move || {
+            let result = Shared::initiate(&shared, to, &address);
+            if let Some(slot) = shared.lock().get_mut(&to) {
+                slot.connecting = false;
+            }
+            if let Err(e) = result {
+                debug!("sid {to}: cannot connect to {address}: {e}");
+            }
+        });
+    }
+
+    /// Connects, sends the handshake, and keeps the socket only if my sid is the larger.
+    fn initiate(shared: &Arc<Shared>, to: ServerId, address: &HostPort) -> io::Result<()> {
+        let target = resolve(address)?;
+        let mut stream = TcpStream::connect_timeout(&target, shared.cnx_timeout)?;
+        stream.set_nodelay(true)?;
+        stream.write_all(&encode_initial(shared.my_id, &shared.my_addresses))?;
+        if to > shared.my_id {
+            // The larger sid keeps the connection; it will connect to me.
+            debug!("sid {to} is larger: closing my connection, it connects back");
+            let _ = stream.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+        Shared::start_workers(shared, to, stream)
+    }
+
+    /// Reads a handshake and applies the tie-break.
+    fn accepted(shared: &Arc<Shared>, mut stream: TcpStream, from: SocketAddr) {
+        let handshake = (|| -> Result<_, String> {
+            stream.set_read_timeout(Some(shared.cnx_timeout)).map_err(|e| e.to_string())?;
+            // Read exactly the handshake: the first frame may follow in the same segment.
+            let mut buf = vec![0u8; 8];
+            stream.read_exact(&mut buf).map_err(|e| e.to_string())?;
+            loop {
+                if let Some((message, _)) = decode_initial(&buf).map_err(|e| e.to_string())? {
+                    return Ok(message);
+                }
+                // Only the fixed head (20 bytes) or the announced address is missing; the
+                // decoder has checked the length against the limit already.
+                let want = if buf.len() < 20 {
+                    20
+                } else {
+                    20 + i32::from_be_bytes(buf[16..20].try_into().expect("4 bytes")) as usize
+                };
+                debug_assert!(want <= 20 + ELECTION_INITIAL_ADDRESS_MAX_BYTES);
+                let have = buf.len();
+                buf.resize(want, 0);
+                stream.read_exact(&mut buf[have..]).map_err(|e| e.to_string())?;
+            }
+        })();
+        let message = match handshake {
+            Ok(message) => message,
+            Err(e) => {
+                warn!("election connection from {from} rejected: {e}");
+                return;
+            }
+        };
+        let remote = message.sid;
+        if remote < shared.my_id {
+            // Close and connect back: the larger sid's connection is the one kept.
+            let _ = stream.shutdown(Shutdown::Both);
+            let address =
+                message.addresses.first().cloned().or_else(|| shared.peers.get(&remote).cloned());
+            match address {
+                Some(address) => Shared::connect_to(shared, remote, address),
+                None => warn!("sid {remote} connected from {from} with no known address"),
+            }
+        } else if remote == shared.my_id {
+            warn!("election connection from {from} claims my own sid {remote}: ignored");
+        } else if let Err(e) = Shared::start_workers(shared, remote, stream) {
+            warn!("sid {remote}: cannot start election workers: {e}");
+        }
+    }
+
+    /// Makes `stream` the connection to `sid` (closing any previous one) and starts its
+    /// sender and receiver.
+    fn start_workers(shared: &Arc<Shared>, sid: ServerId, stream: TcpStream) -> io::Result<()> {
+        if shared.halted.load(Ordering::Relaxed) {
+            // A connect or handshake that finished after halt: no new workers.
+            let _ = stream.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+        stream.set_read_timeout(None)?;
+        let generation = shared.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        let (queue, resend) = {
+            let mut table = shared.lock();
+            let slot = table.entry(sid).or_insert_with(Slot::new);
+            if let Some((_, old)) = slot.connection.replace((generation, stream.try_clone()?)) {
+                let _ = old.shutdown(Shutdown::Both);
+            }
+            let resend = if slot.queue_rx.is_empty() { slot.last_sent.clone() } else { None };
+            (slot.queue_rx.clone(), resend)
+        };
+        info!("sid {sid}: election connection up");
+        let writer = stream.try_clone()?;
+        let sender_shared = Arc::clone(shared);
+        thread::spawn(move || {
+            let result = sender_shared.send_loop(sid, generation, writer, queue, resend);
+            sender_shared.closed(sid, generation, result);
+        });
+        let receiver_shared = Arc::clone(shared);
+        thread::spawn(move || {
+            let result = receiver_shared.receive_loop(sid, stream);
+            receiver_shared.closed(sid, generation, result);
+        });
+        Ok(())
+    }
+
+    fn send_loop(
+        &self,
+        sid: ServerId,
+        generation: u64,
+        mut stream: TcpStream,
+        queue: Receiver<Vec<u8>>,
+        resend: Option<Vec<u8>>,
+    ) -> io::Result<()> {
+        if let Some(message) = resend {
+            stream.write_all(&frame(&message))?;
+        }
+        loop {
+            if self.halted.load(Ordering::Relaxed) || !self.is_current(sid, generation) {
+                return Ok(());
+            }
+            match queue.recv_timeout(WORKER_POLL) {
+                Ok(message) => {
+                    stream.write_all(&frame(&message))?;
+                    if let Some(slot) = self.lock().get_mut(&sid) {
+                        slot.last_sent = Some(message);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        }
+    }
+
+    fn receive_loop(&self, sid: ServerId, mut stream: TcpStream) -> io::Result<()> {
+        loop {
+            let message = read_frame(&mut stream)?;
+            if self.received.send((sid, message)).is_err() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn is_current(&self, sid: ServerId, generation: u64) -> bool {
+        self.lock().get(&sid).and_then(|s| s.connection.as_ref()).is_some_and(|c| c.0 == generation)
+    }
+
+    /// A worker ended: drop the connection if it is still the current one.
+    fn closed(&self, sid: ServerId, generation: u64, result: io::Result<()>) {
+        let mut table = self.lock();
+        if let Some(slot) = table.get_mut(&sid) {
+            if slot.connection.as_ref().is_some_and(|c| c.0 == generation) {
+                if let Some((_, stream)) = slot.connection.take() {
+                    let _ = stream.shutdown(Shutdown::Both);
+                }
+                match result {
+                    Err(e) if !self.halted.load(Ordering::Relaxed) => {
+                        warn!("sid {sid}: election connection lost: {e}")
+                    }
+                    _ => debug!("sid {sid}: election connection closed"),
+                }
+            }
+        }
+    }
+}
+
+/// `int length` + payload.
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + payload.len());
+    out.extend_from_slice(&(payload.len() as i32).to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Reads one frame; a length outside `1..=524288` is an error (the connection is closed).
+pub fn read_frame(reader: &mut impl Read) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    reader.read_exact(&mut len)?;
+    let len = i32::from_be_bytes(len);
+    if len <= 0 || len as usize > ELECTION_MESSAGE_MAX_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("election message length {len}"),
+        ));
+    }
+    let mut payload = vec![0u8; len as usize];
+    reader.read_exact(&mut payload)?;
+    Ok(payload)
+}
+
+fn resolve(address: &HostPort) -> io::Result<SocketAddr> {
+    (address.host.as_str(), address.port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no address for {address}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_bad_lengths_fail() {
+        let mut bytes = frame(b"vote");
+        assert_eq!(&bytes[..4], &[0, 0, 0, 4]);
+        bytes.extend_from_slice(&frame(b"next"));
+        let mut reader = &bytes[..];
+        assert_eq!(read_frame(&mut reader).unwrap(), b"vote");
+        assert_eq!(read_frame(&mut reader).unwrap(), b"next");
+        for len in [0i32, -1, 524_289] {
+            let mut reader = &len.to_be_bytes()[..];
+            assert_eq!(read_frame(&mut reader).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        }
+        let mut short = &[0u8, 0, 0, 9, 1][..];
+        assert!(read_frame(&mut short).is_err());
+    }
+
+    fn manager(id: u64, peers: &[(u64, u16)]) -> (CnxManager, Receiver<Received>, TcpListener) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let me = HostPort { host: "127.0.0.1".into(), port: listener.local_addr().unwrap().port() };
+        let peers = peers
+            .iter()
+            .map(|&(sid, port)| (ServerId(sid), HostPort { host: "127.0.0.1".into(), port }))
+            .collect();
+        let (m, rx) = CnxManager::new(ServerId(id), vec![me], peers, Duration::from_secs(5));
+        (m, rx, listener)
+    }
+
+    #[test]
+    fn messages_flow_both_ways_over_the_larger_sids_connection() {
+        // 1 has no usable address for 2 (port 0): only 2 can open the connection.
+        let (m1, rx1, l1) = manager(1, &[(2, 0)]);
+        let (m2, rx2, l2) = manager(2, &[(1, l1.local_addr().unwrap().port())]);
+        let _t1 = m1.listen(l1).unwrap();
+        let _t2 = m2.listen(l2).unwrap();
+        // 2 is the larger sid: its connection survives and carries both directions.
+        m2.send(ServerId(1), b"from two".to_vec());
+        let got = rx1.recv_timeout(Duration::from_secs(10)).expect("delivered to 1");
+        assert_eq!(got, (ServerId(2), b"from two".to_vec()));
+        m1.send(ServerId(2), b"from one".to_vec());
+        let got = rx2.recv_timeout(Duration::from_secs(10)).expect("delivered to 2");
+        assert_eq!(got, (ServerId(1), b"from one".to_vec()));
+        // To myself: no network.
+        m1.send(ServerId(1), b"self".to_vec());
+        assert_eq!(rx1.recv_timeout(Duration::from_secs(1)).unwrap().1, b"self".to_vec());
+        m1.halt();
+        m2.halt();
+    }
+
+    #[test]
+    fn smaller_sid_connecting_first_is_answered_by_a_connection_back() {
+        let (m2, rx2, l2) = manager(2, &[]);
+        let port2 = l2.local_addr().unwrap().port();
+        let (m1, rx1, l1) = manager(1, &[(2, port2)]);
+        let _t1 = m1.listen(l1).unwrap();
+        let _t2 = m2.listen(l2).unwrap();
+        // 1 connects to 2 and closes; 2 connects back to the address in 1's handshake.
+        m1.send(ServerId(2), b"hello".to_vec());
+        let got = rx2.recv_timeout(Duration::from_secs(10)).expect("delivered");
+        assert_eq!(got, (ServerId(1), b"hello".to_vec()));
+        m2.send(ServerId(1), b"back".to_vec());
+        assert_eq!(rx1.recv_timeout(Duration::from_secs(10)).unwrap().1, b"back".to_vec());
+        m1.halt();
+        m2.halt();
+    }
+
+    #[test]
+    fn bad_handshake_closes_only_that_connection() {
+        let (m2, _rx2, l2) = manager(2, &[]);
+        let address = l2.local_addr().unwrap();
+        let _t2 = m2.listen(l2).unwrap();
+        let mut bad = TcpStream::connect(address).unwrap();
+        bad.write_all(&(-3i64).to_be_bytes()).unwrap();
+        bad.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 1];
+        assert_eq!(bad.read(&mut buf).unwrap_or(0), 0, "closed by the acceptor");
+        m2.halt();
+    }
+}

@@ -60,7 +60,14 @@ impl Hasher for FxHasher {
 
     #[inline]
     fn finish(&self) -> u64 {
-        self.hash
+        // One multiply leaves the low bits depending only on the low input bytes, and
+        // hashbrown picks buckets with the low bits: paths like "c-000123" share their first
+        // bytes and would pile into a few buckets. A murmur3-style fold spreads every bit.
+        let mut h = self.hash;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h
     }
 }
 
@@ -87,5 +94,9 @@ mod tests {
         };
         assert_ne!(h("/a"), h("/b"));
         assert_ne!(h("/abcdefgh1"), h("/abcdefgh2"));
+        // Names that differ only in their last bytes still land in different low bits.
+        let low: std::collections::HashSet<u64> =
+            (0..1000).map(|i| h(&format!("c-{i:06}")) & 0x3ff).collect();
+        assert!(low.len() > 500, "only {} distinct bucket indexes", low.len());
     }
 }

@@ -302,11 +302,26 @@ impl SnapshotWriter {
             assert!(self.stage == Stage::Nodes, "nodes come after sessions and the ACL cache");
             assert!(!is_root && path.starts_with('/'), "bad snapshot node path {path:?}");
         }
-        self.scratch.put_str(if is_root { "" } else { path });
-        self.scratch.put_buffer(data);
-        self.scratch.put_i64(acl_ref);
-        stat.encode(&mut self.scratch);
+        encode_node(&mut self.scratch, path, data, acl_ref, stat);
         self.emit_if_large()
+    }
+
+    /// Writes node records already encoded with [`encode_node`] (root first, parents before
+    /// children), so a caller can encode under its own lock and write afterwards.
+    pub fn encoded_nodes(
+        &mut self,
+        bytes: &[u8],
+        includes_root: bool,
+    ) -> Result<(), SnapshotError> {
+        if self.stage == Stage::Root {
+            assert!(includes_root, "the first snapshot node must be the root");
+            self.stage = Stage::Nodes;
+        }
+        assert!(self.stage == Stage::Nodes, "nodes come after sessions and the ACL cache");
+        self.emit()?;
+        self.sum.update(bytes);
+        let out = self.out.as_mut().expect("the writer is open until finish");
+        out.write_all(bytes).map_err(io_error(&self.tmp))
     }
 
     /// Writes the end marker and the three seals with the digest section (`digest` =
@@ -538,6 +553,20 @@ impl SnapshotReader {
         }
         Ok(())
     }
+}
+
+/// Appends one node record (path, data, aclRef, StatPersisted); the root is stored as "".
+pub fn encode_node(
+    out: &mut Vec<u8>,
+    path: &str,
+    data: Option<&[u8]>,
+    acl_ref: i64,
+    stat: &StatPersisted,
+) {
+    out.put_str(if path == "/" { "" } else { path });
+    out.put_buffer(data);
+    out.put_i64(acl_ref);
+    stat.encode(out);
 }
 
 /// Reads a whole snapshot into memory.

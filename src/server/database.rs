@@ -227,8 +227,12 @@ pub fn take_snapshot(shared: &Shared) -> Result<PathBuf, DbError> {
         (tree.last_processed_zxid.max(0), tree.paths_preorder())
     };
     let sessions = shared.with_sessions(|s| s.sessions_with_timeouts());
-    let mut nodes: Vec<SnapshotNode> = Vec::with_capacity(paths.len());
+    // Nodes are encoded chunk by chunk under the read lock (writes go on in between), into
+    // one buffer: the ACL map must precede them in the file and only the nodes tell which
+    // ACL lists are used.
+    let mut encoded: Vec<u8> = Vec::with_capacity(paths.len() * 96);
     let mut acls: HashMap<i64, Vec<Acl>> = HashMap::new();
+    let mut count = 0usize;
     for chunk in paths.chunks(SNAPSHOT_CHUNK) {
         let tree = shared.read_tree();
         for p in chunk {
@@ -236,29 +240,20 @@ pub fn take_snapshot(shared: &Shared) -> Result<PathBuf, DbError> {
             if n.acl != -1 && !acls.contains_key(&n.acl) {
                 acls.insert(n.acl, tree.acl_cache().get(n.acl));
             }
-            nodes.push(SnapshotNode {
-                path: p.clone(),
-                data: n.data.clone(),
-                acl_ref: n.acl,
-                stat: n.stat.clone(),
-            });
+            snapshot::encode_node(&mut encoded, p, n.data.as_deref(), n.acl, &n.stat);
+            count += 1;
         }
     }
+    drop(paths);
     let mut acl_list: Vec<(i64, Vec<Acl>)> = acls.into_iter().collect();
     acl_list.sort_by_key(|(r, _)| *r);
     let mut w = SnapshotWriter::create(&snap_dir, zxid)?;
     w.sessions(&sessions)?;
     w.acl_cache(&acl_list)?;
-    for n in &nodes {
-        w.node(&n.path, n.data.as_deref(), n.acl_ref, &n.stat)?;
-    }
+    w.encoded_nodes(&encoded, true)?;
+    drop(encoded);
     let path = w.finish(None, zxid)?;
-    info!(
-        "snapshot {} written: {} znodes, {} sessions",
-        path.display(),
-        nodes.len(),
-        sessions.len()
-    );
+    info!("snapshot {} written: {} znodes, {} sessions", path.display(), count, sessions.len());
     Ok(path)
 }
 

@@ -199,7 +199,14 @@ impl AclCache {
 
 /// Whether a list is exactly OPEN_ACL_UNSAFE.
 pub fn is_open_acl(acl: &[Acl]) -> bool {
-    acl.len() == 1 && acl[0] == Acl::open_unsafe()[0]
+    match acl {
+        [a] => {
+            a.perms == crate::jute::data::perms::ALL
+                && a.id.scheme == "world"
+                && a.id.id == "anyone"
+        }
+        _ => false,
+    }
 }
 
 /// The outcome of applying one txn (or one sub-txn of a multi).

@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 apt_packages=()
 [ -f /usr/share/java/zookeeper.jar ] || apt_packages+=(zookeeper)
 command -v python3 >/dev/null || apt_packages+=(python3)
+command -v tmux >/dev/null || apt_packages+=(tmux)
 python3 -c 'import ensurepip' 2>/dev/null || apt_packages+=(python3-venv)
 if [ ${#apt_packages[@]} -gt 0 ]; then
     apt-get update
@@ -24,12 +25,17 @@ fi
 cargo fmt --all -- --check
 cargo clippy --all-targets -- --deny warnings
 cargo build --bins
-cargo test
 
-# pytest exits 1 on failures and 5 when it collected nothing; both stop this script. The
-# last line is always "N passed, N failed" (errors count as failed).
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+cargo test 2>&1 | tee --append "$log"
+# The client library's suite again, unchanged, against Apache ZooKeeper 3.8.
+RZK_TEST_TARGET=apache cargo test --test client_ops --test client_watches --test client_session \
+    --test client_cli --test client_bench 2>&1 | tee --append "$log"
+rust_passed=$(awk '/^test result:/ { n += $4 } END { print n + 0 }' "$log")
+rust_failed=$(awk '/^test result:/ { n += $6 } END { print n + 0 }' "$log")
+
+# pytest exits 1 on failures and 5 when it collected nothing; both stop this script.
 status=0
 (cd tests/interop && ../../.venv/bin/pytest -q) 2>&1 | tee "$log" || status=$?
 summary=$(tail --lines=1 "$log")
@@ -37,11 +43,13 @@ count() {
     grep --only-matching --extended-regexp "[0-9]+ $1" <<<"$summary" \
         | cut --delimiter=' ' --fields=1 || echo 0
 }
-passed=$(count passed)
-failed=$(($(count failed) + $(count error)))
-echo "${passed} passed, ${failed} failed"
-if [ "$status" -eq 5 ] || [ "$passed" -eq 0 ]; then
+py_passed=$(count passed)
+py_failed=$(($(count failed) + $(count error)))
+echo "cargo test: ${rust_passed} passed, ${rust_failed} failed; interop: ${py_passed} passed, ${py_failed} failed"
+if [ "$status" -eq 5 ] || [ "$py_passed" -eq 0 ]; then
     echo "scripts/test.sh: the interop suite ran no tests" >&2
     exit 1
 fi
+# The last line counts every test: "N passed, N failed".
+echo "$((rust_passed + py_passed)) passed, $((rust_failed + py_failed)) failed"
 exit "$status"

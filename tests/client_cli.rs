@@ -101,3 +101,49 @@ ls /cli2
         assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
     }
 }
+
+/// The interactive shell in a real terminal (tmux): prompt, a command and its output, tab
+/// completion of a command name and of a znode path, history recall with the up arrow.
+#[test]
+fn interactive_shell_in_a_terminal() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: tmux is not installed");
+        return;
+    }
+    let Some(server) = shared_server() else { return };
+    let s = server.connect_string();
+    assert!(cli(&s, &["create", "/tmuxnode", "typed-in-a-terminal"], "").status.success());
+    let name = format!("rzk-cli-{}", std::process::id());
+    let cmd = format!("{} -server {s} -timeout 30000", env!("CARGO_BIN_EXE_rzk-cli"));
+    let tmux = |args: &[&str]| Command::new("tmux").args(args).output().expect("tmux");
+    let started = tmux(&["new-session", "-d", "-s", &name, "-x", "160", "-y", "40", &cmd]);
+    assert!(started.status.success(), "{}", text(&started.stderr));
+    struct Kill(String);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).output();
+        }
+    }
+    let _kill = Kill(name.clone());
+    let screen = || text(&tmux(&["capture-pane", "-p", "-t", &name]).stdout);
+    let wait_for = |needle: &str| {
+        common::wait_until(std::time::Duration::from_secs(10), || screen().contains(needle))
+    };
+    assert!(wait_for("]"), "no prompt:\n{}", screen());
+    // "ge<Tab>" completes to "get ", "/tmux<Tab>" completes the path.
+    tmux(&["send-keys", "-t", &name, "ge", "Tab"]);
+    tmux(&["send-keys", "-t", &name, "/tmux", "Tab"]);
+    tmux(&["send-keys", "-t", &name, "Enter"]);
+    assert!(wait_for("typed-in-a-terminal"), "get did not run:\n{}", screen());
+    assert!(screen().contains("get /tmuxnode"), "completion:\n{}", screen());
+    // Up arrow recalls the last command: the data is printed a second time.
+    tmux(&["send-keys", "-t", &name, "Up", "Enter"]);
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(10), || {
+            screen().matches("typed-in-a-terminal").count() >= 2
+        }),
+        "history recall:\n{}",
+        screen()
+    );
+    tmux(&["send-keys", "-t", &name, "quit", "Enter"]);
+}

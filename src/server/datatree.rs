@@ -246,7 +246,9 @@ pub struct Trigger {
 /// The znode tree.
 #[derive(Debug, Clone)]
 pub struct DataTree {
-    nodes: FxHashMap<String, Node>,
+    /// Boxed so that growing the map moves pointers, not whole nodes (a rehash of a million
+    /// inline nodes would hold the apply stage for tens of milliseconds).
+    nodes: FxHashMap<String, Box<Node>>,
     acls: AclCache,
     ephemerals: HashMap<i64, BTreeSet<String>>,
     containers: BTreeSet<String>,
@@ -317,6 +319,11 @@ impl DataTree {
         self.extended_types
     }
 
+    /// Makes room for `additional` more nodes (recovery knows roughly how many are coming).
+    pub fn reserve(&mut self, additional: usize) {
+        self.nodes.reserve(additional);
+    }
+
     /// Inserts a node as loaded from a snapshot: links it to its parent and indexes it. The
     /// ACL reference must already be in the cache.
     pub fn insert_loaded(
@@ -349,7 +356,7 @@ impl DataTree {
                 self.ttls.insert(path.clone());
             }
         }
-        self.nodes.insert(path, node);
+        self.nodes.insert(path, Box::new(node));
     }
 
     /// The ACL cache (for snapshots).
@@ -364,7 +371,7 @@ impl DataTree {
 
     /// A node by path.
     pub fn node(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(path)
+        self.nodes.get(path).map(|n| &**n)
     }
 
     /// The ACL list of a node.

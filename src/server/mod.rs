@@ -369,11 +369,13 @@ pub fn start_standalone(settings: Settings) -> Result<Server, Box<dyn std::error
     let need_snapshot = rec.snapshot_zxid < 0 || rec.replayed > 0 || rec.truncated;
     let (snap_count, prealloc) = (settings.snap_count, settings.prealloc_bytes);
     let server = Server::start(settings, rec.tree, sessions, |shared| {
-        if need_snapshot {
-            database::take_snapshot(shared).map_err(std::io::Error::other)?;
-        }
-        let sink = database::LogSink::new(shared.clone(), snap_count, prealloc)
+        let mut sink = database::LogSink::new(shared.clone(), snap_count, prealloc)
             .map_err(std::io::Error::other)?;
+        if need_snapshot {
+            // In the background: the replayed log stays until a later purge, so a crash
+            // before this snapshot is written only means replaying it again.
+            sink.snapshot_now();
+        }
         Ok(Box::new(sink))
     })?;
     Ok(server)

@@ -66,12 +66,10 @@ EOF
 }
 
 serving() { # port: "yes" once srvr answers (ruok answers even while a server loads its data)
-    python3 - "$1" <<'EOF' 2>/dev/null
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
-s.sendall(b"srvr")
-print("yes" if s.recv(64).decode().startswith("Zookeeper version") else "no")
-EOF
+    local answer
+    answer=$(timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1 && printf srvr >&3 && head -c 17 <&3" \
+        2>/dev/null) || true
+    if [ "$answer" = "Zookeeper version" ]; then echo yes; else echo no; fi
 }
 
 start_server() { # name port -> pid in $server_pid
@@ -87,7 +85,7 @@ start_server() { # name port -> pid in $server_pid
     pids+=("$server_pid")
     for _ in $(seq 1 3000); do
         if [ "$(serving "$2")" = yes ]; then return 0; fi
-        sleep 0.02
+        sleep 0.01
     done
     echo "$1 did not start; see $work/$1/log" >&2
     exit 1

@@ -130,12 +130,13 @@ fn interactive_shell_in_a_terminal() {
         common::wait_until(std::time::Duration::from_secs(10), || screen().contains(needle))
     };
     assert!(wait_for("]"), "no prompt:\n{}", screen());
-    // "ge<Tab>" completes to "get ", "/tmux<Tab>" completes the path.
+    // "ge<Tab>" completes the command to "get", "/tmux<Tab>" completes the path.
     tmux(&["send-keys", "-t", &name, "ge", "Tab"]);
-    tmux(&["send-keys", "-t", &name, "/tmux", "Tab"]);
+    tmux(&["send-keys", "-t", &name, " /tmux", "Tab"]);
     tmux(&["send-keys", "-t", &name, "Enter"]);
     assert!(wait_for("typed-in-a-terminal"), "get did not run:\n{}", screen());
-    assert!(screen().contains("get /tmuxnode"), "completion:\n{}", screen());
+    assert!(screen().contains("/tmuxnode"), "path completion:\n{}", screen());
+    assert!(screen().contains("get"), "command completion:\n{}", screen());
     // Up arrow recalls the last command: the data is printed a second time.
     tmux(&["send-keys", "-t", &name, "Up", "Enter"]);
     assert!(

@@ -282,7 +282,7 @@ pub fn take_snapshot(shared: &Shared) -> Result<PathBuf, DbError> {
             let Some(p) = stack.pop() else { break };
             let Some(n) = tree.node(&p) else { continue };
             if n.acl != -1 && !acls.contains_key(&n.acl) {
-                acls.insert(n.acl, tree.acl_cache().get(n.acl));
+                acls.insert(n.acl, tree.acl_cache().get(n.acl).to_vec());
             }
             snapshot::encode_node(&mut encoded, &p, n.data.as_deref(), n.acl, &n.stat);
             count += 1;

@@ -12,6 +12,7 @@
 //! No I/O, no clocks: txn times come from the txn header.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::fxhash::{FxHashMap, FxHashSet};
 
@@ -112,11 +113,24 @@ impl Node {
 }
 
 /// Reference-counted ACL lists, keyed by a `long` as in ZooKeeper snapshots.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct AclCache {
-    by_ref: HashMap<i64, (Vec<Acl>, u64)>,
-    by_acl: HashMap<Vec<Acl>, i64>,
+    /// Lists are shared (`Arc`) so that readers and the prep stage never copy them.
+    by_ref: FxHashMap<i64, (Arc<Vec<Acl>>, u64)>,
+    by_acl: FxHashMap<Vec<Acl>, i64>,
     next_ref: i64,
+    open: Arc<Vec<Acl>>,
+}
+
+impl Default for AclCache {
+    fn default() -> Self {
+        AclCache {
+            by_ref: FxHashMap::default(),
+            by_acl: FxHashMap::default(),
+            next_ref: 0,
+            open: Arc::new(Acl::open_unsafe()),
+        }
+    }
 }
 
 impl AclCache {
@@ -134,7 +148,7 @@ impl AclCache {
         let r = self.next_ref;
         self.next_ref += 1;
         self.by_acl.insert(acl.to_vec(), r);
-        self.by_ref.insert(r, (acl.to_vec(), 1));
+        self.by_ref.insert(r, (Arc::new(acl.to_vec()), 1));
         r
     }
 
@@ -152,23 +166,23 @@ impl AclCache {
         };
         if gone {
             if let Some((acl, _)) = self.by_ref.remove(&r) {
-                self.by_acl.remove(&acl);
+                self.by_acl.remove(acl.as_slice());
             }
         }
     }
 
     /// The list behind a reference (OPEN_ACL_UNSAFE for -1 or an unknown ref).
-    pub fn get(&self, r: i64) -> Vec<Acl> {
+    pub fn get(&self, r: i64) -> Arc<Vec<Acl>> {
         match self.by_ref.get(&r) {
             Some((acl, _)) => acl.clone(),
-            None => Acl::open_unsafe(),
+            None => self.open.clone(),
         }
     }
 
     /// Loads an entry from a snapshot (reference counts start at 0 and grow as nodes load).
     pub fn insert_loaded(&mut self, r: i64, acl: Vec<Acl>) {
         self.by_acl.insert(acl.clone(), r);
-        self.by_ref.insert(r, (acl, 0));
+        self.by_ref.insert(r, (Arc::new(acl), 0));
         self.next_ref = self.next_ref.max(r + 1);
     }
 
@@ -181,9 +195,9 @@ impl AclCache {
 
     /// Entries in reference order, for snapshots.
     pub fn entries(&self) -> Vec<(i64, Vec<Acl>)> {
-        let sorted: BTreeMap<i64, &Vec<Acl>> =
+        let sorted: BTreeMap<i64, &Arc<Vec<Acl>>> =
             self.by_ref.iter().map(|(r, (a, _))| (*r, a)).collect();
-        sorted.into_iter().map(|(r, a)| (r, a.clone())).collect()
+        sorted.into_iter().map(|(r, a)| (r, a.to_vec())).collect()
     }
 
     /// Number of distinct lists.
@@ -240,7 +254,7 @@ pub struct Trigger {
     pub path: String,
     /// The ACL a watcher needs READ on to receive it (the node's, or the parent's for
     /// NodeChildrenChanged), taken when the event happened.
-    pub acl: Vec<Acl>,
+    pub acl: Arc<Vec<Acl>>,
 }
 
 /// The znode tree.
@@ -374,8 +388,8 @@ impl DataTree {
         self.nodes.get(path).map(|n| &**n)
     }
 
-    /// The ACL list of a node.
-    pub fn acl_of(&self, node: &Node) -> Vec<Acl> {
+    /// The ACL list of a node (shared, not copied).
+    pub fn acl_of(&self, node: &Node) -> Arc<Vec<Acl>> {
         self.acls.get(node.acl)
     }
 
@@ -608,7 +622,7 @@ impl DataTree {
         trig.push(Trigger {
             event: EventType::NodeCreated,
             path: path.to_owned(),
-            acl: acl.to_vec(),
+            acl: self.acls.get(acl_ref),
         });
         trig.push(Trigger {
             event: EventType::NodeChildrenChanged,
@@ -758,7 +772,7 @@ mod tests {
         let zk = t.stat("/zookeeper").unwrap();
         assert_eq!((zk.num_children, zk.cversion), (2, -2));
         let cfg = t.node("/zookeeper/config").unwrap();
-        assert_eq!(t.acl_of(cfg), Acl::read_unsafe());
+        assert_eq!(*t.acl_of(cfg), Acl::read_unsafe());
         assert_eq!(t.stat("/zookeeper/config").unwrap().aversion, -1);
         assert_eq!(t.node_count(), 4);
     }

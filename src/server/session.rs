@@ -5,7 +5,9 @@
 //! there is no thread or clock here. The server shares one tracker behind a mutex between the
 //! connection thread (create, touch), the prep stage (closing checks) and the expiry thread.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::fxhash::FxHashMap;
 
 use crate::proto::ErrorCode;
 
@@ -24,7 +26,7 @@ pub struct Session {
 #[derive(Debug, Clone)]
 pub struct SessionTracker {
     tick_ms: u64,
-    sessions: HashMap<i64, Session>,
+    sessions: FxHashMap<i64, Session>,
     buckets: BTreeMap<u64, BTreeSet<i64>>,
     next_id: i64,
 }
@@ -61,7 +63,7 @@ impl SessionTracker {
     pub fn new(tick_ms: u64, server_id: u8, wall_ms: u64) -> SessionTracker {
         SessionTracker {
             tick_ms: tick_ms.max(1),
-            sessions: HashMap::new(),
+            sessions: FxHashMap::default(),
             buckets: BTreeMap::new(),
             next_id: initial_session_id(server_id, wall_ms),
         }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::acl::AuthInfo;
 use super::ConnId;
+use crate::fxhash::FxHashMap;
 use crate::proto::{EventType, WatcherType};
 
 /// A standard (one-shot) watch.
@@ -29,7 +30,7 @@ pub enum Table {
     Child,
 }
 
-type PathTable = HashMap<String, HashMap<ConnId, u8>>;
+type PathTable = FxHashMap<String, FxHashMap<ConnId, u8>>;
 
 /// The registry.
 #[derive(Debug, Default)]
@@ -279,7 +280,7 @@ impl WatchManager {
 
     /// `wchp` text: per path, its watching sessions (data table).
     pub fn by_path(&self) -> String {
-        let sorted: BTreeMap<&String, &HashMap<ConnId, u8>> = self.data.iter().collect();
+        let sorted: BTreeMap<&String, &FxHashMap<ConnId, u8>> = self.data.iter().collect();
         let mut s = String::new();
         for (path, conns) in sorted {
             s.push_str(path);

@@ -206,7 +206,6 @@ impl Apply {
         if req.err != ErrorCode::Ok {
             return self.reply(req, zxid, req.err, None, false);
         }
-        self.shared.lock_watches().note_conn(conn, req.session, &req.auth);
         let result = match OpCode::from_i32(req.op) {
             Some(op) if crate::proto::path::null_path_body(op, &req.body) => {
                 Err(ErrorCode::MarshallingError)
@@ -218,6 +217,19 @@ impl Apply {
             Ok(body) => self.reply(req, zxid, ErrorCode::Ok, body, false),
             Err(e) => self.reply(req, zxid, e, None, false),
         }
+    }
+
+    /// The watch registry, after noting the requesting connection's session and identities
+    /// (needed when its watches fire: delivery checks READ with the watcher's identities).
+    fn watches_for(
+        &self,
+        req: &Request,
+    ) -> std::sync::MutexGuard<'_, crate::server::watch::WatchManager> {
+        let mut w = self.shared.lock_watches();
+        if let Some(conn) = req.conn {
+            w.note_conn(conn, req.session, &req.auth);
+        }
+        w
     }
 
     fn execute_read(
@@ -245,7 +257,7 @@ impl Apply {
                     acl::check(&tree.acl_of(n), perms::READ, auth, skip)?;
                 }
                 if r.watch {
-                    self.shared.lock_watches().add(Table::Data, &r.path, conn, STANDARD);
+                    self.watches_for(req).add(Table::Data, &r.path, conn, STANDARD);
                 }
                 let stat = tree.stat(&r.path).ok_or(ErrorCode::NoNode)?;
                 Ok(Some(StatResponse { stat }.to_bytes()))
@@ -256,7 +268,7 @@ impl Apply {
                 let n = tree.node(&r.path).ok_or(ErrorCode::NoNode)?;
                 acl::check(&tree.acl_of(n), perms::READ, auth, skip)?;
                 if r.watch {
-                    self.shared.lock_watches().add(Table::Data, &r.path, conn, STANDARD);
+                    self.watches_for(req).add(Table::Data, &r.path, conn, STANDARD);
                 }
                 let stat = n.client_stat(tree.extended_types());
                 Ok(Some(GetDataResponse { data: n.data.clone(), stat }.to_bytes()))
@@ -267,7 +279,7 @@ impl Apply {
                 let n = tree.node(&r.path).ok_or(ErrorCode::NoNode)?;
                 acl::check(&tree.acl_of(n), perms::READ, auth, skip)?;
                 if r.watch {
-                    self.shared.lock_watches().add(Table::Child, &r.path, conn, STANDARD);
+                    self.watches_for(req).add(Table::Child, &r.path, conn, STANDARD);
                 }
                 let children: Vec<String> = n.children.iter().map(|c| c.to_string()).collect();
                 if op == OpCode::GetChildren {
@@ -286,7 +298,7 @@ impl Apply {
                 let n = tree.node(&r.path).ok_or(ErrorCode::NoNode)?;
                 let list = tree.acl_of(n);
                 let admin = acl::can_read_acl(&list, auth, skip)?;
-                let list = if admin { list } else { acl::redact(&list) };
+                let list = if admin { list.to_vec() } else { acl::redact(&list) };
                 let stat = n.client_stat(tree.extended_types());
                 Ok(Some(GetAclResponse { acl: list, stat }.to_bytes()))
             }
@@ -324,7 +336,7 @@ impl Apply {
                 let r = AddWatchRequest::from_bytes(&req.body).map_err(m)?;
                 let mode = AddWatchMode::from_i32(r.mode).ok_or(ErrorCode::MarshallingError)?;
                 let recursive = mode == AddWatchMode::PersistentRecursive;
-                self.shared.lock_watches().add_persistent(&r.path, conn, recursive);
+                self.watches_for(req).add_persistent(&r.path, conn, recursive);
                 Ok(Some(ErrorResponse { err: 0 }.to_bytes()))
             }
             OpCode::CheckWatches | OpCode::RemoveWatches => {
@@ -351,7 +363,7 @@ impl Apply {
                 } else {
                     SetWatches2::from_bytes(&req.body).map_err(m)?
                 };
-                self.set_watches(conn, &sw);
+                self.set_watches(conn, req, &sw);
                 Ok(None)
             }
             OpCode::MultiRead => {
@@ -376,10 +388,10 @@ impl Apply {
     }
 
     /// Re-arms watches after a reconnect, firing what was missed (§9.5).
-    fn set_watches(&self, conn: ConnId, sw: &SetWatches2) {
+    fn set_watches(&self, conn: ConnId, req: &Request, sw: &SetWatches2) {
         let rel = sw.relative_zxid;
         let tree = self.shared.read_tree();
-        let mut w = self.shared.lock_watches();
+        let mut w = self.watches_for(req);
         for p in &sw.data_watches {
             match tree.node(p) {
                 None => self.send_missed(conn, EventType::NodeDeleted, p),

@@ -6,7 +6,7 @@
 //! does no I/O; a failed write still becomes a txn (`ErrorTxn`) that consumes its zxid, as in
 //! ZooKeeper.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -14,6 +14,7 @@ use crossbeam_channel::{Receiver, Sender};
 use log::{debug, error};
 
 use super::{Kind, Request};
+use crate::fxhash::FxHashMap;
 use crate::jute::data::{perms, Acl, StatPersisted};
 use crate::jute::proto::{
     CheckVersionRequest, CreateRequest, CreateTtlRequest, DeleteRequest, MultiOp, MultiRequest,
@@ -41,13 +42,13 @@ struct Record {
 struct NodeState {
     stat: StatPersisted,
     child_count: i32,
-    acl: Vec<Acl>,
+    acl: Arc<Vec<Acl>>,
 }
 
 /// Prepared-but-unapplied changes, keyed by path (ZooKeeper's `outstandingChanges`).
 #[derive(Debug, Default)]
 struct Outstanding {
-    by_path: HashMap<String, Record>,
+    by_path: FxHashMap<String, Record>,
     order: VecDeque<(i64, String)>,
 }
 
@@ -83,7 +84,7 @@ pub struct Prep {
 struct View<'a> {
     tree: &'a DataTree,
     outstanding: &'a Outstanding,
-    overlay: HashMap<String, Record>,
+    overlay: FxHashMap<String, Record>,
     overlay_order: Vec<String>,
     zxid: i64,
 }
@@ -208,7 +209,7 @@ impl Prep {
         let mut view = View {
             tree: &tree,
             outstanding: &self.outstanding,
-            overlay: HashMap::new(),
+            overlay: FxHashMap::default(),
             overlay_order: Vec::new(),
             zxid,
         };
@@ -253,7 +254,7 @@ impl Prep {
         let mut view = View {
             tree: &tree,
             outstanding: &self.outstanding,
-            overlay: HashMap::new(),
+            overlay: FxHashMap::default(),
             overlay_order: Vec::new(),
             zxid: self.next_zxid,
         };
@@ -339,7 +340,7 @@ impl Prep {
                 self.check_acl(&n.acl, perms::ADMIN, &req.auth)?;
                 let version = next_version(n.stat.aversion, s.version)?;
                 n.stat.aversion = version;
-                n.acl = acl.clone();
+                n.acl = Arc::new(acl.clone());
                 view.set(&s.path, Some(n));
                 Ok(Txn::SetAcl(SetAclTxn { path: s.path, acl, version }))
             }
@@ -421,7 +422,7 @@ impl Prep {
             ephemeral_owner: owner,
             ..StatPersisted::default()
         };
-        view.set(&path, Some(NodeState { stat, child_count: 0, acl: acl.clone() }));
+        view.set(&path, Some(NodeState { stat, child_count: 0, acl: Arc::new(acl.clone()) }));
         Ok(match op {
             OpCode::CreateContainer => Txn::CreateContainer(CreateContainerTxn {
                 path,

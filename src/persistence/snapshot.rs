@@ -321,7 +321,16 @@ impl SnapshotWriter {
         self.emit()?;
         self.sum.update(bytes);
         let out = self.out.as_mut().expect("the writer is open until finish");
-        out.write_all(bytes).map_err(io_error(&self.tmp))
+        // Written and synced a few MiB at a time: one fsync of a large snapshot at the end
+        // would make the txn log's syncs (same disk, same journal) wait behind all of it.
+        for chunk in bytes.chunks(SYNC_CHUNK_BYTES) {
+            out.write_all(chunk).map_err(io_error(&self.tmp))?;
+            if bytes.len() > SYNC_CHUNK_BYTES {
+                out.flush().map_err(io_error(&self.tmp))?;
+                out.get_ref().sync_data().map_err(io_error(&self.tmp))?;
+            }
+        }
+        Ok(())
     }
 
     /// Writes the end marker and the three seals with the digest section (`digest` =
@@ -554,6 +563,9 @@ impl SnapshotReader {
         Ok(())
     }
 }
+
+/// How much of a large snapshot is written between data syncs.
+const SYNC_CHUNK_BYTES: usize = 4 << 20;
 
 /// Appends one node record (path, data, aclRef, StatPersisted); the root is stored as "".
 pub fn encode_node(

@@ -272,27 +272,34 @@ pub fn take_snapshot(shared: &Shared) -> Result<PathBuf, DbError> {
     let mut encoded: Vec<u8> = Vec::new();
     let mut acls: HashMap<i64, Vec<Acl>> = HashMap::new();
     let mut count = 0usize;
-    let mut stack: Vec<String> = vec!["/".to_owned()];
+    // Pending nodes as (parent path, name): listing a directory only clones `Arc`s, so even
+    // a node with a million children is listed in a few milliseconds under the lock.
+    let root: Arc<str> = Arc::from("");
+    let mut stack: Vec<(Arc<str>, Arc<str>)> = vec![(root.clone(), root)];
+    let mut path = String::new();
     while !stack.is_empty() {
         let tree = shared.read_tree();
         if encoded.is_empty() {
             encoded.reserve(tree.node_count() * 96);
         }
         for _ in 0..SNAPSHOT_CHUNK {
-            let Some(p) = stack.pop() else { break };
-            let Some(n) = tree.node(&p) else { continue };
+            let Some((parent, name)) = stack.pop() else { break };
+            path.clear();
+            path.push_str(&parent);
+            if !(parent.is_empty() && name.is_empty()) {
+                path.push('/');
+                path.push_str(&name);
+            }
+            let key = if path.is_empty() { "/" } else { path.as_str() };
+            let Some(n) = tree.node(key) else { continue };
             if n.acl != -1 && !acls.contains_key(&n.acl) {
                 acls.insert(n.acl, tree.acl_cache().get(n.acl).to_vec());
             }
-            snapshot::encode_node(&mut encoded, &p, n.data.as_deref(), n.acl, &n.stat);
+            snapshot::encode_node(&mut encoded, key, n.data.as_deref(), n.acl, &n.stat);
             count += 1;
-            let base = if p == "/" { "" } else { p.as_str() };
-            for c in n.children.iter() {
-                let mut child = String::with_capacity(base.len() + 1 + c.len());
-                child.push_str(base);
-                child.push('/');
-                child.push_str(c);
-                stack.push(child);
+            if !n.children.is_empty() {
+                let me: Arc<str> = Arc::from(path.as_str());
+                stack.extend(n.children.iter().map(|c| (me.clone(), c.clone())));
             }
         }
     }

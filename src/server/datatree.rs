@@ -79,7 +79,9 @@ pub struct Node {
     /// Stored stat.
     pub stat: StatPersisted,
     /// Child names (not full paths).
-    pub children: FxHashSet<Box<str>>,
+    /// Child names, shared (`Arc`) so that a snapshot can list a huge directory under the
+    /// read lock without allocating a string per child.
+    pub children: FxHashSet<Arc<str>>,
 }
 
 impl Node {

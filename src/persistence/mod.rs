@@ -35,6 +35,28 @@ pub const LOG_PREFIX: &str = "log";
 /// Prefix of snapshot file names.
 pub const SNAPSHOT_PREFIX: &str = "snapshot";
 
+/// A data file mapped read-only; an empty file (which cannot be mapped) reads as no bytes.
+#[derive(Debug)]
+pub(crate) struct ReadMap(Option<memmap2::Mmap>);
+
+impl ReadMap {
+    /// Maps all of `file`.
+    pub(crate) fn open(file: &std::fs::File) -> std::io::Result<ReadMap> {
+        if file.metadata()?.len() == 0 {
+            return Ok(ReadMap(None));
+        }
+        // SAFETY: rzk never shrinks a file it reads: txn logs only grow (the writer stores
+        // within the preallocated length) and snapshots are written to a temporary file and
+        // renamed into place, so no mapped page disappears while it is read.
+        Ok(ReadMap(Some(unsafe { memmap2::Mmap::map(file)? })))
+    }
+
+    /// The mapped bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.0.as_deref().unwrap_or(&[])
+    }
+}
+
 /// `<base>/version-2`: where a dataDir or dataLogDir keeps its files.
 pub fn version_dir(base: &Path) -> PathBuf {
     base.join(VERSION_DIR)

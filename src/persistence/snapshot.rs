@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 use super::adler32::Adler32;
 use super::digest::DIGEST_VERSION;
 use super::epoch::sync_dir;
-use super::{file_name, list_files, SNAPSHOT_PREFIX};
+use super::{file_name, list_files, ReadMap, SNAPSHOT_PREFIX};
 use crate::jute::data::{Acl, Id, StatPersisted};
 use crate::jute::{DecodeError, Jute, Reader, Writer};
 
@@ -423,13 +423,7 @@ impl SnapshotReader {
     pub fn open(path: &Path) -> Result<SnapshotReader, SnapshotError> {
         let file = File::open(path).map_err(io_error(path))?;
         let len = file.metadata().map_err(io_error(path))?.len();
-        let map = if len == 0 {
-            LogMap::Empty
-        } else {
-            // SAFETY: snapshots are written once to a temporary file and renamed into place;
-            // nothing modifies or truncates a snapshot file while it is read.
-            LogMap::Mapped(unsafe { memmap2::Mmap::map(&file) }.map_err(io_error(path))?)
-        };
+        let map = ReadMap::open(&file).map_err(io_error(path))?;
         let mut input =
             Input { path: path.to_path_buf(), map, sum: Adler32::new(), summed: 0, offset: 0, len };
         let magic = input.i32()?;
@@ -651,28 +645,12 @@ fn len_i32(n: usize) -> i32 {
 struct Input {
     path: PathBuf,
     /// The whole file, mapped: parsing is slicing, and the checksum runs over long ranges.
-    map: LogMap,
+    map: ReadMap,
     sum: Adler32,
     /// Bytes before this offset are already in `sum`.
     summed: usize,
     offset: u64,
     len: u64,
-}
-
-/// The mapped bytes of a snapshot (an empty file cannot be mapped).
-#[derive(Debug)]
-enum LogMap {
-    Mapped(memmap2::Mmap),
-    Empty,
-}
-
-impl LogMap {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            LogMap::Mapped(m) => m,
-            LogMap::Empty => &[],
-        }
-    }
 }
 
 impl Input {

@@ -50,11 +50,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use log::warn;
-use memmap2::{Mmap, MmapMut};
+use memmap2::MmapMut;
 
 use super::adler32::adler32;
 use super::epoch::sync_dir;
-use super::{file_name, list_files, log_files_from, LOG_PREFIX};
+use super::{file_name, list_files, log_files_from, ReadMap, LOG_PREFIX};
 use crate::jute::txn::TxnEntry;
 use crate::jute::{DecodeError, Writer};
 
@@ -465,24 +465,9 @@ pub struct TxnIterator {
 #[derive(Debug)]
 struct OpenLog {
     path: PathBuf,
-    bytes: LogBytes,
+    bytes: ReadMap,
     offset: usize,
     is_last: bool,
-}
-
-#[derive(Debug)]
-enum LogBytes {
-    Mapped(Mmap),
-    Empty,
-}
-
-impl LogBytes {
-    fn as_slice(&self) -> &[u8] {
-        match self {
-            LogBytes::Mapped(map) => map,
-            LogBytes::Empty => &[],
-        }
-    }
 }
 
 impl TxnIterator {
@@ -514,15 +499,8 @@ impl TxnIterator {
         self.next_file += 1;
         let is_last = self.next_file == self.files.len();
         let file = File::open(&path).map_err(io_error(&path))?;
-        let len = file.metadata().map_err(io_error(&path))?.len();
-        let bytes = if len == 0 {
-            LogBytes::Empty
-        } else {
-            // SAFETY: log files are not modified while recovery or the tool reads them; the
-            // writer only stores within the preallocated length and never shrinks a file.
-            LogBytes::Mapped(unsafe { Mmap::map(&file) }.map_err(io_error(&path))?)
-        };
-        let buf = bytes.as_slice();
+        let bytes = ReadMap::open(&file).map_err(io_error(&path))?;
+        let buf = bytes.bytes();
         if buf.len() < HEADER_BYTES as usize {
             if is_last {
                 warn!("txn log {}: torn tail at offset 0: {}", path.display(), Damage::ShortHeader);
@@ -545,7 +523,7 @@ impl TxnIterator {
                 return Ok(None);
             }
             let log = self.current.as_mut().expect("a log file is open");
-            let buf = log.bytes.as_slice();
+            let buf = log.bytes.bytes();
             let offset = log.offset;
             let damage = match scan_record(buf, offset) {
                 Scan::End => {

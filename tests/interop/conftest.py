@@ -104,29 +104,9 @@ def java_classpath(binding):
     return ":".join(str(j) for j in jars if j.exists())
 
 
-def rzk_command(port, data_dir, work_dir):
-    binary = Path(os.environ.get("RZK_SERVER_BIN", "target/debug/rzk-server"))
-    if not binary.is_absolute():
-        binary = REPO_ROOT / binary
-    if not binary.exists():
-        pytest.exit(f"{binary} not found; run `cargo build --bins` first", returncode=4)
-    cfg = Path(work_dir) / "zoo.cfg"
-    cfg.write_text(
-        f"tickTime={TICK_MS}\n"
-        f"dataDir={data_dir}\n"
-        f"clientPort={port}\n"
-        "clientPortAddress=127.0.0.1\n"
-        "extendedTypesEnabled=true\n"
-        "4lw.commands.whitelist=*\n"
-        f"znode.container.checkIntervalMs={APACHE_REAP_INTERVAL_MS}\n"
-    )
-    return [str(binary), str(cfg)], APACHE_REAP_INTERVAL_MS
-
-
-def apache_command(port, data_dir, work_dir):
-    java = shutil.which("java")
-    if java is None or not ZOOKEEPER_JAR.exists():
-        pytest.exit("ZK_TARGET=apache needs java and /usr/share/java/zookeeper.jar", returncode=4)
+def write_zoo_cfg(port, data_dir, work_dir):
+    """The same standalone zoo.cfg for both servers: TTL nodes, every four-letter word, a 1 s
+    container reaper (Apache also gets the reaper interval as a -D property)."""
     cfg = Path(work_dir) / "zoo.cfg"
     cfg.write_text(
         f"tickTime={TICK_MS}\n"
@@ -136,7 +116,26 @@ def apache_command(port, data_dir, work_dir):
         "extendedTypesEnabled=true\n"
         "4lw.commands.whitelist=*\n"
         "admin.enableServer=false\n"
+        f"znode.container.checkIntervalMs={APACHE_REAP_INTERVAL_MS}\n"
     )
+    return cfg
+
+
+def rzk_command(port, data_dir, work_dir):
+    binary = Path(os.environ.get("RZK_SERVER_BIN", "target/debug/rzk-server"))
+    if not binary.is_absolute():
+        binary = REPO_ROOT / binary
+    if not binary.exists():
+        pytest.exit(f"{binary} not found; run `cargo build --bins` first", returncode=4)
+    cfg = write_zoo_cfg(port, data_dir, work_dir)
+    return [str(binary), str(cfg)], APACHE_REAP_INTERVAL_MS
+
+
+def apache_command(port, data_dir, work_dir):
+    java = shutil.which("java")
+    if java is None or not ZOOKEEPER_JAR.exists():
+        pytest.exit("ZK_TARGET=apache needs java and /usr/share/java/zookeeper.jar", returncode=4)
+    cfg = write_zoo_cfg(port, data_dir, work_dir)
     return [
         java,
         f"-Dznode.container.checkIntervalMs={APACHE_REAP_INTERVAL_MS}",

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLoc
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{unbounded, Sender};
+use crossbeam_channel::{bounded, unbounded, Sender};
 use log::{error, info};
 
 use self::datatree::DataTree;
@@ -42,6 +42,9 @@ use self::session::SessionTracker;
 use self::stats::ServerStats;
 use self::watch::WatchManager;
 use crate::proto::ErrorCode;
+
+/// Requests queued between two pipeline stages at most.
+const STAGE_QUEUE: usize = 16 * 1024;
 
 /// Identifies one client connection across threads: slab key in the low 32 bits, a
 /// generation in the high 32 so a reused slot is never confused with the old connection.
@@ -240,8 +243,12 @@ impl Server {
         let shared = Arc::new(Shared::new(settings, tree, sessions));
         let sink = sink(&shared)?;
         let (prep_tx, prep_rx) = unbounded::<Request>();
-        let (sync_tx, sync_rx) = unbounded::<Request>();
-        let (apply_tx, apply_rx) = unbounded::<Request>();
+        // Between the stages the channels are bounded rings: no allocation per request, and a
+        // slow disk pushes back on prep instead of queueing without limit. Nothing downstream
+        // ever waits on an upstream stage, so this cannot deadlock. The selector's own channel
+        // stays unbounded: the selector must never block.
+        let (sync_tx, sync_rx) = bounded::<Request>(STAGE_QUEUE);
+        let (apply_tx, apply_rx) = bounded::<Request>(STAGE_QUEUE);
         let (out_tx, out_rx) = unbounded();
         let applied = Arc::new(AtomicI64::new(last_zxid));
         let stop = Arc::new(AtomicBool::new(false));

@@ -162,9 +162,6 @@ fn cons(conns: &[ConnSummary]) -> String {
 }
 
 fn conf(shared: &Shared) -> String {
-    if !shared.settings.conf_text.is_empty() {
-        return shared.settings.conf_text.clone();
-    }
     let st = &shared.settings;
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let data = abs(&st.data_dir.join("version-2"));

@@ -93,8 +93,6 @@ pub struct Settings {
     pub force_sync: bool,
     /// fsync.warningthresholdms.
     pub fsync_warning: Duration,
-    /// The `conf` four-letter-word text.
-    pub conf_text: String,
     /// The server id (1 standalone).
     pub server_id: u8,
     /// snapCount: txns between snapshots (randomised by up to half).
@@ -136,7 +134,6 @@ impl Settings {
             container_max_never_used: Duration::ZERO,
             force_sync: true,
             fsync_warning: Duration::from_secs(1),
-            conf_text: String::new(),
             server_id: 1,
             snap_count: 100_000,
             prealloc_bytes: 64 << 20,

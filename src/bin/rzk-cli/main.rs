@@ -630,9 +630,9 @@ fn perms_to_string(p: i32) -> String {
 
 fn print_stat(s: &Stat) {
     println!("cZxid = 0x{:x}", s.czxid);
-    println!("ctime = {}", java_date(s.ctime));
+    println!("ctime = {}", rzk::server::fourlw::java_date(s.ctime));
     println!("mZxid = 0x{:x}", s.mzxid);
-    println!("mtime = {}", java_date(s.mtime));
+    println!("mtime = {}", rzk::server::fourlw::java_date(s.mtime));
     println!("pZxid = 0x{:x}", s.pzxid);
     println!("cversion = {}", s.cversion);
     println!("dataVersion = {}", s.version);
@@ -640,36 +640,6 @@ fn print_stat(s: &Stat) {
     println!("ephemeralOwner = 0x{:x}", s.ephemeral_owner);
     println!("dataLength = {}", s.data_length);
     println!("numChildren = {}", s.num_children);
-}
-
-/// Java's `Date.toString()` in UTC: `Thu Nov 26 17:15:42 UTC 2026`.
-fn java_date(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let tod = secs.rem_euclid(86_400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    format!(
-        "{} {} {:02} {:02}:{:02}:{:02} UTC {}",
-        DAYS[days.rem_euclid(7) as usize],
-        MONTHS[(month - 1) as usize],
-        day,
-        tod / 3600,
-        tod % 3600 / 60,
-        tod % 60,
-        year
-    )
 }
 
 /// Tab completion: command names for the first word, znode paths for words starting with
@@ -848,6 +818,7 @@ mod tests {
 
     #[test]
     fn dates_print_like_java() {
+        use rzk::server::fourlw::java_date;
         assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
         assert_eq!(java_date(1_795_713_342_000), "Thu Nov 26 17:15:42 UTC 2026");
     }

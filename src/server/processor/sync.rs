@@ -26,19 +26,6 @@ pub trait TxnSink: Send {
     fn commit(&mut self) -> std::io::Result<()>;
 }
 
-/// A sink that keeps nothing (used by tests and until a log is configured).
-#[derive(Debug, Default)]
-pub struct NullSink;
-
-impl TxnSink for NullSink {
-    fn append(&mut self, _entry: &TxnEntry) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn commit(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The sync stage.
 pub struct Sync<S: TxnSink> {
     sink: S,

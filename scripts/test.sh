@@ -37,7 +37,7 @@ rust_failed=$(awk '/^test result:/ { n += $6 } END { print n + 0 }' "$log")
 
 # pytest exits 1 on failures and 5 when it collected nothing; both stop this script.
 status=0
-(cd tests/interop && ../../.venv/bin/pytest -q) 2>&1 | tee "$log" || status=$?
+(cd tests/interop && ../../.venv/bin/python -m pytest -q) 2>&1 | tee "$log" || status=$?
 summary=$(tail --lines=1 "$log")
 count() {
     grep --only-matching --extended-regexp "[0-9]+ $1" <<<"$summary" \

@@ -40,3 +40,4 @@ pub mod election;
 pub mod election_thread;
 pub mod vote;
 pub mod wire;
+pub mod zab;

@@ -1,0 +1,750 @@
+//! The leader's side of Zab as an I/O-free state machine (quorum-protocol.md §6, like
+//! ZooKeeper's `Leader` + `LearnerHandler`).
+//!
+//! Inputs: learner connections coming and going ([`Leader::connected`],
+//! [`Leader::disconnected`]), their messages ([`Leader::handle_msg`]), the local pipeline's
+//! proposals and fsyncs ([`Leader::propose`], [`Leader::logged`]), the applied zxid
+//! ([`Leader::set_applied`]), the snapshot the shell streamed ([`Leader::snap_sent`]) and the
+//! clock ([`Leader::handle_timeout`]). Outputs: [`Action`]s drained with [`Leader::poll_action`]
+//! and the next deadline from [`Leader::poll_timeout`].
+//!
+//! Phases:
+//! 1. **Discovery**: the epoch to propose starts at acceptedEpoch + 1 and is raised past every
+//!    connecting participant's accepted epoch until the participants heard from (leader
+//!    included) form a quorum; then LEADERINFO goes out and ACKEPOCHs are collected, again
+//!    until a quorum. A learner whose history is more recent than the leader's is dropped.
+//! 2. **Sync**, per learner: DIFF (committed proposals it lacks), TRUNC (it has txns the
+//!    leader does not) or SNAP (the shell streams the tree), then the outstanding proposals,
+//!    then NEWLEADER. A quorum of NEWLEADER acks starts the leader serving; every synced
+//!    learner then gets UPTODATE.
+//! 3. **Broadcast**: PROPOSAL to followers, ACKs counted per zxid (the leader's own after its
+//!    fsync), commits strictly in zxid order: COMMIT to followers, INFORM to observers.
+//! 4. **Liveness**: PING every half tick; a learner silent for syncLimit ticks is dropped; the
+//!    leader abandons leadership when the synced participants no longer form a quorum, or when
+//!    a phase of discovery or sync does not finish within initLimit ticks.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+
+use super::msg::{counter_of, epoch_of, make_zxid, Msg, Payload};
+use crate::proto::ServerId;
+use crate::quorum::vote::QuorumMaj;
+
+/// The shell's name for one learner connection.
+pub type Handle = u64;
+
+/// Timers and sizes of the leader.
+#[derive(Debug, Clone)]
+pub struct LeaderConfig {
+    /// My id.
+    pub my_sid: ServerId,
+    /// The ensemble.
+    pub qv: QuorumMaj,
+    /// tickTime.
+    pub tick: Duration,
+    /// initLimit in ticks.
+    pub init_limit: u32,
+    /// syncLimit in ticks.
+    pub sync_limit: u32,
+    /// Committed proposals kept for DIFF (`zookeeper.commitLogCount`, at least 500).
+    pub commit_log_count: usize,
+}
+
+/// What the shell must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send a message to a learner.
+    Send(Handle, Msg),
+    /// Stream the tree to a learner: `SNAP(zxid)` + snapshot body + signature, where `zxid` is
+    /// the tree's last applied zxid at serialization; then call [`Leader::snap_sent`] before
+    /// feeding anything else.
+    SendSnap(Handle),
+    /// Close a learner's connection.
+    Close(Handle, String),
+    /// Persist `acceptedEpoch`.
+    WriteAcceptedEpoch(i64),
+    /// Persist `currentEpoch`.
+    WriteCurrentEpoch(i64),
+    /// A quorum is synced: start serving clients; the first txn is `make_zxid(epoch, 1)`.
+    StartServing {
+        /// The established epoch.
+        epoch: i64,
+    },
+    /// A proposal committed (in zxid order): release the requests waiting on it.
+    Committed(i64),
+    /// Stop leading (back to LOOKING).
+    Abandon(String),
+}
+
+/// Where one learner is in the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    /// Connected; nothing received yet.
+    Connected,
+    /// FOLLOWERINFO/OBSERVERINFO received; waiting for the epoch to be fixed.
+    Info,
+    /// LEADERINFO sent; waiting for ACKEPOCH.
+    LeaderInfoSent,
+    /// ACKEPOCH received; waiting for the epoch-ack quorum before syncing.
+    EpochAcked,
+    /// SNAP requested from the shell.
+    Snapping,
+    /// Sync queued and NEWLEADER sent; waiting for its ACK.
+    NewLeaderSent,
+    /// NEWLEADER acked; waiting for the leader to serve.
+    NewLeaderAcked,
+    /// UPTODATE sent: in broadcast.
+    UpToDate,
+}
+
+#[derive(Debug)]
+struct LearnerState {
+    sid: Option<ServerId>,
+    observer: bool,
+    phase: Phase,
+    last_zxid: i64,
+    /// Tick by which the next packet must arrive (ZooKeeper's `tickOfNextAckDeadline`).
+    deadline_tick: u64,
+}
+
+impl LearnerState {
+    /// Whether new proposals and commits go to this learner.
+    fn forwarding(&self) -> bool {
+        self.phase >= Phase::NewLeaderSent
+    }
+}
+
+#[derive(Debug)]
+struct Proposal {
+    payload: Payload,
+    acks: BTreeSet<ServerId>,
+}
+
+/// The leader core.
+#[derive(Debug)]
+pub struct Leader {
+    cfg: LeaderConfig,
+    /// The leader's history when it started (for "more recent than the leader" checks).
+    summary: (i64, i64),
+    accepted_epoch: i64,
+    epoch: i64,
+    epoch_fixed: bool,
+    connecting: BTreeSet<ServerId>,
+    epoch_acked: bool,
+    electing: BTreeSet<ServerId>,
+    newleader_acks: BTreeSet<ServerId>,
+    serving: bool,
+    learners: BTreeMap<Handle, LearnerState>,
+    outstanding: BTreeMap<i64, Proposal>,
+    last_proposed: i64,
+    last_committed: i64,
+    committed_log: VecDeque<(i64, Payload)>,
+    applied: i64,
+    /// Deadline of the current discovery/sync phase.
+    phase_deadline: Instant,
+    half_ticks: u64,
+    next_half_tick: Instant,
+    abandoned: bool,
+    out: VecDeque<Action>,
+}
+
+impl Leader {
+    /// A leader whose log ends at `last_zxid` (everything in it counts as committed) with
+    /// `committed_log` the most recent of those txns, ascending.
+    pub fn new(
+        cfg: LeaderConfig,
+        accepted_epoch: i64,
+        current_epoch: i64,
+        last_zxid: i64,
+        committed_log: Vec<(i64, Payload)>,
+        now: Instant,
+    ) -> Leader {
+        let init = cfg.tick * cfg.init_limit;
+        let half = cfg.tick / 2;
+        let mut connecting = BTreeSet::new();
+        connecting.insert(cfg.my_sid);
+        let mut leader = Leader {
+            summary: (current_epoch, last_zxid),
+            accepted_epoch,
+            epoch: accepted_epoch + 1,
+            epoch_fixed: false,
+            connecting,
+            epoch_acked: false,
+            electing: BTreeSet::new(),
+            newleader_acks: BTreeSet::new(),
+            serving: false,
+            learners: BTreeMap::new(),
+            outstanding: BTreeMap::new(),
+            last_proposed: last_zxid,
+            last_committed: last_zxid,
+            committed_log: committed_log.into_iter().collect(),
+            applied: last_zxid,
+            phase_deadline: now + init,
+            half_ticks: 0,
+            next_half_tick: now + half,
+            abandoned: false,
+            out: VecDeque::new(),
+            cfg,
+        };
+        leader.try_fix_epoch(now);
+        leader
+    }
+
+    /// The epoch being established (fixed once a quorum connected).
+    pub fn epoch(&self) -> i64 {
+        self.epoch
+    }
+
+    /// Whether the leader serves clients.
+    pub fn is_serving(&self) -> bool {
+        self.serving
+    }
+
+    /// The last committed zxid.
+    pub fn last_committed(&self) -> i64 {
+        self.last_committed
+    }
+
+    /// The last proposed zxid.
+    pub fn last_proposed(&self) -> i64 {
+        self.last_proposed
+    }
+
+    /// Proposals not yet committed.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.len()
+    }
+
+    /// Learners in broadcast (UPTODATE sent), as (sid, observer).
+    pub fn synced_learners(&self) -> Vec<(ServerId, bool)> {
+        self.learners
+            .values()
+            .filter(|l| l.phase == Phase::UpToDate)
+            .filter_map(|l| l.sid.map(|s| (s, l.observer)))
+            .collect()
+    }
+
+    /// The next action for the shell.
+    #[must_use]
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.out.pop_front()
+    }
+
+    /// When [`Leader::handle_timeout`] must run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.abandoned {
+            return None;
+        }
+        if self.serving {
+            Some(self.next_half_tick)
+        } else {
+            Some(self.next_half_tick.min(self.phase_deadline))
+        }
+    }
+
+    /// A learner connected.
+    pub fn connected(&mut self, h: Handle) {
+        let deadline_tick =
+            self.tick() + u64::from(self.cfg.init_limit) + u64::from(self.cfg.sync_limit);
+        self.learners.insert(
+            h,
+            LearnerState {
+                sid: None,
+                observer: false,
+                phase: Phase::Connected,
+                last_zxid: -1,
+                deadline_tick,
+            },
+        );
+    }
+
+    /// A learner's connection is gone.
+    pub fn disconnected(&mut self, h: Handle) {
+        if let Some(l) = self.learners.remove(&h) {
+            debug!("leader: learner {:?} left in phase {:?}", l.sid, l.phase);
+        }
+    }
+
+    /// A message from a learner.
+    pub fn handle_msg(&mut self, h: Handle, msg: Msg, now: Instant) {
+        if self.abandoned {
+            return;
+        }
+        let tick = self.tick();
+        let sync_limit = u64::from(self.cfg.sync_limit);
+        let Some(l) = self.learners.get_mut(&h) else { return };
+        if l.phase >= Phase::NewLeaderSent {
+            l.deadline_tick = tick + sync_limit;
+        }
+        match msg {
+            Msg::LearnerInfo { sid, accepted_epoch, observer } => {
+                self.on_info(h, sid, accepted_epoch, observer, now)
+            }
+            Msg::AckEpoch { current_epoch, last_zxid } => {
+                self.on_ack_epoch(h, current_epoch, last_zxid, now)
+            }
+            Msg::Ack { zxid } => self.on_ack(h, zxid, now),
+            Msg::Ping { .. } | Msg::Other => {}
+            other => {
+                warn!("leader: unexpected {other:?} from a learner");
+                self.close(h, "unexpected packet");
+            }
+        }
+    }
+
+    fn close(&mut self, h: Handle, why: &str) {
+        self.learners.remove(&h);
+        self.out.push_back(Action::Close(h, why.to_owned()));
+    }
+
+    fn is_voter(&self, sid: ServerId) -> bool {
+        self.cfg.qv.is_voter(sid)
+    }
+
+    fn on_info(
+        &mut self,
+        h: Handle,
+        sid: ServerId,
+        accepted_epoch: i64,
+        observer: bool,
+        now: Instant,
+    ) {
+        let Some(l) = self.learners.get_mut(&h) else { return };
+        if l.phase != Phase::Connected {
+            return self.close(h, "second LearnerInfo");
+        }
+        if sid == self.cfg.my_sid {
+            return self.close(h, "learner uses my own sid");
+        }
+        if !observer && !self.cfg.qv.is_voter(sid) {
+            return self.close(h, "FOLLOWERINFO from a server that is not a participant");
+        }
+        if observer && self.cfg.qv.is_voter(sid) {
+            return self.close(h, "OBSERVERINFO from a participant");
+        }
+        l.sid = Some(sid);
+        l.observer = observer;
+        l.phase = Phase::Info;
+        info!(
+            "leader: {} {sid} connected, accepted epoch 0x{accepted_epoch:x}",
+            if observer { "observer" } else { "follower" }
+        );
+        if !self.epoch_fixed {
+            if !observer {
+                self.connecting.insert(sid);
+                if accepted_epoch >= self.epoch {
+                    self.epoch = accepted_epoch + 1;
+                }
+            }
+            self.try_fix_epoch(now);
+        } else {
+            self.send_leader_info(h);
+        }
+    }
+
+    fn try_fix_epoch(&mut self, now: Instant) {
+        if self.epoch_fixed || !self.cfg.qv.contains_quorum(&self.connecting) {
+            return;
+        }
+        self.epoch_fixed = true;
+        self.accepted_epoch = self.epoch;
+        self.out.push_back(Action::WriteAcceptedEpoch(self.epoch));
+        self.phase_deadline = now + self.cfg.tick * self.cfg.init_limit;
+        info!("leader: proposing epoch 0x{:x}", self.epoch);
+        self.electing.insert(self.cfg.my_sid);
+        let waiting: Vec<Handle> =
+            self.learners.iter().filter(|(_, l)| l.phase == Phase::Info).map(|(h, _)| *h).collect();
+        for h in waiting {
+            self.send_leader_info(h);
+        }
+        self.try_epoch_quorum(now);
+    }
+
+    fn send_leader_info(&mut self, h: Handle) {
+        if let Some(l) = self.learners.get_mut(&h) {
+            l.phase = Phase::LeaderInfoSent;
+            self.out.push_back(Action::Send(h, Msg::LeaderInfo { epoch: self.epoch }));
+        }
+    }
+
+    fn on_ack_epoch(&mut self, h: Handle, current_epoch: i64, last_zxid: i64, now: Instant) {
+        let Some(l) = self.learners.get_mut(&h) else { return };
+        if l.phase != Phase::LeaderInfoSent {
+            return self.close(h, "ACKEPOCH out of order");
+        }
+        let (my_epoch, my_zxid) = self.summary;
+        if current_epoch != -1
+            && (current_epoch > my_epoch || (current_epoch == my_epoch && last_zxid > my_zxid))
+        {
+            warn!(
+                "leader: learner {:?} is more recent (epoch 0x{current_epoch:x}, zxid \
+                 0x{last_zxid:x}) than me (epoch 0x{my_epoch:x}, zxid 0x{my_zxid:x})",
+                l.sid
+            );
+            return self.close(h, "learner more recent than the leader");
+        }
+        l.phase = Phase::EpochAcked;
+        l.last_zxid = last_zxid;
+        let sid = l.sid;
+        if self.epoch_acked {
+            self.sync_learner(h);
+            return;
+        }
+        if let Some(sid) = sid {
+            if current_epoch != -1 && last_zxid != -1 && self.is_voter(sid) {
+                self.electing.insert(sid);
+            }
+        }
+        self.try_epoch_quorum(now);
+    }
+
+    fn try_epoch_quorum(&mut self, now: Instant) {
+        if self.epoch_acked || !self.epoch_fixed || !self.cfg.qv.contains_quorum(&self.electing) {
+            return;
+        }
+        self.epoch_acked = true;
+        self.out.push_back(Action::WriteCurrentEpoch(self.epoch));
+        self.phase_deadline = now + self.cfg.tick * self.cfg.init_limit;
+        self.newleader_acks.insert(self.cfg.my_sid);
+        info!("leader: epoch 0x{:x} acknowledged by {:?}", self.epoch, self.electing);
+        let waiting: Vec<Handle> = self
+            .learners
+            .iter()
+            .filter(|(_, l)| l.phase == Phase::EpochAcked)
+            .map(|(h, _)| *h)
+            .collect();
+        for h in waiting {
+            self.sync_learner(h);
+        }
+        self.try_serve();
+    }
+
+    /// Chooses DIFF, TRUNC or SNAP for a learner and queues its sync (§6.2).
+    fn sync_learner(&mut self, h: Handle) {
+        let Some(l) = self.learners.get(&h) else { return };
+        let peer = l.last_zxid;
+        let last = self.last_committed;
+        let (min, max) = match (self.committed_log.front(), self.committed_log.back()) {
+            (Some(f), Some(b)) => (f.0, b.0),
+            _ => (last, last),
+        };
+        let mut queue: Vec<Msg> = Vec::new();
+        if peer == last {
+            queue.push(Msg::Diff { zxid: peer });
+        } else if peer > max && counter_of(peer) != 0 {
+            queue.push(Msg::Trunc { zxid: max });
+        } else if min <= peer && peer <= max {
+            match self.walk_committed(peer) {
+                Some((op, proposals)) => {
+                    queue.push(op);
+                    for (z, p) in proposals {
+                        queue.push(Msg::Proposal { zxid: z, payload: p });
+                        queue.push(Msg::Commit { zxid: z });
+                    }
+                }
+                None => return self.request_snap(h),
+            }
+        } else {
+            return self.request_snap(h);
+        }
+        info!(
+            "leader: syncing learner {:?} (last zxid 0x{peer:x}) with {} (committed log \
+             0x{min:x}..0x{max:x})",
+            self.learners.get(&h).and_then(|l| l.sid),
+            match queue.first() {
+                Some(Msg::Trunc { zxid }) => format!("TRUNC to 0x{zxid:x}"),
+                _ => format!("DIFF of {} txns", queue.len() / 2),
+            }
+        );
+        for m in queue {
+            self.out.push_back(Action::Send(h, m));
+        }
+        self.finish_sync(h);
+    }
+
+    /// Walks the committed log from the learner's position: the op packet (DIFF or TRUNC) and
+    /// the proposals to send, or `None` when only a snapshot will do.
+    fn walk_committed(&self, peer: i64) -> Option<(Msg, Vec<(i64, Payload)>)> {
+        let mut prev = 0;
+        let mut op: Option<Msg> = None;
+        let mut out = Vec::new();
+        for (z, p) in &self.committed_log {
+            let z = *z;
+            if z < peer {
+                prev = z;
+                continue;
+            }
+            if op.is_none() {
+                if z == peer {
+                    op = Some(Msg::Diff { zxid: self.last_committed });
+                    continue;
+                }
+                if counter_of(peer) == 0 {
+                    op = Some(Msg::Diff { zxid: self.last_committed });
+                } else {
+                    if epoch_of(z) != epoch_of(peer) {
+                        return None;
+                    }
+                    op = Some(Msg::Trunc { zxid: prev });
+                }
+            }
+            out.push((z, p.clone()));
+        }
+        Some((op.unwrap_or(Msg::Diff { zxid: self.last_committed }), out))
+    }
+
+    fn request_snap(&mut self, h: Handle) {
+        if let Some(l) = self.learners.get_mut(&h) {
+            info!("leader: syncing learner {:?} with SNAP", l.sid);
+            l.phase = Phase::Snapping;
+            self.out.push_back(Action::SendSnap(h));
+        }
+    }
+
+    /// The shell streamed a snapshot reflecting everything up to `zxid` to learner `h`: send
+    /// the committed proposals after it, then finish the sync.
+    pub fn snap_sent(&mut self, h: Handle, zxid: i64) {
+        let Some(l) = self.learners.get(&h) else { return };
+        if l.phase != Phase::Snapping {
+            return;
+        }
+        if zxid < self.last_committed {
+            let covered = self.committed_log.front().is_some_and(|(z, _)| *z <= zxid + 1);
+            if !covered {
+                return self.close(h, "committed log does not reach back to the snapshot");
+            }
+            let tail: Vec<(i64, Payload)> =
+                self.committed_log.iter().filter(|(z, _)| *z > zxid).cloned().collect();
+            for (z, p) in tail {
+                self.out.push_back(Action::Send(h, Msg::Proposal { zxid: z, payload: p }));
+                self.out.push_back(Action::Send(h, Msg::Commit { zxid: z }));
+            }
+        }
+        self.finish_sync(h);
+    }
+
+    /// After the committed part: outstanding proposals (followers), NEWLEADER, forwarding on.
+    fn finish_sync(&mut self, h: Handle) {
+        let Some(l) = self.learners.get_mut(&h) else { return };
+        if !l.observer {
+            for (z, p) in &self.outstanding {
+                let msg = Msg::Proposal { zxid: *z, payload: p.payload.clone() };
+                self.out.push_back(Action::Send(h, msg));
+            }
+        }
+        l.phase = Phase::NewLeaderSent;
+        let zxid = make_zxid(self.epoch, 0);
+        self.out.push_back(Action::Send(h, Msg::NewLeader { zxid }));
+    }
+
+    fn on_ack(&mut self, h: Handle, zxid: i64, now: Instant) {
+        let Some(l) = self.learners.get_mut(&h) else { return };
+        let Some(sid) = l.sid else { return self.close(h, "ACK before LearnerInfo") };
+        if counter_of(zxid) == 0 {
+            if l.phase == Phase::NewLeaderSent && zxid == make_zxid(self.epoch, 0) {
+                l.phase = Phase::NewLeaderAcked;
+                if self.serving {
+                    self.send_up_to_date(h, now);
+                } else {
+                    if self.is_voter(sid) {
+                        self.newleader_acks.insert(sid);
+                    }
+                    self.try_serve();
+                }
+            }
+            return;
+        }
+        if l.observer || !self.cfg.qv.is_voter(sid) {
+            return;
+        }
+        if let Some(p) = self.outstanding.get_mut(&zxid) {
+            p.acks.insert(sid);
+            self.try_commit();
+        }
+    }
+
+    fn try_serve(&mut self) {
+        if self.serving || !self.epoch_acked || !self.cfg.qv.contains_quorum(&self.newleader_acks) {
+            return;
+        }
+        self.serving = true;
+        info!("leader: epoch 0x{:x} established with {:?}", self.epoch, self.newleader_acks);
+        self.out.push_back(Action::StartServing { epoch: self.epoch });
+        let acked: Vec<Handle> = self
+            .learners
+            .iter()
+            .filter(|(_, l)| l.phase == Phase::NewLeaderAcked)
+            .map(|(h, _)| *h)
+            .collect();
+        let tick = self.tick();
+        for h in acked {
+            if let Some(l) = self.learners.get_mut(&h) {
+                l.phase = Phase::UpToDate;
+                l.deadline_tick = tick + u64::from(self.cfg.sync_limit);
+                self.out.push_back(Action::Send(h, Msg::UpToDate));
+            }
+        }
+    }
+
+    fn send_up_to_date(&mut self, h: Handle, _now: Instant) {
+        let tick = self.tick();
+        if let Some(l) = self.learners.get_mut(&h) {
+            l.phase = Phase::UpToDate;
+            l.deadline_tick = tick + u64::from(self.cfg.sync_limit);
+            self.out.push_back(Action::Send(h, Msg::UpToDate));
+        }
+    }
+
+    /// The local pipeline proposes a txn (zxids must increase; the shell only calls this
+    /// while serving).
+    pub fn propose(&mut self, zxid: i64, payload: Payload) {
+        if self.abandoned || !self.serving {
+            return;
+        }
+        if counter_of(zxid) >= 0xffff_fffe {
+            self.abandon("zxid counter is about to roll over: forcing a new epoch".to_owned());
+            return;
+        }
+        self.last_proposed = zxid;
+        for (h, l) in &self.learners {
+            if l.forwarding() && !l.observer {
+                let msg = Msg::Proposal { zxid, payload: payload.clone() };
+                self.out.push_back(Action::Send(*h, msg));
+            }
+        }
+        self.outstanding.insert(zxid, Proposal { payload, acks: BTreeSet::new() });
+        // A one-voter ensemble commits on the leader's own ack alone (after `logged`).
+    }
+
+    /// The local txn log made `zxid` durable: the leader's own ack.
+    pub fn logged(&mut self, zxid: i64) {
+        let me = self.cfg.my_sid;
+        // A group commit covers every earlier proposal too.
+        for (_, p) in self.outstanding.range_mut(..=zxid) {
+            p.acks.insert(me);
+        }
+        self.try_commit();
+    }
+
+    fn try_commit(&mut self) {
+        while let Some(entry) = self.outstanding.first_entry() {
+            if !self.cfg.qv.contains_quorum(&entry.get().acks) {
+                break;
+            }
+            let (zxid, p) = entry.remove_entry();
+            self.last_committed = zxid;
+            for (h, l) in &self.learners {
+                if !l.forwarding() {
+                    continue;
+                }
+                let msg = if l.observer {
+                    Msg::Inform { zxid, payload: p.payload.clone() }
+                } else {
+                    Msg::Commit { zxid }
+                };
+                self.out.push_back(Action::Send(*h, msg));
+            }
+            self.committed_log.push_back((zxid, p.payload));
+            self.out.push_back(Action::Committed(zxid));
+        }
+        self.trim_committed_log();
+    }
+
+    /// The apply stage reached `zxid` (committed-log entries after it are kept for SNAP).
+    pub fn set_applied(&mut self, zxid: i64) {
+        self.applied = zxid;
+        self.trim_committed_log();
+    }
+
+    fn trim_committed_log(&mut self) {
+        while self.committed_log.len() > self.cfg.commit_log_count {
+            match self.committed_log.front() {
+                Some((z, _)) if *z <= self.applied => {
+                    self.committed_log.pop_front();
+                }
+                _ => break,
+            }
+        }
+    }
+
+    fn tick(&self) -> u64 {
+        self.half_ticks / 2
+    }
+
+    fn abandon(&mut self, why: String) {
+        if !self.abandoned {
+            self.abandoned = true;
+            warn!("leader: abandoning leadership of epoch 0x{:x}: {why}", self.epoch);
+            self.out.push_back(Action::Abandon(why));
+        }
+    }
+
+    /// Timers: pings every half tick, learner deadlines, quorum checks, phase deadlines.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.abandoned {
+            return;
+        }
+        if !self.serving && now >= self.phase_deadline {
+            let what = if !self.epoch_fixed {
+                "no quorum of followers connected"
+            } else if !self.epoch_acked {
+                "no quorum acknowledged the new epoch"
+            } else {
+                "no quorum acknowledged NEWLEADER"
+            };
+            return self.abandon(format!("{what} within initLimit"));
+        }
+        let half = self.cfg.tick / 2;
+        while now >= self.next_half_tick {
+            self.next_half_tick += half.max(Duration::from_millis(1));
+            self.half_ticks += 1;
+            if self.serving {
+                let zxid = self.last_proposed;
+                for (h, l) in &self.learners {
+                    if l.phase == Phase::UpToDate {
+                        self.out.push_back(Action::Send(*h, Msg::Ping { zxid }));
+                    }
+                }
+            }
+            if self.half_ticks % 2 == 0 {
+                self.check_liveness();
+                if self.abandoned {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn check_liveness(&mut self) {
+        let tick = self.tick();
+        let late: Vec<Handle> = self
+            .learners
+            .iter()
+            .filter(|(_, l)| l.phase >= Phase::NewLeaderSent && l.deadline_tick < tick)
+            .map(|(h, _)| *h)
+            .collect();
+        for h in late {
+            let sid = self.learners.get(&h).and_then(|l| l.sid);
+            warn!("leader: learner {sid:?} missed its syncLimit deadline; dropping it");
+            self.close(h, "syncLimit exceeded");
+        }
+        if !self.serving {
+            return;
+        }
+        let mut synced: BTreeSet<ServerId> = self
+            .learners
+            .values()
+            .filter(|l| l.phase == Phase::UpToDate && !l.observer)
+            .filter_map(|l| l.sid)
+            .collect();
+        synced.insert(self.cfg.my_sid);
+        if !self.cfg.qv.contains_quorum(&synced) {
+            self.abandon(format!(
+                "not sufficient followers synced, only synced with sids: {:?}",
+                synced.iter().map(|s| s.0).collect::<Vec<_>>()
+            ));
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! The learner's side of Zab (follower and observer) as an I/O-free state machine
+//! (quorum-protocol.md §6, like ZooKeeper's `Learner.registerWithLeader` / `syncWithLeader`
+//! and `Follower`/`Observer.processPacket`).
+//!
+//! Inputs: the leader's messages ([`Learner::handle_msg`]; the shell reads a snapshot stream
+//! that follows SNAP and loads it before feeding `Msg::Snap`), the local log's fsyncs
+//! ([`Learner::logged`]) and the clock ([`Learner::handle_timeout`]). Outputs: [`Action`]s.
+//!
+//! Ordering contract with the shell: actions are carried out in order; a [`Action::Flush`]
+//! makes every earlier [`Action::Log`] durable before the next action. Until UPTODATE the
+//! shell applies and logs synchronously; afterwards logs go through its sync stage, which
+//! calls [`Learner::logged`], and only then does the core ACK (followers only).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use log::{info, warn};
+
+use super::msg::{epoch_of, make_zxid, Msg, Payload};
+use crate::proto::ServerId;
+
+/// What the shell must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send a message to the leader.
+    Send(Msg),
+    /// Persist `acceptedEpoch`.
+    WriteAcceptedEpoch(i64),
+    /// Persist `currentEpoch`.
+    WriteCurrentEpoch(i64),
+    /// Cut the txn log back to `zxid` and reload the tree from disk.
+    Truncate(i64),
+    /// Apply a txn to the tree (in this order).
+    Apply {
+        /// Zxid.
+        zxid: i64,
+        /// Txn bytes.
+        payload: Payload,
+    },
+    /// Append a txn to the log.
+    Log {
+        /// Zxid.
+        zxid: i64,
+        /// Txn bytes.
+        payload: Payload,
+    },
+    /// Make every logged txn durable now (sync phase).
+    Flush,
+    /// Write a snapshot of the tree as it is now (after a SNAP or TRUNC sync).
+    TakeSnapshot,
+    /// UPTODATE: start serving clients.
+    StartServing,
+    /// Answer the leader's PING (with the sessions touched since the last one).
+    PingReply(i64),
+    /// The oldest forwarded sync() may complete.
+    SyncDone,
+    /// Give up on this leader (back to LOOKING).
+    Abort(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// LearnerInfo sent; waiting for LEADERINFO.
+    Registering,
+    /// ACKEPOCH sent; waiting for DIFF/TRUNC/SNAP.
+    EpochAcked,
+    /// Syncing; `snapshot` = a snapshot is due at NEWLEADER (SNAP or TRUNC).
+    Syncing { snapshot: bool },
+    /// NEWLEADER handled; waiting for UPTODATE.
+    NewLeader,
+    /// Serving.
+    Broadcast,
+    /// Aborted.
+    Done,
+}
+
+/// Learner timers.
+#[derive(Debug, Clone, Copy)]
+pub struct LearnerConfig {
+    /// My id.
+    pub my_sid: ServerId,
+    /// Observer (OBSERVERINFO, INFORM, no ACKs of proposals).
+    pub observer: bool,
+    /// tickTime.
+    pub tick: Duration,
+    /// initLimit in ticks (read timeout until NEWLEADER).
+    pub init_limit: u32,
+    /// syncLimit in ticks (read timeout afterwards).
+    pub sync_limit: u32,
+}
+
+/// The learner core.
+#[derive(Debug)]
+pub struct Learner {
+    cfg: LearnerConfig,
+    accepted_epoch: i64,
+    current_epoch: i64,
+    last_zxid: i64,
+    new_epoch: i64,
+    phase: Phase,
+    /// Proposals received and not yet committed (zxid order).
+    pending: VecDeque<(i64, Payload)>,
+    /// Zxids committed during the sync whose apply waits for NEWLEADER.
+    committed: VecDeque<i64>,
+    last_heard: Instant,
+    out: VecDeque<Action>,
+}
+
+impl Learner {
+    /// A learner with this persisted state; registers with the leader at once.
+    pub fn new(
+        cfg: LearnerConfig,
+        accepted_epoch: i64,
+        current_epoch: i64,
+        last_zxid: i64,
+        now: Instant,
+    ) -> Learner {
+        let mut l = Learner {
+            cfg,
+            accepted_epoch,
+            current_epoch,
+            last_zxid,
+            new_epoch: -1,
+            phase: Phase::Registering,
+            pending: VecDeque::new(),
+            committed: VecDeque::new(),
+            last_heard: now,
+            out: VecDeque::new(),
+        };
+        l.out.push_back(Action::Send(Msg::LearnerInfo {
+            sid: cfg.my_sid,
+            accepted_epoch,
+            observer: cfg.observer,
+        }));
+        l
+    }
+
+    /// The next action for the shell.
+    #[must_use]
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.out.pop_front()
+    }
+
+    /// When [`Learner::handle_timeout`] must run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        (self.phase != Phase::Done).then(|| self.last_heard + self.read_timeout())
+    }
+
+    /// Whether the learner is serving (UPTODATE received).
+    pub fn is_serving(&self) -> bool {
+        self.phase == Phase::Broadcast
+    }
+
+    /// The epoch being joined (-1 before LEADERINFO).
+    pub fn epoch(&self) -> i64 {
+        self.new_epoch
+    }
+
+    /// The last zxid logged or received in a snapshot.
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    fn read_timeout(&self) -> Duration {
+        let ticks = match self.phase {
+            Phase::Registering | Phase::EpochAcked | Phase::Syncing { .. } => self.cfg.init_limit,
+            _ => self.cfg.sync_limit,
+        };
+        self.cfg.tick * ticks.max(1)
+    }
+
+    /// No packet from the leader within the read timeout: give up.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.phase != Phase::Done && now >= self.last_heard + self.read_timeout() {
+            let ms = self.read_timeout().as_millis();
+            self.abort(format!("no packet from the leader for {ms} ms"));
+        }
+    }
+
+    fn abort(&mut self, why: String) {
+        if self.phase != Phase::Done {
+            warn!("learner {}: leaving the leader: {why}", self.cfg.my_sid.0);
+            self.phase = Phase::Done;
+            self.out.push_back(Action::Abort(why));
+        }
+    }
+
+    /// The local log made `zxid` durable (broadcast phase): ACK it (followers).
+    pub fn logged(&mut self, zxid: i64) {
+        if self.phase == Phase::Broadcast && !self.cfg.observer {
+            self.out.push_back(Action::Send(Msg::Ack { zxid }));
+        }
+    }
+
+    /// A message from the leader.
+    pub fn handle_msg(&mut self, msg: Msg, now: Instant) {
+        if self.phase == Phase::Done {
+            return;
+        }
+        self.last_heard = now;
+        match (self.phase, msg) {
+            (Phase::Registering, Msg::LeaderInfo { epoch }) => self.on_leader_info(epoch),
+            (Phase::EpochAcked, Msg::Diff { .. }) => {
+                self.phase = Phase::Syncing { snapshot: false };
+            }
+            (Phase::EpochAcked, Msg::Trunc { zxid }) => {
+                info!("learner {}: truncating the log to 0x{zxid:x}", self.cfg.my_sid.0);
+                self.out.push_back(Action::Truncate(zxid));
+                self.last_zxid = zxid;
+                self.phase = Phase::Syncing { snapshot: true };
+            }
+            (Phase::EpochAcked, Msg::Snap { zxid }) => {
+                self.last_zxid = zxid;
+                self.phase = Phase::Syncing { snapshot: true };
+            }
+            (Phase::Syncing { .. } | Phase::NewLeader, Msg::Proposal { zxid, payload }) => {
+                if let Some((last, _)) = self.pending.back() {
+                    if epoch_of(*last) == epoch_of(zxid) && zxid != last + 1 {
+                        warn!("learner: got zxid 0x{zxid:x} expected 0x{:x}", last + 1);
+                    }
+                }
+                if self.phase == Phase::NewLeader {
+                    // After NEWLEADER every txn goes through the log before being acked.
+                    self.out.push_back(Action::Log { zxid, payload: payload.clone() });
+                    self.out.push_back(Action::Flush);
+                    if !self.cfg.observer {
+                        self.out.push_back(Action::Send(Msg::Ack { zxid }));
+                    }
+                }
+                self.pending.push_back((zxid, payload));
+            }
+            (Phase::Syncing { snapshot: true }, Msg::Commit { zxid }) => {
+                // The snapshot written at NEWLEADER will capture it: apply now.
+                match self.pending.pop_front() {
+                    Some((z, payload)) => {
+                        if z != zxid {
+                            warn!("learner: committing 0x{zxid:x} but next pending is 0x{z:x}");
+                        }
+                        self.last_zxid = self.last_zxid.max(z);
+                        self.out.push_back(Action::Apply { zxid: z, payload });
+                    }
+                    None => warn!("learner: COMMIT 0x{zxid:x} without a proposal"),
+                }
+            }
+            (Phase::Syncing { snapshot: false }, Msg::Commit { zxid }) => {
+                self.committed.push_back(zxid)
+            }
+            (Phase::Syncing { snapshot }, Msg::NewLeader { zxid }) => {
+                self.on_new_leader(zxid, snapshot)
+            }
+            (Phase::NewLeader, Msg::Commit { zxid }) => self.commit(zxid),
+            (Phase::NewLeader, Msg::UpToDate) => {
+                let zxid = make_zxid(self.new_epoch, 0);
+                self.out.push_back(Action::Send(Msg::Ack { zxid }));
+                self.out.push_back(Action::StartServing);
+                self.phase = Phase::Broadcast;
+                info!(
+                    "learner {}: up to date with epoch 0x{:x} at zxid 0x{:x}",
+                    self.cfg.my_sid.0, self.new_epoch, self.last_zxid
+                );
+            }
+            (Phase::Broadcast, Msg::Proposal { zxid, payload }) => {
+                if self.cfg.observer {
+                    return self.abort("PROPOSAL sent to an observer".to_owned());
+                }
+                self.last_zxid = zxid;
+                self.out.push_back(Action::Log { zxid, payload: payload.clone() });
+                self.pending.push_back((zxid, payload));
+            }
+            (Phase::Broadcast, Msg::Commit { zxid }) => self.commit(zxid),
+            (Phase::Broadcast, Msg::Inform { zxid, payload }) => {
+                self.last_zxid = zxid;
+                self.out.push_back(Action::Log { zxid, payload: payload.clone() });
+                self.out.push_back(Action::Apply { zxid, payload });
+            }
+            (Phase::NewLeader | Phase::Broadcast, Msg::Ping { zxid }) => {
+                self.out.push_back(Action::PingReply(zxid))
+            }
+            (Phase::Broadcast, Msg::Sync) => self.out.push_back(Action::SyncDone),
+            (_, Msg::Other | Msg::Ping { .. }) => {}
+            (phase, msg) => self.abort(format!("unexpected {msg:?} in phase {phase:?}")),
+        }
+    }
+
+    fn on_leader_info(&mut self, epoch: i64) {
+        let current = if epoch > self.accepted_epoch {
+            self.accepted_epoch = epoch;
+            self.out.push_back(Action::WriteAcceptedEpoch(epoch));
+            self.current_epoch
+        } else if epoch == self.accepted_epoch {
+            -1
+        } else {
+            return self.abort(format!(
+                "leader proposed epoch 0x{epoch:x}, below my accepted epoch 0x{:x}",
+                self.accepted_epoch
+            ));
+        };
+        self.new_epoch = epoch;
+        self.phase = Phase::EpochAcked;
+        self.out.push_back(Action::Send(Msg::AckEpoch {
+            current_epoch: current,
+            last_zxid: self.last_zxid,
+        }));
+    }
+
+    fn on_new_leader(&mut self, zxid: i64, snapshot: bool) {
+        if epoch_of(zxid) != self.new_epoch {
+            return self
+                .abort(format!("NEWLEADER 0x{zxid:x} is not of epoch 0x{:x}", self.new_epoch));
+        }
+        if snapshot {
+            self.out.push_back(Action::TakeSnapshot);
+        }
+        // Everything received during the sync goes to the log; the committed part is applied.
+        for (z, payload) in &self.pending {
+            self.out.push_back(Action::Log { zxid: *z, payload: payload.clone() });
+            self.last_zxid = self.last_zxid.max(*z);
+        }
+        self.out.push_back(Action::Flush);
+        while let Some(z) = self.committed.pop_front() {
+            self.commit(z);
+        }
+        self.current_epoch = self.new_epoch;
+        self.out.push_back(Action::WriteCurrentEpoch(self.new_epoch));
+        self.phase = Phase::NewLeader;
+        self.out.push_back(Action::Send(Msg::Ack { zxid }));
+    }
+
+    fn commit(&mut self, zxid: i64) {
+        match self.pending.front() {
+            Some((z, _)) if *z == zxid => {
+                if let Some((z, payload)) = self.pending.pop_front() {
+                    self.out.push_back(Action::Apply { zxid: z, payload });
+                }
+            }
+            Some((z, _)) => {
+                let z = *z;
+                self.abort(format!("committing zxid 0x{zxid:x} but next pending txn 0x{z:x}"));
+            }
+            None => self.abort(format!("COMMIT 0x{zxid:x} without a pending proposal")),
+        }
+    }
+}

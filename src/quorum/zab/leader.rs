@@ -708,7 +708,7 @@ impl Leader {
                     }
                 }
             }
-            if self.half_ticks % 2 == 0 {
+            if self.half_ticks.is_multiple_of(2) {
                 self.check_liveness();
                 if self.abandoned {
                     return;

@@ -24,6 +24,12 @@ pub const JUTE_MAX_BUFFER_DEFAULT_BYTES: usize = 0xfffff;
 /// [BinaryInputArchive.java].
 pub const JUTE_MAX_BUFFER_EXTRA_MIN_BYTES: usize = 1024;
 
+/// Default bound on a quorum packet's `data` buffer (and on its `authinfo` strings): Apache
+/// reads learner-connection packets with `BinaryInputArchive`, which accepts `jute.maxbuffer`
+/// plus `jute.maxbuffer.extrasize` (both 0xfffff by default), so that a PROPOSAL can carry a
+/// txn whose data is a full `jute.maxbuffer` [BinaryInputArchive.checkLength].
+pub const QUORUM_PACKET_MAX_BYTES_DEFAULT: usize = 2 * JUTE_MAX_BUFFER_DEFAULT_BYTES;
+
 /// Largest leader-election message accepted on the election port; bigger ones mean a confused
 /// or hostile peer and close the channel [QuorumCnxManager.PACKETMAXSIZE].
 pub const ELECTION_MESSAGE_MAX_BYTES: usize = 512 * 1024;

@@ -264,25 +264,15 @@ impl SnapshotWriter {
     /// Writes the session table: (session id, timeout ms).
     pub fn sessions(&mut self, sessions: &[(i64, i32)]) -> Result<(), SnapshotError> {
         self.advance(Stage::Sessions, Stage::AclCache);
-        self.scratch.put_i32(len_i32(sessions.len()));
-        for (id, timeout) in sessions {
-            self.scratch.put_i64(*id);
-            self.scratch.put_i32(*timeout);
-            self.emit_if_large()?;
-        }
+        encode_sessions(&mut self.scratch, sessions);
         self.emit()
     }
 
     /// Writes the ACL cache: (reference, ACL list), references >= 1.
     pub fn acl_cache(&mut self, acls: &[(i64, Vec<Acl>)]) -> Result<(), SnapshotError> {
         self.advance(Stage::AclCache, Stage::Root);
-        self.scratch.put_i32(len_i32(acls.len()));
-        for (acl_ref, list) in acls {
-            assert!(*acl_ref != OPEN_ACL_REF, "the ACL cache never lists -1");
-            self.scratch.put_i64(*acl_ref);
-            list.encode(&mut self.scratch);
-            self.emit_if_large()?;
-        }
+        assert!(acls.iter().all(|(r, _)| *r != OPEN_ACL_REF), "the ACL cache never lists -1");
+        encode_acl_cache(&mut self.scratch, acls);
         self.emit()
     }
 
@@ -343,7 +333,7 @@ impl SnapshotWriter {
         last_zxid: i64,
     ) -> Result<PathBuf, SnapshotError> {
         assert!(self.stage == Stage::Nodes, "a snapshot needs at least the root node");
-        self.scratch.put_str(SEAL);
+        encode_end_of_nodes(&mut self.scratch);
         self.seal()?;
         let (zxid, digest) = digest.unwrap_or((0, 0));
         self.scratch.put_i64(zxid);
@@ -409,23 +399,34 @@ impl Drop for SnapshotWriter {
 ///
 /// Call [`sessions`](Self::sessions), [`acl_cache`](Self::acl_cache),
 /// [`next_node`](Self::next_node) until `None`, then [`finish`](Self::finish).
+///
+/// The same reader parses the body of a SNAP stream from a leader
+/// ([`from_stream`](Self::from_stream), crate-internal): sessions, ACL cache and nodes read on
+/// demand from a `Read`, with no header and no seals; `'a` is the borrow of that stream.
 #[derive(Debug)]
-pub struct SnapshotReader {
-    input: Input,
+pub struct SnapshotReader<'a> {
+    input: Input<'a>,
     /// The path from the root (stored as "") to the last node read: in pre-order a node's
     /// parent is on it, so a node whose parent is missing ("Invalid Datatree") is rejected.
     ancestors: Vec<String>,
     stage: Stage,
 }
 
-impl SnapshotReader {
+impl SnapshotReader<'static> {
     /// Opens `path` and checks its FileHeader.
-    pub fn open(path: &Path) -> Result<SnapshotReader, SnapshotError> {
+    pub fn open(path: &Path) -> Result<SnapshotReader<'static>, SnapshotError> {
         let file = File::open(path).map_err(io_error(path))?;
         let len = file.metadata().map_err(io_error(path))?.len();
         let map = ReadMap::open(&file).map_err(io_error(path))?;
-        let mut input =
-            Input { path: path.to_path_buf(), map, sum: Adler32::new(), summed: 0, offset: 0, len };
+        let source = Source::Map(map);
+        let mut input = Input {
+            path: path.to_path_buf(),
+            source,
+            sum: Adler32::new(),
+            summed: 0,
+            offset: 0,
+            len,
+        };
         let magic = input.i32()?;
         if magic != SNAP_MAGIC {
             return Err(SnapshotError::BadMagic { path: path.to_path_buf(), magic });
@@ -433,6 +434,40 @@ impl SnapshotReader {
         let _version = input.i32()?;
         let _dbid = input.i64()?;
         Ok(SnapshotReader { input, ancestors: Vec::new(), stage: Stage::Sessions })
+    }
+}
+
+impl<'a> SnapshotReader<'a> {
+    /// A reader of a SNAP stream body (quorum-protocol.md §6.2): positioned at the session
+    /// count, with no FileHeader before it and no seals after the nodes. Bytes are pulled from
+    /// `read` as needed and never past the end marker, so the caller can go on reading packets
+    /// from the same stream after [`finish_stream`](Self::finish_stream). Every string and
+    /// buffer length is checked against `max_len` (jute.maxbuffer) before anything is read
+    /// into memory, and vector counts only bound loops, never allocations. Errors name `name`
+    /// where a file reader names its path.
+    pub(crate) fn from_stream(
+        name: &str,
+        read: &'a mut (dyn Read + Send),
+        max_len: usize,
+    ) -> SnapshotReader<'a> {
+        let source = Source::Stream { read, scratch: Vec::new() };
+        let input = Input {
+            path: PathBuf::from(name),
+            source,
+            sum: Adler32::new(),
+            summed: 0,
+            offset: 0,
+            len: max_len as u64,
+        };
+        SnapshotReader { input, ancestors: Vec::new(), stage: Stage::Sessions }
+    }
+
+    /// Ends a SNAP stream: reads the nodes not read yet and the end marker, then the one
+    /// `ustring` that follows it (the leader's signature, "BenWasHere"), which it returns.
+    pub(crate) fn finish_stream(mut self) -> Result<String, SnapshotError> {
+        assert!(self.input.is_stream(), "finish_stream is for SNAP streams; files have seals");
+        while self.next_node()?.is_some() {}
+        self.input.string()
     }
 
     /// The file being read.
@@ -445,7 +480,7 @@ impl SnapshotReader {
         assert!(self.stage == Stage::Sessions, "sessions come first");
         self.stage = Stage::AclCache;
         let count = self.input.count(12)?;
-        let mut sessions = Vec::with_capacity(count);
+        let mut sessions = Vec::with_capacity(count.min(PREALLOCATE_MAX));
         for _ in 0..count {
             sessions.push((self.input.i64()?, self.input.i32()?));
         }
@@ -457,11 +492,11 @@ impl SnapshotReader {
         assert!(self.stage == Stage::AclCache, "the ACL cache comes after the sessions");
         self.stage = Stage::Nodes;
         let count = self.input.count(12)?;
-        let mut cache = Vec::with_capacity(count);
+        let mut cache = Vec::with_capacity(count.min(PREALLOCATE_MAX));
         for _ in 0..count {
             let acl_ref = self.input.i64()?;
             let n = self.input.count(12)?;
-            let mut list = Vec::with_capacity(n);
+            let mut list = Vec::with_capacity(n.min(PREALLOCATE_MAX));
             for _ in 0..n {
                 let perms = self.input.i32()?;
                 let scheme = self.input.string()?;
@@ -561,6 +596,33 @@ impl SnapshotReader {
 /// How much of a large snapshot is written between data syncs.
 const SYNC_CHUNK_BYTES: usize = 4 << 20;
 
+/// Elements preallocated for a vector before reading it: a count read from a stream is not
+/// bounded by a file size, so it may only bound a loop, not an allocation.
+const PREALLOCATE_MAX: usize = 4096;
+
+/// Appends the session table: count, then (session id, timeout ms) pairs.
+pub(crate) fn encode_sessions(out: &mut Vec<u8>, sessions: &[(i64, i32)]) {
+    out.put_i32(len_i32(sessions.len()));
+    for (id, timeout) in sessions {
+        out.put_i64(*id);
+        out.put_i32(*timeout);
+    }
+}
+
+/// Appends the ACL cache: count, then (reference, vector<ACL>) pairs.
+pub(crate) fn encode_acl_cache(out: &mut Vec<u8>, acls: &[(i64, Vec<Acl>)]) {
+    out.put_i32(len_i32(acls.len()));
+    for (acl_ref, list) in acls {
+        out.put_i64(*acl_ref);
+        list.encode(out);
+    }
+}
+
+/// Appends the end-of-nodes marker, `ustring "/"`.
+pub(crate) fn encode_end_of_nodes(out: &mut Vec<u8>) {
+    out.put_str(SEAL);
+}
+
 /// Appends one node record (path, data, aclRef, StatPersisted); the root is stored as "".
 pub fn encode_node(
     out: &mut Vec<u8>,
@@ -640,26 +702,51 @@ fn len_i32(n: usize) -> i32 {
 }
 
 /// A checksummed, position-tracking byte source. Every length is checked against the bytes
-/// left in the file before anything is allocated.
+/// left in the file (a stream: against its `max_len`) before anything is allocated.
 #[derive(Debug)]
-struct Input {
+struct Input<'a> {
     path: PathBuf,
-    /// The whole file, mapped: parsing is slicing, and the checksum runs over long ranges.
-    map: ReadMap,
+    source: Source<'a>,
     sum: Adler32,
-    /// Bytes before this offset are already in `sum`.
+    /// Bytes before this offset are already in `sum` (files only).
     summed: usize,
     offset: u64,
+    /// File: its length. Stream: the largest string or buffer accepted.
     len: u64,
 }
 
-impl Input {
-    fn at_end(&self) -> bool {
-        self.offset >= self.len
+/// Where an [`Input`]'s bytes come from.
+enum Source<'a> {
+    /// The whole file, mapped: parsing is slicing, and the checksum runs over long ranges.
+    Map(ReadMap),
+    /// A SNAP stream: each field is read into `scratch` on demand.
+    Stream { read: &'a mut (dyn Read + Send), scratch: Vec<u8> },
+}
+
+impl fmt::Debug for Source<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Map(map) => map.fmt(f),
+            Source::Stream { .. } => f.write_str("Stream"),
+        }
+    }
+}
+
+impl Input<'_> {
+    fn is_stream(&self) -> bool {
+        matches!(self.source, Source::Stream { .. })
     }
 
+    fn at_end(&self) -> bool {
+        !self.is_stream() && self.offset >= self.len
+    }
+
+    /// File: the bytes left. Stream: the largest length accepted for one field.
     fn remaining(&self) -> u64 {
-        self.len.saturating_sub(self.offset)
+        match self.source {
+            Source::Map(_) => self.len.saturating_sub(self.offset),
+            Source::Stream { .. } => self.len,
+        }
     }
 
     fn malformed(&self, offset: u64, what: String) -> SnapshotError {
@@ -669,7 +756,10 @@ impl Input {
     /// Adler-32 of every byte consumed so far.
     fn checksum(&mut self) -> u32 {
         let end = self.offset as usize;
-        let bytes = self.map.bytes();
+        let Source::Map(map) = &self.source else {
+            panic!("a SNAP stream has no seals to check");
+        };
+        let bytes = map.bytes();
         self.sum.update(&bytes[self.summed..end]);
         self.summed = end;
         self.sum.value()
@@ -681,7 +771,21 @@ impl Input {
         }
         let start = self.offset as usize;
         self.offset += n as u64;
-        Ok(&self.map.bytes()[start..start + n])
+        match &mut self.source {
+            Source::Map(map) => Ok(&map.bytes()[start..start + n]),
+            Source::Stream { read, scratch } => {
+                scratch.clear();
+                scratch.resize(n, 0);
+                read.read_exact(scratch).map_err(|source| {
+                    if source.kind() == io::ErrorKind::UnexpectedEof {
+                        SnapshotError::Truncated { path: self.path.clone(), offset: start as u64 }
+                    } else {
+                        SnapshotError::Io { path: self.path.clone(), source }
+                    }
+                })?;
+                Ok(scratch)
+            }
+        }
     }
 
     fn bytes(&mut self, buf: &mut [u8]) -> Result<(), SnapshotError> {
@@ -722,7 +826,8 @@ impl Input {
         if n == -1 {
             return Ok(0);
         }
-        if n < 0 || n as u64 * min_element_bytes > self.remaining() {
+        let too_many = !self.is_stream() && n as u64 * min_element_bytes > self.remaining();
+        if n < 0 || too_many {
             return Err(self.malformed(offset, format!("bad count {n}")));
         }
         Ok(n as usize)

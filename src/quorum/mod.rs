@@ -38,6 +38,9 @@
 pub mod cnxmanager;
 pub mod election;
 pub mod election_thread;
+pub mod leading;
+pub mod learning;
+pub mod peer;
 pub mod vote;
 pub mod wire;
 pub mod zab;

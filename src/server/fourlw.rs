@@ -113,13 +113,14 @@ fn srvr(shared: &Shared, conns: &[ConnSummary], clients: Option<String>) -> Stri
     let _ = write!(
         s,
         "Latency min/avg/max: {min}/{}/{max}\nReceived: {}\nSent: {}\nConnections: {}\n\
-         Outstanding: {}\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
+         Outstanding: {}\nZxid: 0x{:x}\nMode: {}\nNode count: {}\n",
         java_double(avg),
         shared.stats.packets_received.load(Ordering::Relaxed),
         shared.stats.packets_sent.load(Ordering::Relaxed),
         conns.len(),
         shared.stats.outstanding.load(Ordering::Relaxed).max(0),
         tree.last_processed_zxid,
+        shared.settings.mode.as_str(),
         znode_count(&tree)
     );
     s
@@ -169,7 +170,7 @@ fn conf(shared: &Shared) -> String {
     format!(
         "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataDirSize={}\ndataLogDir={}\n\
          dataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\n\
-         maxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId=0\n",
+         maxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId={}\n{}",
         shared.bound_addr.get().unwrap_or(&st.client_addr).port(),
         data.display(),
         dir_size(&data),
@@ -178,7 +179,9 @@ fn conf(shared: &Shared) -> String {
         st.tick.as_millis(),
         st.max_client_cnxns,
         st.min_session_timeout_ms,
-        st.max_session_timeout_ms
+        st.max_session_timeout_ms,
+        if st.quorum_conf.is_some() { st.server_id } else { 0 },
+        st.quorum_conf.as_deref().unwrap_or("")
     )
 }
 
@@ -290,7 +293,7 @@ fn mntr(shared: &Shared, conns: &[ConnSummary]) -> String {
     let fsyncs = st.fsync_count.load(r);
     let mut lines: Vec<(String, String)> = vec![
         ("version".into(), version_text()),
-        ("server_state".into(), "standalone".into()),
+        ("server_state".into(), shared.settings.mode.as_str().into()),
         ("avg_latency".into(), java_double(avg)),
         ("min_latency".into(), min.to_string()),
         ("max_latency".into(), max.to_string()),
@@ -316,6 +319,18 @@ fn mntr(shared: &Shared, conns: &[ConnSummary]) -> String {
         ("cnt_fsynctime".into(), fsyncs.to_string()),
         ("sum_fsynctime".into(), st.fsync_total_ms.load(r).to_string()),
     ];
+    if shared.settings.mode == crate::server::ServerMode::Leader {
+        let q = &shared.quorum_stats;
+        let followers = q.synced_followers.load(r);
+        lines.push(("learners".into(), q.learners.load(r).to_string()));
+        lines.push(("synced_followers".into(), followers.to_string()));
+        lines.push(("synced_non_voting_followers".into(), "0".into()));
+        lines.push(("synced_observers".into(), q.synced_observers.load(r).to_string()));
+        lines.push(("pending_syncs".into(), q.pending_syncs.load(r).to_string()));
+        lines.push(("last_proposal_size".into(), q.last_proposal_size.load(r).to_string()));
+        lines.push(("max_proposal_size".into(), q.max_proposal_size.load(r).to_string()));
+        lines.push(("min_proposal_size".into(), q.min_proposal_size.load(r).to_string()));
+    }
     if let Some(f) = fds {
         lines.push(("open_file_descriptor_count".into(), f.saturating_sub(1).to_string()));
     }

@@ -107,6 +107,57 @@ pub struct Settings {
     pub snap_size_limit_bytes: Option<u64>,
     /// zookeeper.txnLogSizeLimitInKb in bytes: roll log files at this size.
     pub txn_log_size_limit_bytes: Option<u64>,
+    /// The role this server instance plays (four-letter words).
+    pub mode: ServerMode,
+    /// `conf` lines after `serverId` for a quorum member (initLimit ... membership).
+    pub quorum_conf: Option<String>,
+}
+
+/// The role a running server instance plays, as the four-letter words name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerMode {
+    /// No ensemble.
+    Standalone,
+    /// Quorum leader.
+    Leader,
+    /// Quorum follower.
+    Follower,
+    /// Quorum observer.
+    Observer,
+    /// A peer cut off from its quorum serving reads only.
+    ReadOnly,
+}
+
+impl ServerMode {
+    /// The name used by `srvr`/`stat` (`Mode:`) and `mntr` (`zk_server_state`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerMode::Standalone => "standalone",
+            ServerMode::Leader => "leader",
+            ServerMode::Follower => "follower",
+            ServerMode::Observer => "observer",
+            ServerMode::ReadOnly => "read-only",
+        }
+    }
+}
+
+/// Leader-only counters for `mntr` (updated by the leader thread).
+#[derive(Debug, Default)]
+pub struct QuorumStats {
+    /// Connected learners.
+    pub learners: std::sync::atomic::AtomicU64,
+    /// Synced voting followers.
+    pub synced_followers: std::sync::atomic::AtomicU64,
+    /// Synced observers.
+    pub synced_observers: std::sync::atomic::AtomicU64,
+    /// Forwarded syncs waiting for a commit.
+    pub pending_syncs: std::sync::atomic::AtomicU64,
+    /// Size of the last proposal's txn bytes.
+    pub last_proposal_size: std::sync::atomic::AtomicU64,
+    /// Smallest proposal.
+    pub min_proposal_size: std::sync::atomic::AtomicU64,
+    /// Largest proposal.
+    pub max_proposal_size: std::sync::atomic::AtomicU64,
 }
 
 impl Settings {
@@ -141,6 +192,8 @@ impl Settings {
             autopurge_interval: Duration::ZERO,
             snap_size_limit_bytes: Some(4 << 30),
             txn_log_size_limit_bytes: None,
+            mode: ServerMode::Standalone,
+            quorum_conf: None,
         }
     }
 
@@ -167,6 +220,8 @@ pub struct Shared {
     /// The client address actually bound (differs from the settings with port 0); set once by
     /// the selector.
     pub bound_addr: OnceLock<SocketAddr>,
+    /// Leader-only counters.
+    pub quorum_stats: QuorumStats,
 }
 
 impl Shared {
@@ -181,6 +236,7 @@ impl Shared {
             started: Instant::now(),
             running: AtomicBool::new(true),
             bound_addr: OnceLock::new(),
+            quorum_stats: QuorumStats::default(),
         }
     }
 
@@ -313,7 +369,7 @@ impl Drop for Server {
     }
 }
 
-struct BoxSink(Box<dyn processor::sync::TxnSink>);
+pub(crate) struct BoxSink(pub(crate) Box<dyn processor::sync::TxnSink>);
 
 impl processor::sync::TxnSink for BoxSink {
     fn append(&mut self, e: &crate::jute::txn::TxnEntry) -> std::io::Result<()> {
@@ -324,13 +380,16 @@ impl processor::sync::TxnSink for BoxSink {
     }
 }
 
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<JoinHandle<()>> {
+pub(crate) fn spawn(
+    name: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name(name.to_owned()).spawn(f)
 }
 
 /// The session-expiry thread: sleeps to the next bucket, expires due sessions, submits their
 /// closeSession requests.
-fn expiry_loop(shared: Arc<Shared>, prep: Sender<Request>, stop: Arc<AtomicBool>) {
+pub(crate) fn expiry_loop(shared: Arc<Shared>, prep: Sender<Request>, stop: Arc<AtomicBool>) {
     let tick = shared.settings.tick;
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
         let now = shared.now_ms();
@@ -387,10 +446,14 @@ pub fn start_standalone(settings: Settings) -> Result<Server, Box<dyn std::error
 
 /// Runs the server described by `config` until the process is killed (the `rzk-server` entry).
 pub fn run(config: crate::config::ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
-    if config.quorum.is_some() {
-        return Err("replicated mode (server.N lines) is not supported yet; remove the server.N \
-                    lines to run standalone"
-            .into());
+    if let Some(q) = &config.quorum {
+        // Like QuorumPeerMain: one participant and standaloneEnabled runs standalone.
+        let standalone =
+            config.standalone_enabled && q.participants().count() == 1 && q.servers.len() == 1;
+        if !standalone {
+            return crate::quorum::peer::run(config);
+        }
+        info!("a single server in the ensemble and standaloneEnabled: running standalone");
     }
     run_standalone(Settings::from_config(&config))
 }

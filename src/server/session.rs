@@ -29,6 +29,8 @@ pub struct SessionTracker {
     sessions: FxHashMap<i64, Session>,
     buckets: BTreeMap<u64, BTreeSet<i64>>,
     next_id: i64,
+    /// A learner's touch table: sessions touched since the last ping to the leader.
+    touched: Option<FxHashMap<i64, i32>>,
 }
 
 /// The first session id of a server: `((time_ms << 24) >>> 8) | (server_id << 56)`.
@@ -66,6 +68,20 @@ impl SessionTracker {
             sessions: FxHashMap::default(),
             buckets: BTreeMap::new(),
             next_id: initial_session_id(server_id, wall_ms),
+            touched: None,
+        }
+    }
+
+    /// Starts recording touches (a learner reports them to the leader with each ping).
+    pub fn record_touches(&mut self) {
+        self.touched.get_or_insert_with(FxHashMap::default);
+    }
+
+    /// The sessions touched since the last call, with their timeouts.
+    pub fn take_touched(&mut self) -> Vec<(i64, i32)> {
+        match &mut self.touched {
+            Some(t) => t.drain().collect(),
+            None => Vec::new(),
         }
     }
 
@@ -111,6 +127,9 @@ impl SessionTracker {
         let Some(s) = self.sessions.get_mut(&id) else { return false };
         if s.closing {
             return false;
+        }
+        if let Some(t) = &mut self.touched {
+            t.insert(id, timeout_ms);
         }
         let old = s.expire_at_ms;
         if bucket <= old {

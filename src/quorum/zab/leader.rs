@@ -147,6 +147,8 @@ pub struct Leader {
     half_ticks: u64,
     next_half_tick: Instant,
     abandoned: bool,
+    /// Forwarded sync()s waiting for the commit of the zxid they were queued behind.
+    pending_syncs: BTreeMap<i64, Vec<Handle>>,
     out: VecDeque<Action>,
 }
 
@@ -185,6 +187,7 @@ impl Leader {
             half_ticks: 0,
             next_half_tick: now + half,
             abandoned: false,
+            pending_syncs: BTreeMap::new(),
             out: VecDeque::new(),
             cfg,
         };
@@ -618,6 +621,21 @@ impl Leader {
         // A one-voter ensemble commits on the leader's own ack alone (after `logged`).
     }
 
+    /// A learner forwarded a sync(): it gets SYNC right after the commit of the last proposal
+    /// made so far, or now if nothing is outstanding (`Leader.processSync`).
+    pub fn sync_request(&mut self, h: Handle) {
+        if self.outstanding.is_empty() {
+            self.out.push_back(Action::Send(h, Msg::Sync));
+        } else {
+            self.pending_syncs.entry(self.last_proposed).or_default().push(h);
+        }
+    }
+
+    /// Forwarded syncs waiting for a commit.
+    pub fn pending_syncs(&self) -> usize {
+        self.pending_syncs.values().map(Vec::len).sum()
+    }
+
     /// The local txn log made `zxid` durable: the leader's own ack.
     pub fn logged(&mut self, zxid: i64) {
         let me = self.cfg.my_sid;
@@ -648,6 +666,9 @@ impl Leader {
             }
             self.committed_log.push_back((zxid, p.payload));
             self.out.push_back(Action::Committed(zxid));
+            for h in self.pending_syncs.remove(&zxid).unwrap_or_default() {
+                self.out.push_back(Action::Send(h, Msg::Sync));
+            }
         }
         self.trim_committed_log();
     }

@@ -9,6 +9,9 @@
 //! Both cores take messages and `now` and return actions; the peer's shells move packets
 //! between them and the sockets, the txn log and the tree.
 
+pub mod codec;
 pub mod leader;
 pub mod learner;
 pub mod msg;
+pub mod packet;
+pub mod snap;

@@ -150,6 +150,17 @@ impl Apply {
             }
             _ => {}
         }
+        if let Txn::CreateSession { timeout_ms } = txn {
+            // A session created through another quorum member: track it (learners answer
+            // re-attaching clients from this; a future leader expires it).
+            let now = self.shared.now_ms();
+            self.shared.with_sessions(|s| {
+                if s.get(req.session).is_none() {
+                    s.add(req.session, *timeout_ms, now);
+                }
+            });
+            return;
+        }
         if matches!(txn, Txn::CloseSession(_)) {
             self.shared.with_sessions(|s| s.remove(req.session));
             info!("session 0x{:x} closed by client", req.session);

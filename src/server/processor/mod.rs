@@ -75,6 +75,8 @@ pub struct Request {
     pub txn: Option<TxnEntry>,
     /// An error found by prep for a request without a txn (reads): the reply's err.
     pub err: ErrorCode,
+    /// The learner connection that forwarded this request (quorum leader only).
+    pub origin: Option<u64>,
 }
 
 impl Request {
@@ -92,6 +94,7 @@ impl Request {
             wall_ms: wall_clock_ms(),
             txn: None,
             err: ErrorCode::Ok,
+            origin: None,
         }
     }
 }

@@ -1,0 +1,534 @@
+//! FOLLOWING and OBSERVING: the shell around the [`Learner`] core (ZooKeeper's `Learner`,
+//! `Follower`, `Observer` and their request processors).
+//!
+//! Until UPTODATE the learner thread does everything itself: it loads a streamed snapshot,
+//! truncates, logs and fsyncs, applies and snapshots, in the order the core asks. At UPTODATE
+//! it starts the client pipeline:
+//!
+//! ```text
+//! cnxn -> learner thread --REQUEST--> leader          (writes, sync, createSession, close)
+//!              |   ^
+//!              |   +-- PROPOSAL -> sync stage -> logged -> ACK        (followers)
+//!              +-- commit queue -> apply -> replies
+//! ```
+//!
+//! The commit queue holds local requests in arrival order. Reads leave as soon as they reach
+//! the head; a forwarded write waits at the head for the COMMIT of its own txn (matched by
+//! session and xid), a sync() for the leader's SYNC. Txns committed for other servers' clients
+//! go to apply at once, in commit order, so every server applies the same sequence.
+
+use std::collections::VecDeque;
+use std::io::{BufReader, BufWriter, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, never, select, unbounded, Receiver, Sender};
+use log::{debug, info, warn};
+
+use super::peer::{write_epoch_file, PeerCtx, RoleEnd, Threads};
+use super::zab::codec::{from_packet, to_packet};
+use super::zab::learner::{Action, Learner, LearnerConfig};
+use super::zab::msg::{Msg, Payload};
+use super::zab::packet::{
+    encode_int_data, encode_ping_sessions, read_packet, write_packet, PacketType, QuorumPacket,
+    RequestData,
+};
+use super::zab::snap::{read_snap, SnapState};
+use crate::jute::txn::{Txn, TxnEntry};
+use crate::persistence::{txnlog, version_dir};
+use crate::proto::{OpCode, ServerId};
+use crate::server::database::{self, LogSink, Recovered};
+use crate::server::processor::{self, Kind, Request};
+use crate::server::{ServerMode, Shared};
+
+enum Event {
+    Packet(QuorumPacket),
+    Snap(i64, Box<SnapState>),
+    Gone(String),
+}
+
+/// What a queued local request waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Nothing (reads, closes of connections).
+    Nothing,
+    /// The commit of the txn with this (session, cxid).
+    Commit(i64, i32),
+    /// The leader's SYNC.
+    Sync,
+}
+
+/// Follows (or observes) `leader` until the core gives up; returns why.
+pub fn learn(
+    ctx: &PeerCtx,
+    rec: Recovered,
+    leader: ServerId,
+    observer: bool,
+    accepted: i64,
+    current: i64,
+) -> RoleEnd {
+    let q = &ctx.quorum;
+    let Some(spec) = q.servers.iter().find(|s| s.id == leader) else {
+        return RoleEnd::Error(format!("leader {} is not in the configuration", leader.0));
+    };
+    let deadline = Instant::now() + ctx.settings.tick * q.init_limit_ticks.max(1);
+    let stream = match connect(&spec.host, spec.quorum_port, deadline) {
+        Ok(s) => s,
+        Err(e) => return RoleEnd::Lost(format!("cannot connect to leader {}: {e}", leader.0)),
+    };
+    info!(
+        "{}: connected to leader {} at {}:{}",
+        if observer { "OBSERVING" } else { "FOLLOWING" },
+        leader.0,
+        spec.host,
+        spec.quorum_port
+    );
+    let mut settings = ctx.settings.clone();
+    settings.mode = if observer { ServerMode::Observer } else { ServerMode::Follower };
+    let last_zxid = rec.tree.last_processed_zxid;
+    let snapshot_first = super::peer::needs_snapshot(&rec);
+    let shared = Arc::new(Shared::new(settings, rec.tree, ctx.tracker(&rec.sessions)));
+    if snapshot_first {
+        if let Err(e) = super::peer::snapshot_now(&shared) {
+            return RoleEnd::Error(e);
+        }
+    }
+    let (events_tx, events) = unbounded::<Event>();
+    let max = ctx.settings.jute_max_buffer.max(1 << 20) * 2;
+    let ext = ctx.settings.extended_types;
+    let reader = match stream.try_clone() {
+        Ok(r) => r,
+        Err(e) => return RoleEnd::Error(format!("socket: {e}")),
+    };
+    let spawned = std::thread::Builder::new()
+        .name("leader-reader".into())
+        .spawn(move || read_loop(reader, events_tx, max, ext));
+    if let Err(e) = spawned {
+        return RoleEnd::Error(format!("cannot start the reader: {e}"));
+    }
+    let writer = match stream.try_clone() {
+        Ok(w) => BufWriter::with_capacity(64 * 1024, w),
+        Err(e) => return RoleEnd::Error(format!("socket: {e}")),
+    };
+    let core = Learner::new(
+        LearnerConfig {
+            my_sid: q.server_id,
+            observer,
+            tick: ctx.settings.tick,
+            init_limit: q.init_limit_ticks,
+            sync_limit: q.sync_limit_ticks,
+        },
+        accepted,
+        current,
+        last_zxid,
+        Instant::now(),
+    );
+    let mut shell = LearnerShell {
+        ctx,
+        core,
+        shared,
+        writer,
+        sink: None,
+        pipeline: None,
+        fifo: VecDeque::new(),
+        applied: Arc::new(AtomicI64::new(last_zxid)),
+    };
+    let end = shell.run(&events);
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    if let Some(p) = shell.pipeline.take() {
+        p.stop();
+    }
+    drop(shell.sink.take());
+    end
+}
+
+fn connect(host: &str, port: u16, deadline: Instant) -> std::io::Result<TcpStream> {
+    loop {
+        let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
+        let mut last_err = std::io::Error::other("no address");
+        for a in &addrs {
+            let left =
+                deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
+            match TcpStream::connect_timeout(a, left.min(Duration::from_secs(5))) {
+                Ok(s) => {
+                    s.set_nodelay(true)?;
+                    return Ok(s);
+                }
+                Err(e) => last_err = e,
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(last_err);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn read_loop(stream: TcpStream, tx: Sender<Event>, max: usize, ext: bool) {
+    let mut r = BufReader::with_capacity(64 * 1024, stream);
+    loop {
+        let p = match read_packet(&mut r, max) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = tx.send(Event::Gone(e.to_string()));
+                return;
+            }
+        };
+        if p.packet_type() == Some(PacketType::Snap) {
+            let zxid = p.zxid;
+            match read_snap(&mut r, zxid, ext, max) {
+                Ok(state) => {
+                    if tx.send(Event::Snap(zxid, Box::new(state))).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Event::Gone(format!("bad SNAP stream: {e}")));
+                    return;
+                }
+            }
+            continue;
+        }
+        if tx.send(Event::Packet(p)).is_err() {
+            return;
+        }
+    }
+}
+
+struct Pipeline {
+    threads: Threads,
+    local: Receiver<Request>,
+    sync_in: Sender<Request>,
+    sync_out: Receiver<Request>,
+    apply_in: Sender<Request>,
+}
+
+impl Pipeline {
+    fn stop(self) {
+        let Pipeline { threads, sync_in, apply_in, .. } = self;
+        drop(sync_in);
+        drop(apply_in);
+        threads.stop();
+    }
+}
+
+struct LearnerShell<'a> {
+    ctx: &'a PeerCtx,
+    core: Learner,
+    shared: Arc<Shared>,
+    writer: BufWriter<TcpStream>,
+    sink: Option<LogSink>,
+    pipeline: Option<Pipeline>,
+    fifo: VecDeque<(Request, Wait)>,
+    applied: Arc<AtomicI64>,
+}
+
+impl LearnerShell<'_> {
+    fn run(&mut self, events: &Receiver<Event>) -> RoleEnd {
+        loop {
+            if let Some(end) = self.drain_actions() {
+                return end;
+            }
+            if let Err(e) = self.writer.flush() {
+                return RoleEnd::Lost(format!("writing to the leader: {e}"));
+            }
+            let timer = match self.core.poll_timeout() {
+                Some(at) => crossbeam_channel::at(at),
+                None => never(),
+            };
+            let none = never();
+            let (local, sync_out) = match &self.pipeline {
+                Some(p) => (&p.local, &p.sync_out),
+                None => (&none, &none),
+            };
+            let now = Instant::now;
+            select! {
+                recv(events) -> e => match e {
+                    Ok(Event::Packet(p)) => {
+                        match from_packet(&p) {
+                            Ok(msg) => self.core.handle_msg(msg, now()),
+                            Err(e) => return RoleEnd::Lost(format!("from the leader: {e}")),
+                        }
+                    }
+                    Ok(Event::Snap(zxid, state)) => {
+                        self.load_snap(zxid, *state);
+                        self.core.handle_msg(Msg::Snap { zxid }, now());
+                    }
+                    Ok(Event::Gone(why)) => return RoleEnd::Lost(format!("leader connection: {why}")),
+                    Err(_) => return RoleEnd::Lost("leader reader stopped".into()),
+                },
+                recv(local) -> r => match r {
+                    Ok(r) => self.on_local(r),
+                    Err(_) => return RoleEnd::Error("client pipeline stopped".into()),
+                },
+                recv(sync_out) -> r => match r {
+                    Ok(r) => {
+                        if let Some(e) = &r.txn {
+                            self.core.logged(e.header.zxid);
+                        }
+                    }
+                    Err(_) => return RoleEnd::Error("sync stage stopped".into()),
+                },
+                recv(timer) -> _ => self.core.handle_timeout(now()),
+            }
+            if !self.ctx.running() {
+                return RoleEnd::Shutdown;
+            }
+        }
+    }
+
+    fn send(&mut self, packet: &QuorumPacket) -> Result<(), String> {
+        write_packet(&mut self.writer, packet).map_err(|e| format!("writing to the leader: {e}"))
+    }
+
+    fn load_snap(&mut self, zxid: i64, state: SnapState) {
+        info!(
+            "learner: loaded SNAP of zxid 0x{zxid:x}: {} znodes, {} sessions",
+            state.tree.node_count(),
+            state.sessions.len()
+        );
+        *self.shared.write_tree() = state.tree;
+        let tracker = self.ctx.tracker(&state.sessions);
+        self.shared.with_sessions(|s| *s = tracker);
+        self.applied.store(zxid, Ordering::Release);
+    }
+
+    fn sink(&mut self) -> Result<&mut LogSink, String> {
+        if self.sink.is_none() {
+            let s = &self.shared.settings;
+            let sink = LogSink::new(self.shared.clone(), s.snap_count, s.prealloc_bytes)
+                .map_err(|e| format!("txn log: {e}"))?;
+            self.sink = Some(sink);
+        }
+        self.sink.as_mut().ok_or_else(|| "txn log".to_owned())
+    }
+
+    fn drain_actions(&mut self) -> Option<RoleEnd> {
+        while let Some(action) = self.core.poll_action() {
+            if let Err(e) = self.act(action) {
+                return Some(e);
+            }
+        }
+        None
+    }
+
+    fn act(&mut self, action: Action) -> Result<(), RoleEnd> {
+        let err = RoleEnd::Error;
+        match action {
+            Action::Send(msg) => {
+                let p = to_packet(&msg, self.ctx.qv.text());
+                self.send(&p).map_err(RoleEnd::Lost)?;
+            }
+            Action::WriteAcceptedEpoch(e) => {
+                write_epoch_file(&self.ctx.settings, "acceptedEpoch", e).map_err(err)?
+            }
+            Action::WriteCurrentEpoch(e) => {
+                write_epoch_file(&self.ctx.settings, "currentEpoch", e).map_err(err)?
+            }
+            Action::Truncate(zxid) => self.truncate(zxid).map_err(err)?,
+            Action::Apply { zxid, payload } => {
+                let entry = decode(zxid, &payload).map_err(err)?;
+                if self.pipeline.is_some() {
+                    self.commit_async(entry);
+                } else {
+                    self.apply_now(&entry);
+                }
+            }
+            Action::Log { zxid, payload } => {
+                let entry = decode(zxid, &payload).map_err(err)?;
+                match &self.pipeline {
+                    Some(p) => {
+                        let mut r = Request::new(None, 0, 0, entry.header.txn_type, Kind::Internal);
+                        r.txn = Some(entry);
+                        let _ = p.sync_in.send(r);
+                    }
+                    None => {
+                        use crate::server::processor::sync::TxnSink;
+                        let sink = self.sink().map_err(err)?;
+                        sink.append(&entry).map_err(|e| RoleEnd::Error(format!("txn log: {e}")))?;
+                    }
+                }
+            }
+            Action::Flush => {
+                use crate::server::processor::sync::TxnSink;
+                if self.pipeline.is_none() {
+                    let sink = self.sink().map_err(err)?;
+                    sink.commit().map_err(|e| RoleEnd::Error(format!("txn log: {e}")))?;
+                }
+            }
+            Action::TakeSnapshot => {
+                database::take_snapshot(&self.shared)
+                    .map_err(|e| RoleEnd::Error(format!("snapshot: {e}")))?;
+            }
+            Action::StartServing => self.start_serving().map_err(err)?,
+            Action::PingReply(zxid) => {
+                let touched = self.shared.with_sessions(|s| s.take_touched());
+                let data = encode_ping_sessions(&touched);
+                let p = QuorumPacket::new(PacketType::Ping, zxid, Some(data));
+                self.send(&p).map_err(RoleEnd::Lost)?;
+            }
+            Action::SyncDone => self.sync_done(),
+            Action::Abort(why) => return Err(RoleEnd::Lost(why)),
+        }
+        Ok(())
+    }
+
+    fn truncate(&mut self, zxid: i64) -> Result<(), String> {
+        self.sink = None;
+        let dir = version_dir(&self.shared.settings.data_log_dir);
+        match txnlog::truncate(&dir, zxid) {
+            Ok(()) => {}
+            Err(txnlog::LogError::NoLogForZxid { .. }) => {}
+            Err(e) => return Err(format!("truncating to 0x{zxid:x}: {e}")),
+        }
+        let s = &self.shared.settings;
+        let rec = database::recover(&s.data_dir, &s.data_log_dir, s.extended_types)
+            .map_err(|e| format!("reloading after TRUNC: {e}"))?;
+        info!("learner: truncated to 0x{zxid:x}, tree at 0x{:x}", rec.tree.last_processed_zxid);
+        let tracker = self.ctx.tracker(&rec.sessions);
+        *self.shared.write_tree() = rec.tree;
+        self.shared.with_sessions(|s| *s = tracker);
+        Ok(())
+    }
+
+    /// Sync phase: apply straight to the tree (no clients yet).
+    fn apply_now(&mut self, entry: &TxnEntry) {
+        let now = self.shared.now_ms();
+        let _ = self.shared.write_tree().apply(&entry.header, &entry.txn);
+        self.applied.store(entry.header.zxid, Ordering::Release);
+        match &entry.txn {
+            Txn::CreateSession { timeout_ms } => {
+                self.shared.with_sessions(|s| s.add(entry.header.client_id, *timeout_ms, now))
+            }
+            Txn::CloseSession(_) => self.shared.with_sessions(|s| s.remove(entry.header.client_id)),
+            _ => {}
+        }
+    }
+
+    /// Serving: a committed txn goes to apply, with the local request that asked for it.
+    fn commit_async(&mut self, entry: TxnEntry) {
+        let Some(p) = &self.pipeline else { return };
+        let (session, cxid) = (entry.header.client_id, entry.header.cxid);
+        if let Some((_, Wait::Commit(s, x))) = self.fifo.front() {
+            if *s == session && *x == cxid {
+                if let Some((mut req, _)) = self.fifo.pop_front() {
+                    req.txn = Some(entry);
+                    let _ = p.apply_in.send(req);
+                }
+                self.release();
+                return;
+            }
+        }
+        let kind =
+            if matches!(entry.txn, Txn::CloseSession(_)) { Kind::Expire } else { Kind::Internal };
+        let mut r = Request::new(None, session, cxid, entry.header.txn_type, kind);
+        r.txn = Some(entry);
+        let _ = p.apply_in.send(r);
+    }
+
+    fn sync_done(&mut self) {
+        match self.fifo.front() {
+            Some((_, Wait::Sync)) => {
+                if let (Some((req, _)), Some(p)) = (self.fifo.pop_front(), &self.pipeline) {
+                    let _ = p.apply_in.send(req);
+                }
+                self.release();
+            }
+            _ => warn!("learner: SYNC from the leader without a pending sync"),
+        }
+    }
+
+    /// Sends the reads at the head of the queue on.
+    fn release(&mut self) {
+        let Some(p) = &self.pipeline else { return };
+        while let Some((_, Wait::Nothing)) = self.fifo.front() {
+            if let Some((req, _)) = self.fifo.pop_front() {
+                let _ = p.apply_in.send(req);
+            }
+        }
+    }
+
+    /// A request from a local client.
+    fn on_local(&mut self, r: Request) {
+        let op = OpCode::from_i32(r.op);
+        let wait = match (&r.kind, op) {
+            (Kind::NewSession { timeout_ms, .. }, _) => {
+                let data = RequestData {
+                    session_id: r.session,
+                    cxid: 0,
+                    op: OpCode::CreateSession.code(),
+                    body: encode_int_data(*timeout_ms),
+                };
+                self.forward(&data, &r);
+                Wait::Commit(r.session, 0)
+            }
+            (Kind::Client, Some(OpCode::Sync)) => {
+                self.forward(&request_data(&r), &r);
+                Wait::Sync
+            }
+            (Kind::Client, Some(o)) if o.is_write() || o == OpCode::CloseSession => {
+                self.forward(&request_data(&r), &r);
+                Wait::Commit(r.session, r.xid)
+            }
+            (Kind::Expire | Kind::Internal, _) => {
+                debug!("learner: dropping a server-internal request (the leader runs those)");
+                return;
+            }
+            _ => Wait::Nothing,
+        };
+        self.fifo.push_back((r, wait));
+        self.release();
+    }
+
+    fn forward(&mut self, data: &RequestData, r: &Request) {
+        let mut p = QuorumPacket::new(PacketType::Request, -1, Some(data.encode()));
+        p.authinfo = Some(r.auth.ids.clone());
+        if let Err(e) = self.send(&p) {
+            warn!("learner: cannot forward request of session 0x{:x}: {e}", r.session);
+        }
+    }
+
+    fn start_serving(&mut self) -> Result<(), String> {
+        let _ = self
+            .ctx
+            .election
+            .send(super::election_thread::Control::UpdateElectionVote(self.core.epoch()));
+        let shared = self.shared.clone();
+        shared.with_sessions(|s| s.record_touches());
+        let sink = match self.sink.take() {
+            Some(s) => s,
+            None => LogSink::new(
+                shared.clone(),
+                shared.settings.snap_count,
+                shared.settings.prealloc_bytes,
+            )
+            .map_err(|e| format!("txn log: {e}"))?,
+        };
+        let (sync_in, sync_rx) = unbounded::<Request>();
+        let (sync_tx, sync_out) = unbounded::<Request>();
+        let (apply_in, apply_rx) = bounded::<Request>(16 * 1024);
+        let mut threads =
+            Threads::new(shared.clone(), true).map_err(|e| format!("client port: {e}"))?;
+        let local = threads.take_prep_rx();
+        let sync = processor::sync::Sync::new(
+            crate::server::BoxSink(Box::new(sink)),
+            shared.settings.fsync_warning,
+        );
+        threads.spawn("sync", move || sync.run(sync_rx, sync_tx))?;
+        threads.start_apply(self.applied.clone(), apply_rx)?;
+        threads.start_selector()?;
+        self.pipeline = Some(Pipeline { threads, local, sync_in, sync_out, apply_in });
+        Ok(())
+    }
+}
+
+fn request_data(r: &Request) -> RequestData {
+    RequestData { session_id: r.session, cxid: r.xid, op: r.op, body: r.body.clone() }
+}
+
+fn decode(zxid: i64, payload: &Payload) -> Result<TxnEntry, String> {
+    TxnEntry::decode(payload)
+        .map_err(|e| format!("txn 0x{zxid:x} from the leader does not decode: {e}"))
+}

@@ -1,0 +1,391 @@
+//! The quorum peer (ZooKeeper's `QuorumPeer.run`): start-up of a replicated server and its role
+//! loop.
+//!
+//! Start-up binds the election port, starts the election connection manager and the election
+//! thread (they live as long as the process), and the purge task. Then, forever: recover the
+//! database from disk, read the epoch files, start an election with the last logged zxid and
+//! current epoch, and play the decided role — [`super::leading::lead`] or
+//! [`super::learning::learn`] (follower or observer) — until it ends (the leader lost its
+//! quorum, the learner lost its leader, a protocol error); then LOOKING again. Each role builds
+//! its own client pipeline over the freshly recovered database and tears it down at the end,
+//! closing client connections (clients reconnect to another server and keep their sessions).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{unbounded, Receiver, Sender};
+use log::{error, info, warn};
+
+use super::cnxmanager::CnxManager;
+use super::election::{Election, ElectionConfig};
+use super::election_thread::{self, Control};
+use super::vote::{QuorumMaj, ServerState};
+use super::zab::msg::{epoch_of, make_zxid, Payload};
+use crate::config::{HostPort, LearnerType, QuorumConfig, ServerConfig};
+use crate::persistence::{epoch, txnlog, version_dir};
+use crate::proto::Zxid;
+use crate::server::cnxn::Selector;
+use crate::server::processor::{Outbound, Request};
+use crate::server::session::SessionTracker;
+use crate::server::{database, processor, reaper, Settings, Shared};
+
+/// How a role ended.
+#[derive(Debug)]
+pub enum RoleEnd {
+    /// The quorum or the leader was lost: elect again.
+    Lost(String),
+    /// Something failed locally: elect again after a pause.
+    Error(String),
+    /// The process is stopping.
+    Shutdown,
+}
+
+/// What every role needs from the peer.
+pub struct PeerCtx {
+    /// The parsed configuration.
+    pub config: ServerConfig,
+    /// Its quorum part.
+    pub quorum: QuorumConfig,
+    /// The ensemble as the election and Zab see it.
+    pub qv: QuorumMaj,
+    /// Settings of the client-facing server.
+    pub settings: Settings,
+    /// The election thread's control channel.
+    pub election: Sender<Control>,
+    running: AtomicBool,
+}
+
+impl PeerCtx {
+    /// Whether the peer keeps running.
+    pub fn running(&self) -> bool {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// A session tracker holding the recovered sessions.
+    pub fn tracker(&self, sessions: &[(i64, i32)]) -> SessionTracker {
+        let tick = self.settings.tick.as_millis() as u64;
+        let now = processor::wall_clock_ms() as u64;
+        let mut t = SessionTracker::new(tick, self.settings.server_id, now);
+        for (id, timeout) in sessions {
+            t.add(*id, *timeout, 0);
+        }
+        t
+    }
+
+    /// Whether the leader accepts client connections (`leaderServes`).
+    pub fn serve_clients_as_leader(&self) -> bool {
+        self.quorum.leader_serves
+    }
+}
+
+/// Whether recovery left state that only the log holds (no snapshot yet, replayed txns, a cut
+/// tail): like `ZooKeeperServer.loadData`, a role then writes a clean snapshot first.
+pub fn needs_snapshot(rec: &database::Recovered) -> bool {
+    rec.snapshot_zxid < 0 || rec.replayed > 0 || rec.truncated
+}
+
+/// Writes a snapshot of `shared` now (before the role serves anyone).
+pub fn snapshot_now(shared: &Shared) -> Result<(), String> {
+    database::take_snapshot(shared).map(|_| ()).map_err(|e| format!("snapshot: {e}"))
+}
+
+/// Writes an epoch file in dataDir's `version-2`.
+pub fn write_epoch_file(settings: &Settings, name: &str, value: i64) -> Result<(), String> {
+    let dir = version_dir(&settings.data_dir);
+    epoch::write_epoch(&dir, name, value.max(0) as u64).map_err(|e| format!("{name}: {e}"))
+}
+
+fn read_epoch_file(settings: &Settings, name: &str, last_zxid: i64) -> Result<i64, String> {
+    let dir = version_dir(&settings.data_dir);
+    match epoch::read_epoch(&dir, name).map_err(|e| e.to_string())? {
+        Some(e) => Ok(e as i64),
+        None => {
+            // Like QuorumPeer.loadDataBase: a missing file starts at the last zxid's epoch.
+            let e = epoch_of(last_zxid.max(0));
+            info!("{name} not found! Creating with a reasonable default of {e}.");
+            write_epoch_file(settings, name, e)?;
+            Ok(e)
+        }
+    }
+}
+
+/// The newest committed txns of the local log (at most 500, ending at `last_zxid`), for the
+/// leader's DIFFs.
+pub fn committed_log_tail(settings: &Settings, last_zxid: i64) -> Vec<(i64, Payload)> {
+    let dir = version_dir(&settings.data_log_dir);
+    let from = make_zxid(epoch_of(last_zxid.max(0)), ((last_zxid & 0xffff_ffff) - 500).max(0));
+    let mut out: VecDeque<(i64, Payload)> = VecDeque::new();
+    if let Ok(iter) = txnlog::read_log(&dir, from) {
+        for t in iter {
+            let Ok(t) = t else { break };
+            let zxid = t.entry.header.zxid;
+            if zxid > last_zxid {
+                break;
+            }
+            let mut bytes = Vec::new();
+            t.entry.encode(&mut bytes);
+            out.push_back((zxid, Arc::from(bytes)));
+            if out.len() > 500 {
+                out.pop_front();
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// The client-facing threads of one role: selector, apply and whatever the role adds.
+pub struct Threads {
+    /// Shared state.
+    pub shared: Arc<Shared>,
+    /// Into the role's first stage.
+    pub prep_tx: Sender<Request>,
+    prep_rx: Option<Receiver<Request>>,
+    out_tx: Sender<Outbound>,
+    selector: Option<Selector>,
+    waker: Arc<mio::Waker>,
+    _poll: Option<mio::Poll>,
+    stop: Arc<AtomicBool>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Threads {
+    /// Binds the client port (when `serve_clients`) over `shared`.
+    pub fn new(shared: Arc<Shared>, serve_clients: bool) -> std::io::Result<Threads> {
+        let (prep_tx, prep_rx) = unbounded::<Request>();
+        let (out_tx, out_rx) = unbounded::<Outbound>();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (selector, waker, poll) = if serve_clients {
+            let s = bind_retrying(&shared, &prep_tx, out_rx, &stop)?;
+            let w = s.waker();
+            (Some(s), w, None)
+        } else {
+            let poll = mio::Poll::new()?;
+            let w = Arc::new(mio::Waker::new(poll.registry(), mio::Token(1))?);
+            (None, w, Some(poll))
+        };
+        Ok(Threads {
+            shared,
+            prep_tx,
+            prep_rx: Some(prep_rx),
+            out_tx,
+            selector,
+            waker,
+            _poll: poll,
+            stop,
+            handles: Vec::new(),
+        })
+    }
+
+    /// The receiving end of the first stage (once).
+    pub fn take_prep_rx(&mut self) -> Receiver<Request> {
+        self.prep_rx.take().unwrap_or_else(|| unbounded().1)
+    }
+
+    /// Spawns a named thread that stops with the others.
+    pub fn spawn(&mut self, name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), String> {
+        let h = crate::server::spawn(name, f).map_err(|e| format!("thread {name}: {e}"))?;
+        self.handles.push(h);
+        Ok(())
+    }
+
+    /// Starts the apply stage.
+    pub fn start_apply(
+        &mut self,
+        applied: Arc<AtomicI64>,
+        rx: Receiver<Request>,
+    ) -> Result<(), String> {
+        let apply = processor::apply::Apply::new(
+            self.shared.clone(),
+            applied,
+            self.out_tx.clone(),
+            self.waker.clone(),
+        );
+        self.spawn("apply", move || apply.run(rx))
+    }
+
+    /// Session expiry and the container reaper (leader only).
+    pub fn start_leader_tasks(&mut self) -> Result<(), String> {
+        let (s, p, st) = (self.shared.clone(), self.prep_tx.clone(), self.stop.clone());
+        self.spawn("session-expiry", move || crate::server::expiry_loop(s, p, st))?;
+        let (s, p, st) = (self.shared.clone(), self.prep_tx.clone(), self.stop.clone());
+        self.spawn("container-reaper", move || reaper::run(s, p, st))
+    }
+
+    /// Starts serving clients.
+    pub fn start_selector(&mut self) -> Result<(), String> {
+        if let Some(sel) = self.selector.take() {
+            info!("serving clients on {}", sel.local_addr());
+            self.spawn("cnxn", move || sel.run())?;
+        }
+        Ok(())
+    }
+
+    /// Stops every thread: the selector closes its connections.
+    pub fn stop(self) {
+        let Threads { prep_tx, stop, waker, handles, selector, prep_rx, out_tx, shared, .. } = self;
+        stop.store(true, Ordering::SeqCst);
+        shared.running.store(false, Ordering::SeqCst);
+        drop((prep_tx, selector, prep_rx, out_tx));
+        let _ = waker.wake();
+        for h in handles {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Binds the client port; the previous role's listener may take a moment to go.
+fn bind_retrying(
+    shared: &Arc<Shared>,
+    prep_tx: &Sender<Request>,
+    out_rx: Receiver<Outbound>,
+    stop: &Arc<AtomicBool>,
+) -> std::io::Result<Selector> {
+    let mut tries = 0;
+    loop {
+        match Selector::bind(shared.clone(), prep_tx.clone(), out_rx.clone(), stop.clone()) {
+            Ok(s) => return Ok(s),
+            Err(e) if tries < 50 && e.kind() == std::io::ErrorKind::AddrInUse => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The `conf` lines of a quorum member after `serverId` (like `QuorumZooKeeperServer.dumpConf`).
+fn quorum_conf(q: &QuorumConfig) -> String {
+    let me = q.me();
+    format!(
+        "initLimit={}\nsyncLimit={}\nelectionAlg=3\nelectionPort={}\nquorumPort={}\npeerType={}\n\
+         membership: \n{}",
+        q.init_limit_ticks,
+        q.sync_limit_ticks,
+        me.election_port,
+        me.quorum_port,
+        q.peer_type as i32,
+        q.membership()
+    )
+}
+
+/// Runs a quorum peer until the process is killed.
+pub fn run(config: ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
+    let Some(quorum) = config.quorum.clone() else {
+        return Err("not a quorum configuration".into());
+    };
+    let mut settings = Settings::from_config(&config);
+    settings.server_id = (quorum.server_id.0 & 0xff) as u8;
+    settings.quorum_conf = Some(quorum_conf(&quorum));
+    let qv = QuorumMaj::from_config(&quorum);
+    let me = quorum.me().clone();
+
+    if settings.autopurge_interval > Duration::ZERO {
+        let (d, l, n, i) = (
+            settings.data_dir.clone(),
+            settings.data_log_dir.clone(),
+            settings.autopurge_retain,
+            settings.autopurge_interval,
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        crate::server::spawn("purge", move || database::purge_loop(d, l, n, i, stop))?;
+    }
+
+    let host = if quorum.quorum_listen_on_all_ips { "0.0.0.0".to_owned() } else { me.host.clone() };
+    let listener = bind_election_port(&host, me.election_port, quorum.election_port_bind_retry)?;
+    let peers: BTreeMap<_, _> = quorum
+        .servers
+        .iter()
+        .map(|s| (s.id, HostPort { host: s.host.clone(), port: s.election_port }))
+        .collect();
+    let my_address = HostPort { host: me.host.clone(), port: me.election_port };
+    let (cnx, received) =
+        CnxManager::new(quorum.server_id, vec![my_address], peers, quorum.cnx_timeout);
+    cnx.listen(listener)?;
+
+    let rec =
+        database::recover(&settings.data_dir, &settings.data_log_dir, settings.extended_types)?;
+    let last = rec.tree.last_processed_zxid;
+    let current = read_epoch_file(&settings, "currentEpoch", last)?;
+    read_epoch_file(&settings, "acceptedEpoch", last)?;
+    if current < epoch_of(last.max(0)) {
+        return Err(format!(
+            "The current epoch, {current}, is older than the last zxid, 0x{last:x}"
+        )
+        .into());
+    }
+    drop(rec);
+    let core =
+        Election::new(quorum.server_id, qv.clone(), Zxid(last), current, ElectionConfig::default());
+    let (control, control_rx) = unbounded();
+    let (outcomes_tx, outcomes) = unbounded();
+    election_thread::spawn(core, cnx, received, control_rx, outcomes_tx)?;
+
+    let ctx =
+        PeerCtx { config, quorum, qv, settings, election: control, running: AtomicBool::new(true) };
+    info!(
+        "quorum peer {} ({:?}) starting: {} servers",
+        ctx.quorum.server_id.0,
+        me.role,
+        ctx.quorum.servers.len()
+    );
+    loop {
+        let rec = database::recover(
+            &ctx.settings.data_dir,
+            &ctx.settings.data_log_dir,
+            ctx.settings.extended_types,
+        )?;
+        let last = rec.tree.last_processed_zxid;
+        let current = read_epoch_file(&ctx.settings, "currentEpoch", last)?;
+        let accepted = read_epoch_file(&ctx.settings, "acceptedEpoch", last)?;
+        let start = Control::Start { last_logged_zxid: Zxid(last), current_epoch: current };
+        if ctx.election.send(start).is_err() {
+            return Err("the election thread stopped".into());
+        }
+        let outcome = match outcomes.recv() {
+            Ok(o) => o,
+            Err(_) => return Err("the election thread stopped".into()),
+        };
+        let leader = outcome.vote.leader;
+        info!(
+            "election decided: leader {} (zxid 0x{:x}, epoch 0x{:x}), I am {:?}",
+            leader.0, outcome.vote.zxid.0, outcome.vote.peer_epoch, outcome.vote.state
+        );
+        let end = match outcome.vote.state {
+            ServerState::Leading => super::leading::lead(&ctx, rec, accepted, current),
+            ServerState::Following | ServerState::Observing => {
+                let observer = me.role == LearnerType::Observer;
+                super::learning::learn(&ctx, rec, leader, observer, accepted, current)
+            }
+            ServerState::Looking => RoleEnd::Error("election ended LOOKING".into()),
+        };
+        match end {
+            RoleEnd::Lost(why) => warn!("role ended: {why}; looking for a leader"),
+            RoleEnd::Error(why) => {
+                error!("role failed: {why}; looking for a leader");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            RoleEnd::Shutdown => return Ok(()),
+        }
+    }
+}
+
+fn bind_election_port(host: &str, port: u16, retries: u32) -> std::io::Result<TcpListener> {
+    let mut attempt = 0u32;
+    loop {
+        match TcpListener::bind((host, port)) {
+            Ok(l) => return Ok(l),
+            Err(e) => {
+                attempt += 1;
+                if retries != 0 && attempt >= retries {
+                    return Err(e);
+                }
+                warn!("cannot bind the election port {host}:{port} ({e}); retrying");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+}

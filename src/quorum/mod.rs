@@ -40,6 +40,7 @@ pub mod election;
 pub mod election_thread;
 pub mod leading;
 pub mod learning;
+pub mod looking;
 pub mod peer;
 pub mod vote;
 pub mod wire;

@@ -345,10 +345,7 @@ pub fn run(config: ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
         if ctx.election.send(start).is_err() {
             return Err("the election thread stopped".into());
         }
-        let outcome = match outcomes.recv() {
-            Ok(o) => o,
-            Err(_) => return Err("the election thread stopped".into()),
-        };
+        let outcome = wait_for_leader(&ctx, &outcomes)?;
         let leader = outcome.vote.leader;
         info!(
             "election decided: leader {} (zxid 0x{:x}, epoch 0x{:x}), I am {:?}",
@@ -371,6 +368,49 @@ pub fn run(config: ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
             RoleEnd::Shutdown => return Ok(()),
         }
     }
+}
+
+/// Waits for the election outcome, serving the client port meanwhile: not serving, or after a
+/// while read-only (`readonlymode.enabled`).
+fn wait_for_leader(
+    ctx: &PeerCtx,
+    outcomes: &Receiver<super::election::Outcome>,
+) -> Result<super::election::Outcome, Box<dyn std::error::Error>> {
+    let mut port = match super::looking::start_not_serving(ctx) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            warn!("client port while looking: {e}");
+            None
+        }
+    };
+    let ro_delay = ctx.settings.tick.max(Duration::from_secs(2));
+    let mut ro_timer = if ctx.config.read_only_mode_enabled {
+        crossbeam_channel::after(ro_delay)
+    } else {
+        crossbeam_channel::never()
+    };
+    let outcome = loop {
+        crossbeam_channel::select! {
+            recv(outcomes) -> o => match o {
+                Ok(o) => break o,
+                Err(_) => return Err("the election thread stopped".into()),
+            },
+            recv(ro_timer) -> _ => {
+                ro_timer = crossbeam_channel::never();
+                if let Some(t) = port.take() {
+                    t.stop();
+                }
+                match super::looking::start_read_only(ctx) {
+                    Ok(t) => port = Some(t),
+                    Err(e) => warn!("cannot start the read-only server: {e}"),
+                }
+            }
+        }
+    };
+    if let Some(t) = port.take() {
+        t.stop();
+    }
+    Ok(outcome)
 }
 
 fn bind_election_port(host: &str, port: u16, retries: u32) -> std::io::Result<TcpListener> {

@@ -30,6 +30,7 @@ use super::acl::{self, AuthInfo, AuthOutcome};
 use super::fourlw::{self, ConnSummary};
 use super::processor::{wall_clock_ms, Kind, Outbound, Request};
 use super::session::password;
+use super::ServerMode;
 use super::{ConnId, Shared};
 use crate::jute::proto::{AuthPacket, ConnectRequest, ConnectResponse, ReplyHeader, RequestHeader};
 use crate::jute::Jute;
@@ -446,6 +447,24 @@ impl Selector {
                 return false;
             }
         };
+        match shared.settings.mode {
+            ServerMode::NotServing => {
+                info!("closing connection from {}: not serving (no quorum)", conn.peer);
+                self.close(key);
+                return false;
+            }
+            ServerMode::ReadOnly if req.read_only != Some(true) => {
+                info!(
+                    "refusing session request for not-read-only client {}: this server is \
+                     read-only",
+                    conn.peer
+                );
+                self.close(key);
+                return false;
+            }
+            _ => {}
+        }
+        let read_only = shared.settings.mode == ServerMode::ReadOnly;
         let last_zxid = shared.read_tree().last_processed_zxid;
         if req.base.last_zxid_seen > last_zxid {
             info!(
@@ -499,7 +518,7 @@ impl Selector {
                 time_out: timeout,
                 session_id: id,
                 passwd: password(id).to_vec(),
-                read_only: new_protocol.then_some(false),
+                read_only: new_protocol.then_some(read_only),
             }
         } else {
             info!("invalid session 0x{id:x} for client {peer}, probably expired");
@@ -509,7 +528,7 @@ impl Selector {
                 time_out: 0,
                 session_id: 0,
                 passwd: vec![0; 16],
-                read_only: new_protocol.then_some(false),
+                read_only: new_protocol.then_some(read_only),
             }
         };
         let mut f = Vec::new();

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use super::stats::java_double;
 use super::Shared;
+use crate::server::ServerMode;
 
 /// The ZooKeeper version rzk reports compatibility with.
 pub const ZK_COMPAT_VERSION: &str = "3.9.2";
@@ -65,9 +66,17 @@ pub struct ConnSummary {
 
 /// Runs a (whitelisted) four-letter word; `extra` is what followed it (for `stmk`).
 pub fn run(word: &str, shared: &Shared, conns: &[ConnSummary], extra: &[u8]) -> String {
+    let mode = shared.settings.mode;
+    if mode == ServerMode::NotServing && !matches!(word, "ruok" | "envi" | "gtmk" | "stmk") {
+        return match word {
+            "isro" => "null".to_owned(),
+            "hash" => NOT_SERVING.trim_end().to_owned(),
+            _ => NOT_SERVING.to_owned(),
+        };
+    }
     match word {
         "ruok" => "imok".to_owned(),
-        "isro" => "rw".to_owned(),
+        "isro" => if mode == ServerMode::ReadOnly { "ro" } else { "rw" }.to_owned(),
         "srvr" => srvr(shared, conns, None),
         "stat" => srvr(shared, conns, Some(brief_lines(conns))),
         "cons" => cons(conns),
@@ -101,8 +110,14 @@ pub fn run(word: &str, shared: &Shared, conns: &[ConnSummary], extra: &[u8]) -> 
     }
 }
 
+/// What a quorum member that is not serving answers (four-letter-words.md §2).
+const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests\n";
+
 fn srvr(shared: &Shared, conns: &[ConnSummary], clients: Option<String>) -> String {
     let mut s = format!("Zookeeper version: {}\n", version_text());
+    if shared.settings.mode == ServerMode::ReadOnly {
+        s.push_str("READ-ONLY mode; serving only read-only clients\n");
+    }
     if let Some(c) = clients {
         s.push_str("Clients:\n");
         s.push_str(&c);
@@ -123,6 +138,18 @@ fn srvr(shared: &Shared, conns: &[ConnSummary], clients: Option<String>) -> Stri
         shared.settings.mode.as_str(),
         znode_count(&tree)
     );
+    if shared.settings.mode == ServerMode::Leader {
+        let q = &shared.quorum_stats;
+        let r = Ordering::Relaxed;
+        let size = |v: u64| if v == 0 { -1 } else { v as i64 };
+        let _ = writeln!(
+            s,
+            "Proposal sizes last/min/max: {}/{}/{}",
+            size(q.last_proposal_size.load(r)),
+            size(q.min_proposal_size.load(r)),
+            size(q.max_proposal_size.load(r))
+        );
+    }
     s
 }
 

@@ -126,6 +126,8 @@ pub enum ServerMode {
     Observer,
     /// A peer cut off from its quorum serving reads only.
     ReadOnly,
+    /// A quorum member that is LOOKING: no client is served.
+    NotServing,
 }
 
 impl ServerMode {
@@ -137,6 +139,7 @@ impl ServerMode {
             ServerMode::Follower => "follower",
             ServerMode::Observer => "observer",
             ServerMode::ReadOnly => "read-only",
+            ServerMode::NotServing => "looking",
         }
     }
 }

@@ -28,7 +28,7 @@ use crate::server::acl::{self, AuthInfo};
 use crate::server::datatree::{ApplyResult, DataTree, Trigger};
 use crate::server::session::password;
 use crate::server::watch::{Table, PERSISTENT, RECURSIVE, STANDARD};
-use crate::server::{ConnId, Shared};
+use crate::server::{ConnId, ServerMode, Shared};
 
 /// Most requests handled before the connection thread is woken.
 const MAX_BATCH: usize = 256;
@@ -134,7 +134,8 @@ impl Apply {
                         time_out: *timeout_ms,
                         session_id: req.session,
                         passwd: password(req.session).to_vec(),
-                        read_only: if *read_only_flag { Some(false) } else { None },
+                        read_only: read_only_flag
+                            .then_some(self.shared.settings.mode == ServerMode::ReadOnly),
                     };
                     let mut frame = Vec::new();
                     crate::proto::frame::write(&mut frame, &resp.to_bytes());

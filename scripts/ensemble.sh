@@ -23,9 +23,10 @@
 # (environment RZK_ENSEMBLE_{CLIENT,QUORUM,ELECTION}_BASE, defaults 2181, 2888, 3888: for a size
 # of 3 the same settings as conf/zoo-ensemble-{1,2,3}.cfg).
 #
-# Data survives stop and start (remove DIR for a fresh ensemble). RZK_SERVER overrides the rzk binary (default target/release/rzk-server, built with
-# `cargo build --release --bins` if missing); JVM_OPTS the JVM options for Apache (default
-# -Xmx1g); RUST_LOG rzk's log level (default info).
+# Data survives stop and start (remove DIR for a fresh ensemble). RZK_SERVER overrides the rzk
+# binary (default target/release/rzk-server, built with `cargo build --release --bins` if
+# missing); JVM_OPTS the JVM options for Apache (default -Xmx1g); RUST_LOG rzk's log level
+# (default info).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

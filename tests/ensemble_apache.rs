@@ -171,3 +171,18 @@ fn apache_ensemble_observer_and_frozen_leader() {
     }
     observer_and_frozen_leader(Flavor::Apache);
 }
+
+// The same scenarios against rzk, ignored until rzk-server runs replicated (today it refuses
+// configs with server.N lines). `cargo test --test ensemble_apache -- --ignored` runs them.
+
+#[test]
+#[ignore = "rzk quorum mode is not implemented yet"]
+fn rzk_ensemble_failover() {
+    failover(Flavor::rzk());
+}
+
+#[test]
+#[ignore = "rzk quorum mode is not implemented yet"]
+fn rzk_ensemble_observer_and_frozen_leader() {
+    observer_and_frozen_leader(Flavor::rzk());
+}

@@ -501,6 +501,7 @@ impl Ensemble {
         for p in &self.peers {
             let state = match (&p.child, p.frozen) {
                 (None, _) => "not running".to_string(),
+                (Some(c), _) if !alive(c.id()) => "exited".to_string(),
                 (Some(_), true) => "frozen (SIGSTOP)".to_string(),
                 (Some(_), false) => self.mode(p.id).unwrap_or_else(|| "not serving".into()),
             };
@@ -554,6 +555,15 @@ impl Drop for Ensemble {
 
 /// Log lines per peer printed when a test fails.
 const LOG_TAIL: usize = 60;
+
+/// Whether process `pid` exists and is not a zombie (exited, not yet reaped).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // "pid (comm) S ...": the state follows the last ')'.
+        Ok(stat) => stat.rsplit(')').next().and_then(|r| r.trim().chars().next()) != Some('Z'),
+        Err(_) => false,
+    }
+}
 
 fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")

@@ -1,5 +1,6 @@
 //! Test harness: an in-process rzk server on a free loopback port with a temp data dir, plus
-//! raw-socket helpers for tests that speak the wire protocol byte by byte.
+//! raw-socket helpers for tests that speak the wire protocol byte by byte. [`ensemble`] runs
+//! multi-process ensembles (rzk or Apache ZooKeeper) on loopback.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -12,6 +13,7 @@ use rzk::jute::proto::{
 use rzk::jute::Jute;
 use rzk::server::{Server, Settings};
 
+pub mod ensemble;
 pub mod wire;
 
 /// A running in-process server.

@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of 3-server ensembles: rzk and Apache ZooKeeper 3.8 (Debian package),
+# each started on loopback with scripts/ensemble.sh (same settings: tickTime 2000, initLimit 10,
+# syncLimit 5, forceSync on), one after the other. For each: rzk-bench workloads with every
+# session's connect string naming all three servers, then a failover timing repeated a few
+# times: kill -9 the leader, and time until a create succeeds through a surviving server (a
+# small raw-protocol loop: connect, create, retry every 20 ms), then restart the old leader
+# and wait until it follows again. A table with both flavors and the ratio closes the run.
+#
+#   scripts/bench-ensemble.sh [--only apache|rzk] [--seconds S] [--ops LIST] [--shapes LIST]
+#                             [--size BYTES] [--failovers N] [--keep]
+#
+#   --only FLAVOR     run only this flavor (rzk fails to start until quorum mode exists)
+#   --seconds S       seconds per workload (default 10)
+#   --ops LIST        comma-separated rzk-bench ops (default create,set,get)
+#   --shapes LIST     comma-separated SESSIONSxINFLIGHT (default 1x1,32x32)
+#   --size BYTES      value size (default 100)
+#   --failovers N     leader kills to time per flavor (default 3; 0 = skip)
+#   --keep            keep the work directory (configs, data, logs)
+#
+# Ports: rzk's servers listen for clients on 21181-21183 and Apache's on 21281-21283, with
+# quorum ports 21381+ / 21481+ and election ports 21581+ / 21681+ (below the kernel's ephemeral
+# range, so outgoing connections never take them). JVM_OPTS overrides Apache's JVM options
+# (default -Xmx2g).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+only=
+seconds=10
+ops=create,set,get
+shapes=1x1,32x32
+size=100
+failovers=3
+keep=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --only) only=$2; shift 2 ;;
+        --seconds) seconds=$2; shift 2 ;;
+        --ops) ops=$2; shift 2 ;;
+        --shapes) shapes=$2; shift 2 ;;
+        --size) size=$2; shift 2 ;;
+        --failovers) failovers=$2; shift 2 ;;
+        --keep) keep=1; shift ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+case "$only" in
+    '') flavors="rzk apache" ;;
+    rzk | apache) flavors=$only ;;
+    *) echo "--only takes apache or rzk" >&2; exit 2 ;;
+esac
+
+if [[ " $flavors " == *" apache "* ]] && [ ! -f /usr/share/java/zookeeper.jar ]; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install --yes --no-install-recommends zookeeper
+fi
+cargo build --release --bins --quiet
+bench=target/release/rzk-bench
+work=$(mktemp --directory /tmp/rzk-bench-ensemble.XXXXXX)
+started=()
+cleanup() {
+    for f in "${started[@]}"; do
+        scripts/ensemble.sh --dir "$work/$f" stop >/dev/null 2>&1 || true
+    done
+    if [ "$keep" -eq 0 ]; then rm -rf "$work"; else echo "kept $work"; fi
+}
+trap cleanup EXIT
+
+ensemble() { # flavor args... -> scripts/ensemble.sh on that flavor's directory and ports
+    local f=$1 offset=0
+    shift
+    [ "$f" = apache ] && offset=100
+    RZK_ENSEMBLE_CLIENT_BASE=$((21181 + offset)) RZK_ENSEMBLE_QUORUM_BASE=$((21381 + offset)) \
+        RZK_ENSEMBLE_ELECTION_BASE=$((21581 + offset)) JVM_OPTS=${JVM_OPTS:--Xmx2g} \
+        RUST_LOG=${RUST_LOG:-warn} scripts/ensemble.sh --dir "$work/$f" "$@"
+}
+
+leader() { # flavor -> "id pid" of the server whose srvr says leader (nothing if none)
+    ensemble "$1" status | awk '$4 == "leader" { print $1, $3 }'
+}
+
+# One failover: kill -9 the leader (pid $1), then connect and create through 127.0.0.1:$2 until
+# the create succeeds; prints the seconds from the kill to the successful create.
+failover_once() { # leader-pid port path
+    python3 - "$@" <<'EOF'
+import os, signal, socket, struct, sys, time
+
+pid, port, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+
+def frame(payload):
+    return struct.pack(">i", len(payload)) + payload
+
+def read_frame(s):
+    def exact(n):
+        b = b""
+        while len(b) < n:
+            chunk = s.recv(n - len(b))
+            if not chunk:
+                raise ConnectionError("closed")
+            b += chunk
+        return b
+    (n,) = struct.unpack(">i", exact(4))
+    return exact(n)
+
+def zk_string(v):
+    b = v.encode()
+    return struct.pack(">i", len(b)) + b
+
+def try_create():
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+        s.settimeout(2)
+        # ConnectRequest: protocolVersion, lastZxidSeen, timeOut, sessionId, passwd, readOnly
+        s.sendall(frame(struct.pack(">iqiqi", 0, 0, 10000, 0, 16) + bytes(16) + b"\0"))
+        (_, timeout) = struct.unpack(">ii", read_frame(s)[:8])
+        if timeout <= 0:
+            return False
+        acl = struct.pack(">ii", 1, 31) + zk_string("world") + zk_string("anyone")
+        body = zk_string(path) + struct.pack(">i", 0) + acl + struct.pack(">i", 0)
+        s.sendall(frame(struct.pack(">ii", 1, 1) + body))  # xid 1, create
+        xid, _, err = struct.unpack(">iqi", read_frame(s)[:16])
+        s.sendall(frame(struct.pack(">ii", 2, -11)))  # closeSession
+        return err in (0, -110)  # ok, or NodeExists after a lost reply
+
+start = time.monotonic()
+os.kill(pid, signal.SIGKILL)
+deadline = start + 60
+while True:
+    try:
+        if try_create():
+            break
+    except (OSError, ConnectionError, struct.error):
+        pass
+    if time.monotonic() > deadline:
+        sys.exit("no successful create within 60 s")
+    time.sleep(0.02)
+print(f"{time.monotonic() - start:.3f}")
+EOF
+}
+
+results="$work/results.jsonl"
+: >"$results"
+failed=()
+for f in $flavors; do
+    echo "== $f: starting a 3-server ensemble"
+    flag=
+    [ "$f" = apache ] && flag=--apache
+    started+=("$f")
+    if ! ensemble "$f" $flag --size 3 start; then
+        echo "== $f: the ensemble did not start; skipping $f (logs in $work/$f/*/log)" >&2
+        [ "$keep" -eq 1 ] || tail -n 5 "$work/$f"/*/log >&2 || true
+        failed+=("$f")
+        continue
+    fi
+    connect=$(ensemble "$f" connect-string)
+    # Apache's JIT needs a warm-up; give both the same one.
+    "$bench" --connect "$connect" --sessions 8 --inflight 8 --op mixed:50 --size "$size" \
+        --znodes 1000 --seconds 3 --json >/dev/null
+    for op in ${ops//,/ }; do
+        for shape in ${shapes//,/ }; do
+            sessions=${shape%x*}
+            inflight=${shape#*x}
+            line=$("$bench" --connect "$connect" --sessions "$sessions" --inflight "$inflight" \
+                --op "$op" --size "$size" --znodes 1000 --seconds "$seconds" --json | grep '^{')
+            echo "{\"server\":\"$f\",${line#\{}" >>"$results"
+            echo "$f $op $shape: $line"
+        done
+    done
+    for n in $(seq 1 "$failovers"); do
+        read -r id pid <<<"$(leader "$f")" || true
+        if [ -z "${id:-}" ]; then
+            echo "== $f: no leader before failover $n" >&2
+            ensemble "$f" status >&2
+            failed+=("$f")
+            break
+        fi
+        survivor=1
+        [ "$id" = 1 ] && survivor=2
+        port=$(ensemble "$f" status | awk -v s="$survivor" '$1 == s { print $2 }')
+        took=$(failover_once "$pid" "$port" "/failover-$n") || { failed+=("$f"); break; }
+        new=$(leader "$f")
+        echo "$f failover $n: killed leader $id; a create through server $survivor succeeded after ${took} s (leader now ${new%% *})"
+        echo "{\"server\":\"$f\",\"op\":\"failover\",\"seconds\":$took}" >>"$results"
+        ensemble "$f" restart "$id" >/dev/null
+        # Wait (bounded) until all three serve again, the old leader as a follower.
+        for _ in $(seq 1 300); do
+            [ "$(ensemble "$f" status | awk '$4 == "leader" || $4 == "follower"' | wc -l)" -eq 3 ] && break
+            sleep 0.2
+        done
+    done
+    ensemble "$f" status
+    ensemble "$f" stop >/dev/null
+done
+
+python3 - "$results" <<'EOF'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+bench = {}
+for r in rows:
+    if r["op"] == "failover":
+        continue
+    bench.setdefault((r["op"], r["sessions"], r["inflight"]), {})[r["server"]] = r
+def ops(r):
+    return f"{r['ops_per_sec']:.0f}" if r else "-"
+def lat(r):
+    return f"{r['p50_us']}/{r['p99_us']}" if r else "-"
+print("3-server ensembles on loopback, rzk-bench connected to all three servers")
+print(f"{'workload':<16} {'rzk ops/s':>11} {'apache ops/s':>13} {'ratio':>6}   "
+      f"{'rzk p50/p99 us':>17} {'apache p50/p99 us':>18}")
+for (op, s, k), by in bench.items():
+    z, a = by.get("rzk"), by.get("apache")
+    ratio = f"{z['ops_per_sec'] / max(a['ops_per_sec'], 1e-9):.2f}x" if z and a else "-"
+    print(f"{op + ' ' + str(s) + 'x' + str(k):<16} {ops(z):>11} {ops(a):>13} {ratio:>6}   "
+          f"{lat(z):>17} {lat(a):>18}")
+for server in ("rzk", "apache"):
+    t = [r["seconds"] for r in rows if r["op"] == "failover" and r["server"] == server]
+    if t:
+        print(f"{server}: leader kill -9 -> create through a survivor: min {min(t):.3f} s, "
+              f"median {statistics.median(t):.3f} s, max {max(t):.3f} s ({len(t)} runs)")
+EOF
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "failed: ${failed[*]}" >&2
+    exit 1
+fi

@@ -1,9 +1,9 @@
-//! The multi-process ensemble harness (tests/harness/ensemble.rs) against a 3-server Apache
-//! ZooKeeper 3.8 ensemble: a leader is elected, a write through one server is read through the
-//! others, a kill -9 of the leader elects a new one that takes writes, and the old leader
-//! rejoins as a follower. The body, [`failover`], is generic over the flavor so the same
-//! scenario runs against rzk once its quorum mode exists (`failover(Flavor::rzk())`).
-//! Skipped (with a message) when Apache ZooKeeper or java is missing.
+//! Multi-process ensembles (tests/harness/ensemble.rs), the same scenarios against rzk and a
+//! 3-server Apache ZooKeeper 3.8 ensemble: a leader is elected, a write through one server is
+//! read through the others, a kill -9 of the leader elects a new one that takes writes, and
+//! the old leader rejoins as a follower; an observer serves reads and forwards writes; a
+//! frozen (SIGSTOP) leader is replaced. The Apache runs are skipped (with a message) when
+//! Apache ZooKeeper or java is missing.
 
 mod harness;
 
@@ -172,17 +172,12 @@ fn apache_ensemble_observer_and_frozen_leader() {
     observer_and_frozen_leader(Flavor::Apache);
 }
 
-// The same scenarios against rzk, ignored until rzk-server runs replicated (today it refuses
-// configs with server.N lines). `cargo test --test ensemble_apache -- --ignored` runs them.
-
 #[test]
-#[ignore = "rzk quorum mode is not implemented yet"]
 fn rzk_ensemble_failover() {
     failover(Flavor::rzk());
 }
 
 #[test]
-#[ignore = "rzk quorum mode is not implemented yet"]
 fn rzk_ensemble_observer_and_frozen_leader() {
     observer_and_frozen_leader(Flavor::rzk());
 }

@@ -8,6 +8,8 @@
 //!   functions over byte slices.
 //! - [`election`]: fast leader election (FLE) as a state machine: notifications and `now` in,
 //!   notifications to send, the next timer and the outcome out.
+//! - [`zab`]: Zab: the learner-connection packets, the SNAP stream, and the leader and
+//!   learner cores.
 //! - [`cnxmanager`]: the election channel's TCP connections and worker threads, and
 //!   [`election_thread`]: the shell that runs the core over them. Neither is wired into the
 //!   server yet; the peer thread below does not exist.

@@ -42,7 +42,8 @@ def pytest_addoption(parser):
         "--zk-target",
         choices=("rzk", "apache"),
         default=os.environ.get("ZK_TARGET", "rzk"),
-        help="server under test: rzk (default) or apache (env ZK_TARGET)",
+        help="server under test: rzk (default), apache, or rzk-ensemble (3 rzk peers; env "
+        "ZK_TARGET)",
     )
 
 
@@ -57,6 +58,7 @@ class Server:
         self.target = target
         self.port = port
         self.hosts = f"127.0.0.1:{port}"
+        self.client_hosts = self.hosts
         self.data_dir = data_dir
         self.proc = proc
         self.log_path = log_path
@@ -146,6 +148,72 @@ def apache_command(port, data_dir, work_dir):
     ], APACHE_REAP_INTERVAL_MS
 
 
+class Ensemble(Server):
+    """Three rzk quorum peers on loopback; clients get all three hosts. `port` (used for
+    four-letter words) is the first peer's."""
+
+    def __init__(self, servers):
+        first = servers[0]
+        super().__init__(
+            "rzk-ensemble", first.port, first.data_dir, first.proc, first.log_path, 0
+        )
+        self.reap_timeout_s = first.reap_timeout_s
+        self.servers = servers
+        self.procs = [s.proc for s in servers]
+        self.hosts = ",".join(f"127.0.0.1:{s.port}" for s in servers)
+
+    def log_tail(self, lines=40):
+        return "\n".join(f"--- peer {i + 1}:\n{s.log_tail(lines)}" for i, s in enumerate(self.servers))
+
+    def stop(self):
+        for s in self.servers:
+            s.stop()
+
+
+def start_ensemble(work_dir, size=3):
+    """`size` rzk peers with server.N lines and myid files; waits until each reports a mode."""
+    binary = Path(os.environ.get("RZK_SERVER_BIN", "target/debug/rzk-server"))
+    if not binary.is_absolute():
+        binary = REPO_ROOT / binary
+    ports = [(free_port(), free_port(), free_port()) for _ in range(size)]
+    lines = "".join(
+        f"server.{i + 1}=127.0.0.1:{q}:{e}\n" for i, (_, q, e) in enumerate(ports)
+    )
+    servers = []
+    for i, (client, _, _) in enumerate(ports):
+        peer_dir = Path(work_dir) / f"peer-{i + 1}"
+        data_dir = peer_dir / "data"
+        data_dir.mkdir(parents=True)
+        (data_dir / "myid").write_text(f"{i + 1}\n")
+        cfg = write_zoo_cfg(client, data_dir, peer_dir)
+        with open(cfg, "a") as f:
+            f.write("initLimit=10\nsyncLimit=5\n" + lines)
+        log_path = peer_dir / "server.log"
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [str(binary), str(cfg)], stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        servers.append(Server("rzk", client, data_dir, proc, log_path, APACHE_REAP_INTERVAL_MS))
+    ensemble = Ensemble(servers)
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S * 2
+    pending = list(servers)
+    while pending and time.monotonic() < deadline:
+        for s in list(pending):
+            try:
+                srvr = s.four_letter("srvr", timeout=1.0)
+                if "Mode: leader" in srvr or "Mode: follower" in srvr:
+                    pending.remove(s)
+            except OSError:
+                pass
+        time.sleep(0.1)
+    if pending:
+        tail = ensemble.log_tail()
+        ensemble.stop()
+        raise RuntimeError(f"rzk ensemble did not form; logs:\n{tail}")
+    return ensemble
+
+
 def start_server(target, work_dir):
     """Starts the server and waits for `ruok`; retries on a fresh port if it dies early
     (another process may have taken the port between probe and bind)."""
@@ -184,7 +252,10 @@ def zk_target(pytestconfig):
 @pytest.fixture(scope="session")
 def zk_server(zk_target):
     work_dir = tempfile.mkdtemp(prefix=f"interop-{zk_target}-")
-    server = start_server(zk_target, work_dir)
+    if zk_target == "rzk-ensemble":
+        server = start_ensemble(work_dir)
+    else:
+        server = start_server(zk_target, work_dir)
     yield server
     server.stop()
     if os.environ.get("KEEP_SERVER_DIR"):
@@ -200,7 +271,12 @@ def make_client(zk_server):
 
     def make(hosts=None, start=True, **kwargs):
         kwargs.setdefault("timeout", 5.0)
-        client = KazooClient(hosts=hosts or zk_server.hosts, **kwargs)
+        # On an ensemble every client uses the first peer (a follower unless it won the
+        # election), the one raw-protocol helpers and four-letter words talk to: the tests
+        # compare what different clients see right after a write, which ZooKeeper only
+        # promises for clients of the same server (cross-server behaviour is covered by
+        # tests/ensemble*.rs).
+        client = KazooClient(hosts=hosts or zk_server.client_hosts, **kwargs)
         clients.append(client)
         if start:
             client.start(timeout=10)
@@ -216,7 +292,7 @@ def make_client(zk_server):
 
 
 @pytest.fixture
-def zk(make_client):
+def zk(make_client, zk_server):
     return make_client()
 
 
@@ -233,10 +309,11 @@ def base(zk, request):
 def server_alive(zk_server):
     """Fails the test (with the server's log tail) if the server process died during it."""
     yield
-    if zk_server.proc.poll() is not None:
-        pytest.fail(
-            f"server exited with {zk_server.proc.returncode}; log tail:\n{zk_server.log_tail()}"
-        )
+    for proc in getattr(zk_server, "procs", [zk_server.proc]):
+        if proc.poll() is not None:
+            pytest.fail(
+                f"server exited with {proc.returncode}; log tail:\n{zk_server.log_tail()}"
+            )
 
 
 def pytest_configure(config):
@@ -249,7 +326,7 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     """Tests marked rzk_bug must fail against rzk (strict xfail) and pass against Apache, so
     a fixed bug shows up as XPASS and turns the run red until the marker is removed."""
-    if config.getoption("--zk-target") != "rzk":
+    if config.getoption("--zk-target") == "apache":
         return
     for item in items:
         marker = item.get_closest_marker("rzk_bug")

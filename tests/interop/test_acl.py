@@ -120,6 +120,7 @@ def test_set_acls_locks_out_the_world(make_client, zk, base):
     other = make_client()
     assert other.get(path)[0] == b"open"
     zk.set_acls(path, [make_digest_acl("carol", "pw", all=True)], version=0)
+    other.sync(path)  # `other` may be on another server of an ensemble
     with pytest.raises(NoAuthError):
         other.get(path)
     other.add_auth("digest", "carol:pw")

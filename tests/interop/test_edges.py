@@ -117,10 +117,12 @@ def test_get_acls_needs_read_or_admin(make_client, zk, base):
     private = f"{base}/private"
     zk.create(private, acl=[make_digest_acl("frank", "pw", all=True)])
     anonymous = make_client()
+    anonymous.sync(base)  # it may be on another server of an ensemble
     with pytest.raises(NoAuthError):
         anonymous.get_acls(private)
     readable = f"{base}/readable"
     zk.create(readable, acl=[make_digest_acl("frank", "pw", all=True)] + list(READ_ACL_UNSAFE))
+    anonymous.sync(base)
     acls, _ = anonymous.get_acls(readable)
     ids = sorted((a.id.scheme, a.id.id, a.perms) for a in acls)
     # Without ADMIN the digest hash is masked.

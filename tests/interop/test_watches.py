@@ -175,9 +175,11 @@ def test_watch_is_not_delivered_without_read_permission(zk, make_client, base):
     assert_no_event(events, wait_s=1.0)
 
 
-def test_notification_precedes_any_reply_showing_the_change(zk_server, zk, base):
+def test_notification_precedes_any_reply_showing_the_change(zk_server, make_client, base):
     """A client sees a watch event before any response that reflects the change (ZooKeeper's
-    ordering guarantee), so on the wire the notification comes first."""
+    ordering guarantee), so on the wire the notification comes first. The writer uses the raw
+    session's server, so in an ensemble the change is applied there before `set` returns."""
+    zk = make_client(hosts=f"127.0.0.1:{zk_server.port}")
     path = f"{base}/ordered"
     zk.create(path, b"0")
     session = RawSession(zk_server.port)

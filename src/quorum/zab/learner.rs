@@ -268,7 +268,10 @@ impl Learner {
                 self.pending.push_back((zxid, payload));
             }
             (Phase::Broadcast, Msg::Commit { zxid }) => self.commit(zxid),
-            (Phase::Broadcast, Msg::Inform { zxid, payload }) => {
+            // A late observer acks NEWLEADER and is forwarded INFORMs at once; those
+            // committed before its UPTODATE arrives come in the NewLeader phase (ZooKeeper's
+            // syncWithLeader logs and applies them too).
+            (Phase::NewLeader | Phase::Broadcast, Msg::Inform { zxid, payload }) => {
                 self.last_zxid = zxid;
                 self.out.push_back(Action::Log { zxid, payload: payload.clone() });
                 self.out.push_back(Action::Apply { zxid, payload });
@@ -371,6 +374,28 @@ mod tests {
 
     fn drain(l: &mut Learner) -> Vec<Action> {
         std::iter::from_fn(|| l.poll_action()).collect()
+    }
+
+    /// A leader already serving forwards INFORMs to an observer right after NEWLEADER, so one
+    /// can arrive before UPTODATE: it is logged and applied, not a protocol error.
+    #[test]
+    fn observer_takes_an_inform_between_newleader_and_uptodate() {
+        let now = Instant::now();
+        let mut l = learner(true, now);
+        l.handle_msg(Msg::LeaderInfo { epoch: 2 }, now);
+        l.handle_msg(Msg::Diff { zxid: make_zxid(1, 3) }, now);
+        l.handle_msg(Msg::NewLeader { zxid: make_zxid(2, 0) }, now);
+        drain(&mut l);
+        let payload: Payload = Arc::from(&b"x"[..]);
+        let zxid = make_zxid(2, 1);
+        l.handle_msg(Msg::Inform { zxid, payload: payload.clone() }, now);
+        assert_eq!(
+            drain(&mut l),
+            vec![Action::Log { zxid, payload: payload.clone() }, Action::Apply { zxid, payload }]
+        );
+        l.handle_msg(Msg::UpToDate, now);
+        assert!(drain(&mut l).contains(&Action::StartServing));
+        assert_eq!(l.last_zxid(), zxid);
     }
 
     /// Proposals outstanding at the leader reach a syncing follower before NEWLEADER; once

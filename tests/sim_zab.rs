@@ -772,7 +772,13 @@ impl Sim {
                     core.snap_sent(h, zxid);
                 }
             }
-            leader::Action::Close(h, _) => self.break_conn(h),
+            leader::Action::Close(h, why) => {
+                let legit = ["learner more recent", "syncLimit exceeded", "committed log does not"]
+                    .iter()
+                    .any(|w| why.starts_with(w));
+                check!(legit, "leader sid {} closed a learner: {why}", i + 1);
+                self.break_conn(h);
+            }
             leader::Action::WriteAcceptedEpoch(e) => self.write_epoch(i, Some(e), None)?,
             leader::Action::WriteCurrentEpoch(e) => self.write_epoch(i, None, Some(e))?,
             leader::Action::StartServing { epoch } => self.leader_serves(i, epoch)?,
@@ -881,7 +887,14 @@ impl Sim {
             }
             learner::Action::PingReply(z) => self.send_up(i, Msg::Ping { zxid: z }),
             learner::Action::SyncDone => {}
-            learner::Action::Abort(_) => self.go_looking(i),
+            learner::Action::Abort(why) => {
+                // Over a FIFO connection only timeouts and a stale leader's epoch are reasons
+                // to give up; anything else is a protocol error of one of the cores.
+                let legit = why.starts_with("no packet from the leader")
+                    || why.starts_with("leader proposed epoch");
+                check!(legit, "learner sid {} aborted: {why}", i + 1);
+                self.go_looking(i);
+            }
         }
         Ok(())
     }

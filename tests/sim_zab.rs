@@ -191,7 +191,7 @@ enum Role {
         serving: bool,
     },
     Leading {
-        core: Leader,
+        core: Box<Leader>,
         serving: bool,
         epoch: i64,
         counter: i64,
@@ -627,7 +627,8 @@ impl Sim {
                     p.applied[tail..].to_vec(),
                     now,
                 );
-                p.role = Role::Leading { core, serving: false, epoch: -1, counter: 0 };
+                p.role =
+                    Role::Leading { core: Box::new(core), serving: false, epoch: -1, counter: 0 };
             }
             ServerState::Following | ServerState::Observing => {
                 check!(
@@ -980,8 +981,7 @@ impl Sim {
         // Zab connections, in order.
         let handles: Vec<Handle> = self.conns.keys().copied().collect();
         for h in handles {
-            loop {
-                let Some(c) = self.conns.get_mut(&h) else { break };
+            while let Some(c) = self.conns.get_mut(&h) {
                 let (leader, learner) = (c.leader, c.learner);
                 if c.down.front().is_some_and(|(at, _)| *at <= self.now) {
                     let (_, d) = c.down.pop_front().expect("due");
@@ -1029,17 +1029,13 @@ impl Sim {
             }
             let p = &mut self.peers[i];
             match &mut p.role {
-                Role::Leading { core, .. } => {
-                    if core.poll_timeout().is_some_and(|at| at <= now) {
-                        core.handle_timeout(now);
-                        self.dirty.insert(i);
-                    }
+                Role::Leading { core, .. } if core.poll_timeout().is_some_and(|at| at <= now) => {
+                    core.handle_timeout(now);
+                    self.dirty.insert(i);
                 }
-                Role::Learning { core, .. } => {
-                    if core.poll_timeout().is_some_and(|at| at <= now) {
-                        core.handle_timeout(now);
-                        self.dirty.insert(i);
-                    }
+                Role::Learning { core, .. } if core.poll_timeout().is_some_and(|at| at <= now) => {
+                    core.handle_timeout(now);
+                    self.dirty.insert(i);
                 }
                 Role::Connecting { next_try, .. } if *next_try <= self.now => self.try_connect(i),
                 _ => {}

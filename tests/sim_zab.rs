@@ -46,8 +46,16 @@
 //! [`LIVENESS_BOUND_MS`] of simulated time one leader serves, every peer is synced with it, and
 //! every peer's applied sequence ends at the leader's last committed zxid.
 //!
-//! Seeds: `ZK_SIM_SEED=<n>` replays one seed (printed on failure); `ZK_SIM_RUNS=<n>` sets the
-//! number of seeds per scenario (default [`DEFAULT_RUNS`]).
+//! A learner abort or a leader close for anything but a timeout or a stale/too-recent peer is a
+//! protocol error over a FIFO connection and fails the run too.
+//!
+//! Not modelled: sessions, forwarded requests, sync(), reconfig, txn-log-based DIFF (the cores
+//! only know the committed log), torn or corrupt writes (epoch files and snapshots are atomic),
+//! slow-but-alive connections (a connection is fast, silently dead, or broken), learner apply
+//! lag (only the leader's apply stage lags), clock skew.
+//!
+//! Seeds: `ZK_SIM_SEED=<n>` replays one seed (printed on failure), `ZK_SIM_TRACE=1` prints its
+//! events; `ZK_SIM_RUNS=<n>` sets the number of seeds per scenario (default [`DEFAULT_RUNS`]).
 
 mod sim;
 

@@ -28,6 +28,8 @@
 //! Seeds: `ZK_SIM_SEED=<n>` replays one seed (printed on failure); `ZK_SIM_RUNS=<n>` sets the
 //! number of seeds per scenario (default 200).
 
+mod sim;
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -35,6 +37,7 @@ use rzk::proto::{ServerId, Zxid};
 use rzk::quorum::election::{DecisionPath, Election, ElectionConfig, Outcome};
 use rzk::quorum::vote::{QuorumMaj, ServerState};
 use rzk::quorum::wire::Notification;
+use sim::Rng;
 
 /// Stand-in for `initLimit * tickTime`: how long a decided peer may stay unestablished.
 const SYNC_TIMEOUT_MS: u64 = 2_000;
@@ -59,30 +62,6 @@ const LINK_CAPACITY: usize = 2;
 
 /// Messages in flight at once; more means the protocol (or the simulation) amplifies traffic.
 const MAX_INFLIGHT: usize = 10_000;
-
-/// xorshift64*: small, seedable, deterministic.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo + 1)
-    }
-    fn chance(&mut self, p: f64) -> bool {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 + f64::EPSILON < p
-    }
-}
 
 #[derive(Clone, Copy, Debug)]
 struct NetParams {
@@ -581,11 +560,7 @@ fn describe(sim: &Sim) -> String {
 }
 
 fn seeds(salt: u64) -> Vec<u64> {
-    if let Ok(seed) = std::env::var("ZK_SIM_SEED") {
-        return vec![seed.parse().expect("ZK_SIM_SEED is a number")];
-    }
-    let runs: u64 = std::env::var("ZK_SIM_RUNS").map_or(200, |r| r.parse().expect("a number"));
-    (0..runs).map(|r| salt * 1_000_000 + r).collect()
+    sim::seeds(salt, 200)
 }
 
 fn run_seeds(name: &str, salt: u64, scenario: Scenario) {

@@ -268,7 +268,10 @@ impl Learner {
                 self.pending.push_back((zxid, payload));
             }
             (Phase::Broadcast, Msg::Commit { zxid }) => self.commit(zxid),
-            (Phase::Broadcast, Msg::Inform { zxid, payload }) => {
+            // A late observer acks NEWLEADER and is forwarded INFORMs at once; those
+            // committed before its UPTODATE arrives come in the NewLeader phase (ZooKeeper's
+            // syncWithLeader logs and applies them too).
+            (Phase::NewLeader | Phase::Broadcast, Msg::Inform { zxid, payload }) => {
                 self.last_zxid = zxid;
                 self.out.push_back(Action::Log { zxid, payload: payload.clone() });
                 self.out.push_back(Action::Apply { zxid, payload });
@@ -324,6 +327,16 @@ impl Learner {
         self.out.push_back(Action::WriteCurrentEpoch(self.new_epoch));
         self.phase = Phase::NewLeader;
         self.out.push_back(Action::Send(Msg::Ack { zxid }));
+        // The proposals still pending are the leader's outstanding ones, now logged and
+        // flushed: ACK them, as ZooKeeper's sync processor does for the txns the follower
+        // logs at NEWLEADER. Without these acks a proposal outstanding while a follower
+        // syncs never counts that follower, and can stay uncommitted forever (the leader
+        // commits in zxid order, so everything after it stalls too).
+        if !self.cfg.observer {
+            for (z, _) in &self.pending {
+                self.out.push_back(Action::Send(Msg::Ack { zxid: *z }));
+            }
+        }
     }
 
     fn commit(&mut self, zxid: i64) {
@@ -338,6 +351,94 @@ impl Learner {
                 self.abort(format!("committing zxid 0x{zxid:x} but next pending txn 0x{z:x}"));
             }
             None => self.abort(format!("COMMIT 0x{zxid:x} without a pending proposal")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn learner(observer: bool, now: Instant) -> Learner {
+        let cfg = LearnerConfig {
+            my_sid: ServerId(2),
+            observer,
+            tick: Duration::from_millis(100),
+            init_limit: 10,
+            sync_limit: 5,
+        };
+        Learner::new(cfg, 1, 1, make_zxid(1, 3), now)
+    }
+
+    fn drain(l: &mut Learner) -> Vec<Action> {
+        std::iter::from_fn(|| l.poll_action()).collect()
+    }
+
+    /// A leader already serving forwards INFORMs to an observer right after NEWLEADER, so one
+    /// can arrive before UPTODATE: it is logged and applied, not a protocol error.
+    #[test]
+    fn observer_takes_an_inform_between_newleader_and_uptodate() {
+        let now = Instant::now();
+        let mut l = learner(true, now);
+        l.handle_msg(Msg::LeaderInfo { epoch: 2 }, now);
+        l.handle_msg(Msg::Diff { zxid: make_zxid(1, 3) }, now);
+        l.handle_msg(Msg::NewLeader { zxid: make_zxid(2, 0) }, now);
+        drain(&mut l);
+        let payload: Payload = Arc::from(&b"x"[..]);
+        let zxid = make_zxid(2, 1);
+        l.handle_msg(Msg::Inform { zxid, payload: payload.clone() }, now);
+        assert_eq!(
+            drain(&mut l),
+            vec![Action::Log { zxid, payload: payload.clone() }, Action::Apply { zxid, payload }]
+        );
+        l.handle_msg(Msg::UpToDate, now);
+        assert!(drain(&mut l).contains(&Action::StartServing));
+        assert_eq!(l.last_zxid(), zxid);
+    }
+
+    /// Proposals outstanding at the leader reach a syncing follower before NEWLEADER; once
+    /// logged and flushed at NEWLEADER they must be acked like any other proposal.
+    #[test]
+    fn proposals_received_during_sync_are_acked_after_newleader() {
+        let now = Instant::now();
+        for observer in [false, true] {
+            let mut l = learner(observer, now);
+            l.handle_msg(Msg::LeaderInfo { epoch: 2 }, now);
+            l.handle_msg(Msg::Diff { zxid: make_zxid(1, 3) }, now);
+            let payload: Payload = Arc::from(&b"x"[..]);
+            for c in 1..=2 {
+                l.handle_msg(
+                    Msg::Proposal { zxid: make_zxid(2, c), payload: payload.clone() },
+                    now,
+                );
+            }
+            drain(&mut l);
+            l.handle_msg(Msg::NewLeader { zxid: make_zxid(2, 0) }, now);
+            let acts = drain(&mut l);
+            let flush = acts.iter().position(|a| *a == Action::Flush).expect("flush");
+            let epoch = acts.iter().position(|a| *a == Action::WriteCurrentEpoch(2)).unwrap();
+            let acks: Vec<(usize, i64)> = acts
+                .iter()
+                .enumerate()
+                .filter_map(|(k, a)| match a {
+                    Action::Send(Msg::Ack { zxid }) => Some((k, *zxid)),
+                    _ => None,
+                })
+                .collect();
+            let zxids: Vec<i64> = acks.iter().map(|(_, z)| *z).collect();
+            if observer {
+                assert_eq!(zxids, vec![make_zxid(2, 0)]);
+            } else {
+                assert_eq!(zxids, vec![make_zxid(2, 0), make_zxid(2, 1), make_zxid(2, 2)]);
+            }
+            assert!(acks.iter().all(|(k, _)| *k > flush && *k > epoch), "{acts:?}");
+            // The commits that follow apply them in order.
+            l.handle_msg(Msg::Commit { zxid: make_zxid(2, 1) }, now);
+            assert!(
+                matches!(drain(&mut l)[..], [Action::Apply { zxid, .. }] if zxid == make_zxid(2, 1))
+            );
         }
     }
 }

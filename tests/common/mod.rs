@@ -2,8 +2,10 @@
 //! rzk's own `rzk-server`) on a free loopback port with a temporary data dir, a TCP proxy
 //! that can cut and refuse connections, and wait-until helpers with deadlines.
 //!
-//! `RZK_TEST_TARGET=apache|rzk` picks the server (default `rzk`). Apache needs `java`; when it
-//! is missing, [`TestServer::start`] returns `None` and the test prints why and passes.
+//! `RZK_TEST_TARGET=apache|rzk|rzk-ensemble` picks the server (default `rzk`);
+//! `rzk-ensemble` runs three rzk quorum peers and the tests' clients use the first one (a
+//! follower unless it won the election). Apache needs `java`; when it is missing,
+//! [`TestServer::start`] returns `None` and the test prints why and passes.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -23,6 +25,8 @@ pub enum Target {
     Apache,
     /// `rzk-server` built from this crate.
     Rzk,
+    /// Three `rzk-server` quorum peers.
+    RzkEnsemble,
 }
 
 impl Target {
@@ -30,6 +34,7 @@ impl Target {
     pub fn from_env() -> Target {
         match std::env::var("RZK_TEST_TARGET").as_deref() {
             Ok("apache") => Target::Apache,
+            Ok("rzk-ensemble") => Target::RzkEnsemble,
             _ => Target::Rzk,
         }
     }
@@ -108,6 +113,10 @@ pub struct TestServer {
     dir: tempfile::TempDir,
     opts: ServerOptions,
     child: Option<Child>,
+    /// Ensemble: (client, quorum, election) ports of every peer (peer 1's client port is
+    /// `port`) and the processes of peers 2.. .
+    peers: Vec<(u16, u16, u16)>,
+    others: Vec<Child>,
 }
 
 /// A port that was free a moment ago.
@@ -143,8 +152,26 @@ impl TestServer {
         }
         let permit = Permit::acquire();
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut s =
-            TestServer { _permit: permit, target, port: free_port(), dir, opts, child: None };
+        let port = free_port();
+        let peers = if target == Target::RzkEnsemble {
+            let mut p = vec![(port, free_port(), free_port())];
+            for _ in 1..3 {
+                p.push((free_port(), free_port(), free_port()));
+            }
+            p
+        } else {
+            Vec::new()
+        };
+        let mut s = TestServer {
+            _permit: permit,
+            target,
+            port,
+            dir,
+            opts,
+            child: None,
+            peers,
+            others: Vec::new(),
+        };
         s.launch();
         Some(s)
     }
@@ -183,7 +210,64 @@ impl TestServer {
         cfg
     }
 
+    /// zoo.cfg of ensemble peer `i` (0-based) with its myid file.
+    fn write_peer_config(&self, i: usize) -> PathBuf {
+        let dir = self.dir.path().join(format!("peer-{}", i + 1));
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).expect("data dir");
+        std::fs::write(data.join("myid"), format!("{}\n", i + 1)).expect("myid");
+        let mut text = format!(
+            "tickTime={}\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n\
+             4lw.commands.whitelist=*\nextendedTypesEnabled=true\nmaxClientCnxns=0\n\
+             forceSync=no\ninitLimit=10\nsyncLimit=5\n",
+            self.opts.tick_ms,
+            data.display(),
+            self.peers[i].0
+        );
+        for (n, (_, q, e)) in self.peers.iter().enumerate() {
+            text.push_str(&format!("server.{}=127.0.0.1:{q}:{e}\n", n + 1));
+        }
+        let cfg = dir.join("zoo.cfg");
+        std::fs::write(&cfg, text).expect("write zoo.cfg");
+        cfg
+    }
+
+    fn launch_ensemble(&mut self) {
+        let mut children = Vec::new();
+        for i in 0..self.peers.len() {
+            let cfg = self.write_peer_config(i);
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.path().join(format!("peer-{}.log", i + 1)))
+                .expect("peer log");
+            let log2 = log.try_clone().expect("log clone");
+            let child = Command::new(env!("CARGO_BIN_EXE_rzk-server"))
+                .arg(&cfg)
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(log2)
+                .spawn()
+                .expect("spawn a peer");
+            children.push(child);
+        }
+        let mut children = children.into_iter();
+        self.child = children.next();
+        self.others = children.collect();
+        let ports: Vec<u16> = self.peers.iter().map(|p| p.0).collect();
+        let ok = wait_until(Duration::from_secs(60), || {
+            ports.iter().all(|p| {
+                four_letter_word(*p, "srvr")
+                    .is_some_and(|s| s.contains("Mode: leader") || s.contains("Mode: follower"))
+            })
+        });
+        assert!(ok, "the rzk ensemble did not form; logs:\n{}", self.log());
+    }
+
     fn launch(&mut self) {
+        if self.target == Target::RzkEnsemble {
+            return self.launch_ensemble();
+        }
         let cfg = self.write_config();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -205,7 +289,7 @@ impl TestServer {
                     .arg(&cfg);
                 c
             }
-            Target::Rzk => {
+            Target::Rzk | Target::RzkEnsemble => {
                 let mut c = Command::new(env!("CARGO_BIN_EXE_rzk-server"));
                 c.arg(&cfg);
                 c
@@ -236,12 +320,21 @@ impl TestServer {
 
     /// The server's output so far.
     pub fn log(&self) -> String {
+        if self.target == Target::RzkEnsemble {
+            return (1..=self.peers.len())
+                .map(|i| {
+                    let path = self.dir.path().join(format!("peer-{i}.log"));
+                    let text = std::fs::read_to_string(path).unwrap_or_default();
+                    format!("--- peer {i}:\n{text}")
+                })
+                .collect();
+        }
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
-    /// Kills the server (data dir kept).
+    /// Kills the server (every peer of an ensemble; data dirs kept).
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
+        for mut c in self.child.take().into_iter().chain(self.others.drain(..)) {
             let _ = c.kill();
             let _ = c.wait();
         }

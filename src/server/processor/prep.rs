@@ -46,10 +46,13 @@ struct NodeState {
 }
 
 /// Prepared-but-unapplied changes, keyed by path (ZooKeeper's `outstandingChanges`).
+///
+/// A path's key is shared (`Arc`) between the map and the order queue, and a path already
+/// outstanding (a busy parent) reuses its key: recording a change allocates at most once.
 #[derive(Debug, Default)]
 struct Outstanding {
-    by_path: FxHashMap<String, Record>,
-    order: VecDeque<(i64, String)>,
+    by_path: FxHashMap<Arc<str>, Record>,
+    order: VecDeque<(i64, Arc<str>)>,
 }
 
 impl Outstanding {
@@ -67,8 +70,12 @@ impl Outstanding {
     }
 
     fn insert(&mut self, path: String, rec: Record) {
-        self.order.push_back((rec.zxid, path.clone()));
-        self.by_path.insert(path, rec);
+        let key = match self.by_path.get_key_value(path.as_str()) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(path),
+        };
+        self.order.push_back((rec.zxid, key.clone()));
+        self.by_path.insert(key, rec);
     }
 }
 
@@ -84,12 +91,58 @@ pub struct Prep {
 struct View<'a> {
     tree: &'a DataTree,
     outstanding: &'a Outstanding,
-    overlay: FxHashMap<String, Record>,
-    overlay_order: Vec<String>,
+    overlay: Overlay,
     zxid: i64,
 }
 
+/// This request's own changes in the order first made, one entry per path. A request touches
+/// few paths (two for a create), so a short list is searched directly; a large multi gets an
+/// index once the list grows past [`Overlay::SCAN`].
+#[derive(Default)]
+struct Overlay {
+    entries: Vec<(String, Record)>,
+    index: FxHashMap<String, usize>,
+}
+
+impl Overlay {
+    /// Entries searched linearly before the index is used.
+    const SCAN: usize = 16;
+
+    fn position(&self, path: &str) -> Option<usize> {
+        if self.entries.len() <= Self::SCAN {
+            self.entries.iter().position(|(p, _)| p == path)
+        } else {
+            self.index.get(path).copied()
+        }
+    }
+
+    fn get(&self, path: &str) -> Option<&Record> {
+        self.position(path).map(|i| &self.entries[i].1)
+    }
+
+    fn set(&mut self, path: &str, rec: Record) {
+        if let Some(i) = self.position(path) {
+            self.entries[i].1 = rec;
+            return;
+        }
+        self.entries.push((path.to_owned(), rec));
+        if self.entries.len() > Self::SCAN {
+            if self.index.is_empty() {
+                for (i, (p, _)) in self.entries.iter().enumerate() {
+                    self.index.insert(p.clone(), i);
+                }
+            } else {
+                self.index.insert(path.to_owned(), self.entries.len() - 1);
+            }
+        }
+    }
+}
+
 impl View<'_> {
+    fn new<'a>(tree: &'a DataTree, outstanding: &'a Outstanding, zxid: i64) -> View<'a> {
+        View { tree, outstanding, overlay: Overlay::default(), zxid }
+    }
+
     fn get(&self, path: &str) -> Option<NodeState> {
         if let Some(r) = self.overlay.get(path) {
             return r.node.clone();
@@ -106,10 +159,7 @@ impl View<'_> {
     }
 
     fn set(&mut self, path: &str, node: Option<NodeState>) {
-        if !self.overlay.contains_key(path) {
-            self.overlay_order.push(path.to_owned());
-        }
-        self.overlay.insert(path.to_owned(), Record { zxid: self.zxid, node });
+        self.overlay.set(path, Record { zxid: self.zxid, node });
     }
 }
 
@@ -197,22 +247,18 @@ impl Prep {
         // Include prepared creates of this session's ephemerals, drop prepared deletes.
         for (p, r) in &self.outstanding.by_path {
             match &r.node {
-                Some(n) if n.stat.ephemeral_owner == session && !paths.contains(p) => {
-                    paths.push(p.clone())
+                Some(n)
+                    if n.stat.ephemeral_owner == session && !paths.iter().any(|x| **x == **p) =>
+                {
+                    paths.push(p.to_string())
                 }
-                None => paths.retain(|x| x != p),
+                None => paths.retain(|x| **x != **p),
                 _ => {}
             }
         }
         paths.sort();
         let zxid = self.next_zxid;
-        let mut view = View {
-            tree: &tree,
-            outstanding: &self.outstanding,
-            overlay: FxHashMap::default(),
-            overlay_order: Vec::new(),
-            zxid,
-        };
+        let mut view = View::new(&tree, &self.outstanding, zxid);
         for p in &paths {
             view.set(p, None);
             if let Some(parent) = parent_of(p) {
@@ -251,13 +297,7 @@ impl Prep {
             });
         }
         let tree = self.shared.read_tree();
-        let mut view = View {
-            tree: &tree,
-            outstanding: &self.outstanding,
-            overlay: FxHashMap::default(),
-            overlay_order: Vec::new(),
-            zxid: self.next_zxid,
-        };
+        let mut view = View::new(&tree, &self.outstanding, self.next_zxid);
         let result = if op == OpCode::Multi {
             let multi =
                 MultiRequest::from_bytes(&req.body).map_err(|_| ErrorCode::MarshallingError);
@@ -408,6 +448,7 @@ impl Prep {
         parent.stat.cversion = parent_cversion;
         parent.stat.pzxid = view.zxid;
         parent.child_count += 1;
+        let parent_acl = parent.acl.clone();
         view.set(parent_path, Some(parent));
         let owner = match op {
             OpCode::CreateContainer => NodeKind::Container.owner(),
@@ -422,7 +463,9 @@ impl Prep {
             ephemeral_owner: owner,
             ..StatPersisted::default()
         };
-        view.set(&path, Some(NodeState { stat, child_count: 0, acl: Arc::new(acl.clone()) }));
+        // Children usually carry their parent's ACL: share its list instead of copying it.
+        let node_acl = if *parent_acl == acl { parent_acl } else { Arc::new(acl.clone()) };
+        view.set(&path, Some(NodeState { stat, child_count: 0, acl: node_acl }));
         Ok(match op {
             OpCode::CreateContainer => Txn::CreateContainer(CreateContainerTxn {
                 path,
@@ -491,8 +534,7 @@ impl Prep {
 }
 
 fn take_overlay(view: View<'_>) -> Vec<(String, Record)> {
-    let View { mut overlay, overlay_order, .. } = view;
-    overlay_order.into_iter().filter_map(|p| overlay.remove(&p).map(|r| (p, r))).collect()
+    view.overlay.entries
 }
 
 fn decode_write(op: OpCode, body: &[u8]) -> Result<WriteOp, ErrorCode> {
@@ -573,6 +615,24 @@ mod tests {
         assert_eq!(sequence_suffix(0), "0000000000");
         assert_eq!(sequence_suffix(42), "0000000042");
         assert_eq!(sequence_suffix(-5), "-000000005");
+    }
+
+    #[test]
+    fn overlay_finds_every_path_before_and_after_the_index() {
+        let rec = |zxid| Record { zxid, node: None };
+        let mut o = Overlay::default();
+        for i in 0..40 {
+            o.set(&format!("/p{i}"), rec(i));
+            o.set(&format!("/p{}", i / 2), rec(100 + i));
+        }
+        assert_eq!(o.entries.len(), 40);
+        for i in 0..40i64 {
+            let want = if i < 20 { 100 + 2 * i + 1 } else { i };
+            assert_eq!(o.get(&format!("/p{i}")).map(|r| r.zxid), Some(want), "/p{i}");
+        }
+        assert!(o.get("/p40").is_none());
+        let order: Vec<&str> = o.entries.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(order[..3], ["/p0", "/p1", "/p2"]);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 # suite (tests/interop) against target/debug/rzk-server. Installs what is missing first (run as
 # root on a fresh Debian machine): Apache ZooKeeper 3.8 (the oracle, for ZK_TARGET=apache and
 # the Java CLI tests) and a Python venv at .venv with the pinned tests/interop/requirements.txt.
-# ZK_TARGET=apache runs the interop suite against Apache ZooKeeper instead of rzk.
+# The client and kazoo suites also run against a 3-peer rzk ensemble.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,27 +29,37 @@ cargo build --bins
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test 2>&1 | tee --append "$log"
-# The client library's suite again, unchanged, against Apache ZooKeeper 3.8.
-RZK_TEST_TARGET=apache cargo test --test client_ops --test client_watches --test client_session \
-    --test client_cli --test client_bench 2>&1 | tee --append "$log"
+# The client library's suite again, unchanged, against Apache ZooKeeper 3.8 and against a
+# 3-peer rzk ensemble.
+for target in apache rzk-ensemble; do
+    RZK_TEST_TARGET=$target cargo test --test client_ops --test client_watches \
+        --test client_session --test client_cli --test client_bench 2>&1 | tee --append "$log"
+done
 rust_passed=$(awk '/^test result:/ { n += $4 } END { print n + 0 }' "$log")
 rust_failed=$(awk '/^test result:/ { n += $6 } END { print n + 0 }' "$log")
 
-# pytest exits 1 on failures and 5 when it collected nothing; both stop this script.
+# The kazoo suite against rzk standalone, then against a 3-peer rzk ensemble. pytest exits 1
+# on failures and 5 when it collected nothing; both make this script fail.
 status=0
-(cd tests/interop && ../../.venv/bin/python -m pytest -q) 2>&1 | tee "$log" || status=$?
-summary=$(tail --lines=1 "$log")
-count() {
-    grep --only-matching --extended-regexp "[0-9]+ $1" <<<"$summary" \
-        | cut --delimiter=' ' --fields=1 || echo 0
-}
-py_passed=$(count passed)
-py_failed=$(($(count failed) + $(count error)))
+py_passed=0
+py_failed=0
+for target in rzk rzk-ensemble; do
+    (cd tests/interop && ZK_TARGET=$target ../../.venv/bin/python -m pytest -q) 2>&1 \
+        | tee "$log" || status=$?
+    summary=$(tail --lines=1 "$log")
+    count() {
+        grep --only-matching --extended-regexp "[0-9]+ $1" <<<"$summary" \
+            | cut --delimiter=' ' --fields=1 || echo 0
+    }
+    passed=$(count passed)
+    if [ "$passed" -eq 0 ]; then
+        echo "scripts/test.sh: the interop suite ran no tests against $target" >&2
+        status=1
+    fi
+    py_passed=$((py_passed + passed))
+    py_failed=$((py_failed + $(count failed) + $(count error)))
+done
 echo "cargo test: ${rust_passed} passed, ${rust_failed} failed; interop: ${py_passed} passed, ${py_failed} failed"
-if [ "$status" -eq 5 ] || [ "$py_passed" -eq 0 ]; then
-    echo "scripts/test.sh: the interop suite ran no tests" >&2
-    exit 1
-fi
 # The last line counts every test: "N passed, N failed".
 echo "$((rust_passed + py_passed)) passed, $((rust_failed + py_failed)) failed"
 exit "$status"

@@ -32,7 +32,7 @@ use log::{debug, error, info, warn};
 use super::peer::{write_epoch_file, PeerCtx, RoleEnd, Threads};
 use super::zab::codec::{from_packet, to_packet};
 use super::zab::leader::{Action, Handle, Leader, LeaderConfig};
-use super::zab::msg::make_zxid;
+use super::zab::msg::{make_zxid, Msg};
 use super::zab::packet::{
     decode_int_data, decode_ping_sessions, read_packet, write_packet, PacketType, QuorumPacket,
     RequestData, RevalidateReply, RevalidateRequest,
@@ -114,6 +114,7 @@ pub fn lead(ctx: &PeerCtx, rec: Recovered, accepted: i64, current: i64) -> RoleE
         shared,
         writers: BTreeMap::new(),
         streams: BTreeMap::new(),
+        sids: BTreeMap::new(),
         fifo: VecDeque::new(),
         pipeline: None,
         applied: Arc::new(AtomicI64::new(last_zxid)),
@@ -155,6 +156,8 @@ struct LeaderShell<'a> {
     shared: Arc<Shared>,
     writers: BTreeMap<Handle, Sender<Vec<u8>>>,
     streams: BTreeMap<Handle, TcpStream>,
+    /// Learner sids by connection, once their LearnerInfo arrived.
+    sids: BTreeMap<Handle, u64>,
     fifo: VecDeque<Request>,
     pipeline: Option<Pipeline>,
     applied: Arc<AtomicI64>,
@@ -236,7 +239,12 @@ impl LeaderShell<'_> {
                     _ => {}
                 }
                 match from_packet(&p) {
-                    Ok(msg) => self.core.handle_msg(h, msg, now),
+                    Ok(msg) => {
+                        if let Msg::LearnerInfo { sid, .. } = &msg {
+                            self.sids.insert(h, sid.0);
+                        }
+                        self.core.handle_msg(h, msg, now)
+                    }
                     Err(e) => {
                         warn!("leader: dropping learner {h}: {e}");
                         self.drop_learner(h);
@@ -248,6 +256,7 @@ impl LeaderShell<'_> {
     }
 
     fn drop_learner(&mut self, h: Handle) {
+        self.sids.remove(&h);
         self.writers.remove(&h);
         if let Some(s) = self.streams.remove(&h) {
             let _ = s.shutdown(std::net::Shutdown::Both);
@@ -280,7 +289,10 @@ impl LeaderShell<'_> {
         if let Some(ids) = &p.authinfo {
             req.auth = Arc::new(AuthInfo { ids: ids.clone() });
         }
-        req.origin = Some(h);
+        let Some(sid) = self.sids.get(&h) else {
+            return warn!("leader: REQUEST from learner {h} before its LearnerInfo");
+        };
+        req.origin = Some(*sid);
         let _ = pipeline.threads.prep_tx.send(req);
     }
 
@@ -297,7 +309,14 @@ impl LeaderShell<'_> {
     fn on_revalidate(&mut self, h: Handle, p: &QuorumPacket) {
         let Ok(r) = RevalidateRequest::decode(p.data()) else { return };
         let now = self.shared.now_ms();
-        let valid = self.shared.with_sessions(|s| s.touch(r.session_id, r.timeout_ms, now));
+        let owner = self.sids.get(&h).copied();
+        let valid = self.shared.with_sessions(|s| {
+            let valid = s.touch(r.session_id, r.timeout_ms, now);
+            if let (true, Some(owner)) = (valid, owner) {
+                s.set_owner(r.session_id, owner);
+            }
+            valid
+        });
         info!("leader: revalidated session 0x{:x} for learner {h}: {valid}", r.session_id);
         let reply = RevalidateReply { session_id: r.session_id, valid };
         let packet = QuorumPacket::new(PacketType::Revalidate, -1, Some(reply.encode()));
@@ -306,9 +325,12 @@ impl LeaderShell<'_> {
 
     /// A request out of prep: propose its txn, then on to the local log.
     fn on_prepared(&mut self, r: Request) {
-        if let (Some(h), None) = (r.origin, &r.txn) {
+        if let (Some(sid), None) = (r.origin, &r.txn) {
             if r.op == OpCode::Sync.code() {
-                self.core.sync_request(h);
+                let h = self.sids.iter().find(|(_, s)| **s == sid).map(|(h, _)| *h);
+                if let Some(h) = h {
+                    self.core.sync_request(h);
+                }
                 return;
             }
         }

@@ -33,7 +33,7 @@ use super::zab::learner::{Action, Learner, LearnerConfig};
 use super::zab::msg::{Msg, Payload};
 use super::zab::packet::{
     encode_int_data, encode_ping_sessions, read_packet, write_packet, PacketType, QuorumPacket,
-    RequestData,
+    RequestData, RevalidateRequest,
 };
 use super::zab::snap::{read_snap, SnapState};
 use crate::jute::txn::{Txn, TxnEntry};
@@ -134,6 +134,7 @@ pub fn learn(
         pipeline: None,
         fifo: VecDeque::new(),
         applied: Arc::new(AtomicI64::new(last_zxid)),
+        observer,
     };
     let end = shell.run(&events);
     let _ = stream.shutdown(std::net::Shutdown::Both);
@@ -223,6 +224,7 @@ struct LearnerShell<'a> {
     pipeline: Option<Pipeline>,
     fifo: VecDeque<(Request, Wait)>,
     applied: Arc<AtomicI64>,
+    observer: bool,
 }
 
 impl LearnerShell<'_> {
@@ -335,6 +337,9 @@ impl LearnerShell<'_> {
                 } else {
                     self.apply_now(&entry);
                 }
+            }
+            Action::Log { .. } if self.observer && !self.ctx.quorum.sync_enabled => {
+                // syncEnabled=false: an observer keeps txns in memory only.
             }
             Action::Log { zxid, payload } => {
                 let entry = decode(zxid, &payload).map_err(err)?;
@@ -471,6 +476,16 @@ impl LearnerShell<'_> {
             (Kind::Client, Some(o)) if o.is_write() || o == OpCode::CloseSession => {
                 self.forward(&request_data(&r), &r);
                 Wait::Commit(r.session, r.xid)
+            }
+            (Kind::Reattach { timeout_ms }, _) => {
+                // The leader makes this server the session's owner (SESSIONMOVED for writes
+                // still coming through the old server) and touches it.
+                let body = RevalidateRequest { session_id: r.session, timeout_ms: *timeout_ms };
+                let p = QuorumPacket::new(PacketType::Revalidate, -1, Some(body.encode()));
+                if let Err(e) = self.send(&p) {
+                    warn!("learner: cannot revalidate session 0x{:x}: {e}", r.session);
+                }
+                return;
             }
             (Kind::Expire | Kind::Internal, _) => {
                 debug!("learner: dropping a server-internal request (the leader runs those)");

@@ -507,12 +507,14 @@ impl Selector {
             }
         }
         let Some(conn) = self.conns.get_mut(key) else { return false };
+        let mut reattached = false;
         let resp = if valid {
             conn.session = id;
             conn.state = State::Established;
             conn.lop = "SESS";
             self.by_session.insert(id, conn_id);
             info!("session 0x{id:x} re-established from {peer}, timeout {timeout}ms");
+            reattached = true;
             ConnectResponse {
                 protocol_version: 0,
                 time_out: timeout,
@@ -535,6 +537,10 @@ impl Selector {
         frame::write(&mut f, &resp.to_bytes());
         conn.queue(&f);
         self.shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+        if reattached && shared.settings.mode != ServerMode::Standalone {
+            let kind = Kind::Reattach { timeout_ms: timeout };
+            self.submit(Request::new(None, id, 0, OpCode::CreateSession.code(), kind));
+        }
         true
     }
 

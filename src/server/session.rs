@@ -20,6 +20,8 @@ pub struct Session {
     pub expire_at_ms: u64,
     /// Being closed: further requests get SESSIONEXPIRED.
     pub closing: bool,
+    /// The quorum member whose client connection holds the session (leader only).
+    pub owner: Option<u64>,
 }
 
 /// The tracker.
@@ -104,8 +106,9 @@ impl SessionTracker {
     /// Tracks a session with a known id (recovery, createSession txn); a fresh full timeout.
     pub fn add(&mut self, id: i64, timeout_ms: i32, now_ms: u64) {
         let expire_at_ms = self.bucket(now_ms, timeout_ms);
+        let owner = self.sessions.get(&id).and_then(|s| s.owner);
         if let Some(old) =
-            self.sessions.insert(id, Session { timeout_ms, expire_at_ms, closing: false })
+            self.sessions.insert(id, Session { timeout_ms, expire_at_ms, closing: false, owner })
         {
             self.unbucket(id, old.expire_at_ms);
         }
@@ -139,6 +142,22 @@ impl SessionTracker {
         self.unbucket(id, old);
         self.buckets.entry(bucket).or_default().insert(id);
         true
+    }
+
+    /// Records which quorum member holds the session's connection (the leader's
+    /// `setOwner`, on createSession and re-attach).
+    pub fn set_owner(&mut self, id: i64, owner: u64) {
+        if let Some(s) = self.sessions.get_mut(&id) {
+            s.owner = Some(owner);
+        }
+    }
+
+    /// SESSIONMOVED when the session is known to be held by another member than `owner`.
+    pub fn check_owner(&self, id: i64, owner: u64) -> Result<(), ErrorCode> {
+        match self.sessions.get(&id).and_then(|s| s.owner) {
+            Some(o) if o != owner => Err(ErrorCode::SessionMoved),
+            _ => Ok(()),
+        }
     }
 
     /// Marks a session closing (closeSession submitted).

@@ -516,8 +516,8 @@ impl Leader {
         if zxid < self.last_committed {
             // Entries after the applied zxid are never trimmed, and the snapshot was taken at
             // or after it; otherwise the log must start at or before the snapshot.
-            let covered = self.applied <= zxid
-                || self.committed_log.front().is_some_and(|(z, _)| *z <= zxid);
+            let covered =
+                self.applied <= zxid || self.committed_log.front().is_some_and(|(z, _)| *z <= zxid);
             if !covered {
                 return self.close(h, "committed log does not reach back to the snapshot");
             }

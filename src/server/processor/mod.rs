@@ -48,6 +48,12 @@ pub enum Kind {
     Internal,
     /// An opcode the server does not implement: reply UNIMPLEMENTED and close.
     Unimplemented,
+    /// A client re-attached to its session on this server (no reply): a learner tells the
+    /// leader (REVALIDATE), which makes this server the session's owner.
+    Reattach {
+        /// The negotiated timeout.
+        timeout_ms: i32,
+    },
 }
 
 /// One request moving through the pipeline.
@@ -75,7 +81,7 @@ pub struct Request {
     pub txn: Option<TxnEntry>,
     /// An error found by prep for a request without a txn (reads): the reply's err.
     pub err: ErrorCode,
-    /// The learner connection that forwarded this request (quorum leader only).
+    /// The sid of the learner that forwarded this request (quorum leader only).
     pub origin: Option<u64>,
 }
 

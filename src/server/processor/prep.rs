@@ -28,7 +28,7 @@ use crate::jute::{Jute, Reader};
 use crate::proto::{path, CreateMode, ErrorCode, OpCode};
 use crate::server::acl::{self, AuthInfo};
 use crate::server::datatree::{parent_of, DataTree, NodeKind, MAX_TTL_MS, SPECIAL_PATHS};
-use crate::server::Shared;
+use crate::server::{ServerMode, Shared};
 
 /// What prep knows about a path: the tree's state plus prepared changes.
 #[derive(Debug, Clone)]
@@ -179,6 +179,10 @@ impl Prep {
         Prep { shared, next_zxid: last_zxid + 1, outstanding: Outstanding::default(), applied }
     }
 
+    fn my_sid(&self) -> u64 {
+        u64::from(self.shared.settings.server_id)
+    }
+
     /// The thread body: prepare every request and pass it on.
     pub fn run(mut self, input: Receiver<Request>, output: Sender<Request>) {
         for req in input {
@@ -197,7 +201,18 @@ impl Prep {
         let op = OpCode::from_i32(req.op);
         match (&req.kind, op) {
             (Kind::ConnectionClosed | Kind::Unimplemented, _) => req,
+            (Kind::Reattach { .. }, _) => {
+                if self.shared.settings.mode == ServerMode::Leader {
+                    let owner = req.origin.unwrap_or(self.my_sid());
+                    self.shared.with_sessions(|s| s.set_owner(req.session, owner));
+                }
+                req
+            }
             (Kind::NewSession { timeout_ms, .. }, _) => {
+                if self.shared.settings.mode == ServerMode::Leader {
+                    let owner = req.origin.unwrap_or(self.my_sid());
+                    self.shared.with_sessions(|s| s.set_owner(req.session, owner));
+                }
                 let txn = Txn::CreateSession { timeout_ms: *timeout_ms };
                 req.op = OpCode::CreateSession.code();
                 self.attach(&mut req, txn);
@@ -284,6 +299,10 @@ impl Prep {
     fn prepare_write(&mut self, req: &Request, op: OpCode) -> Result<Txn, ErrorCode> {
         if req.kind == Kind::Client {
             self.shared.sessions_check(req.session)?;
+            if self.shared.settings.mode == ServerMode::Leader {
+                let owner = req.origin.unwrap_or(self.my_sid());
+                self.shared.with_sessions(|s| s.check_owner(req.session, owner))?;
+            }
         }
         if path::null_path_body(op, &req.body) {
             return Err(ErrorCode::MarshallingError);

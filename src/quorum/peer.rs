@@ -82,10 +82,12 @@ impl PeerCtx {
     }
 }
 
-/// Whether recovery left state that only the log holds (no snapshot yet, replayed txns, a cut
-/// tail): like `ZooKeeperServer.loadData`, a role then writes a clean snapshot first.
+/// Whether the data dir has no snapshot yet: a role then writes one first, so that every later
+/// start has a base to replay the log onto. Unlike a standalone server, a peer does not
+/// snapshot the replayed log at start-up: its tail may hold txns that never committed, which a
+/// TRUNC from the next leader must be able to cut (a snapshot would keep them).
 pub fn needs_snapshot(rec: &database::Recovered) -> bool {
-    rec.snapshot_zxid < 0 || rec.replayed > 0 || rec.truncated
+    rec.snapshot_zxid < 0
 }
 
 /// Writes a snapshot of `shared` now (before the role serves anyone).

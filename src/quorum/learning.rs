@@ -49,6 +49,17 @@ enum Event {
     Gone(String),
 }
 
+/// Inputs handled between two flushes at most.
+const BATCH: usize = 256;
+
+/// One input of the learner thread.
+enum Input {
+    Event(Option<Event>),
+    Local(Option<Request>),
+    Synced(Option<Request>),
+    Timer,
+}
+
 /// What a queued local request waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wait {
@@ -242,43 +253,69 @@ impl LearnerShell<'_> {
             };
             let none = never();
             let (local, sync_out) = match &self.pipeline {
-                Some(p) => (&p.local, &p.sync_out),
-                None => (&none, &none),
+                Some(p) => (p.local.clone(), p.sync_out.clone()),
+                None => (none.clone(), none),
             };
-            let now = Instant::now;
-            select! {
-                recv(events) -> e => match e {
-                    Ok(Event::Packet(p)) => {
-                        match from_packet(&p) {
-                            Ok(msg) => self.core.handle_msg(msg, now()),
-                            Err(e) => return RoleEnd::Lost(format!("from the leader: {e}")),
-                        }
-                    }
-                    Ok(Event::Snap(zxid, state)) => {
-                        self.load_snap(zxid, *state);
-                        self.core.handle_msg(Msg::Snap { zxid }, now());
-                    }
-                    Ok(Event::Gone(why)) => return RoleEnd::Lost(format!("leader connection: {why}")),
-                    Err(_) => return RoleEnd::Lost("leader reader stopped".into()),
-                },
-                recv(local) -> r => match r {
-                    Ok(r) => self.on_local(r),
-                    Err(_) => return RoleEnd::Error("client pipeline stopped".into()),
-                },
-                recv(sync_out) -> r => match r {
-                    Ok(r) => {
-                        if let Some(e) = &r.txn {
-                            self.core.logged(e.header.zxid);
-                        }
-                    }
-                    Err(_) => return RoleEnd::Error("sync stage stopped".into()),
-                },
-                recv(timer) -> _ => self.core.handle_timeout(now()),
+            let input = select! {
+                recv(events) -> e => Input::Event(e.ok()),
+                recv(local) -> r => Input::Local(r.ok()),
+                recv(sync_out) -> r => Input::Synced(r.ok()),
+                recv(timer) -> _ => Input::Timer,
+            };
+            if let Err(end) = self.handle(input) {
+                return end;
+            }
+            // Whatever else is already queued goes into the same flush (one write of many ACKs
+            // and REQUESTs instead of one each).
+            for _ in 0..BATCH {
+                let input = if let Ok(e) = events.try_recv() {
+                    Input::Event(Some(e))
+                } else if let Ok(r) = sync_out.try_recv() {
+                    Input::Synced(Some(r))
+                } else if let Ok(r) = local.try_recv() {
+                    Input::Local(Some(r))
+                } else {
+                    break;
+                };
+                if let Err(end) = self.handle(input) {
+                    return end;
+                }
+                if let Some(end) = self.drain_actions() {
+                    return end;
+                }
             }
             if !self.ctx.running() {
                 return RoleEnd::Shutdown;
             }
         }
+    }
+
+    fn handle(&mut self, input: Input) -> Result<(), RoleEnd> {
+        let now = Instant::now();
+        match input {
+            Input::Event(Some(Event::Packet(p))) => match from_packet(&p) {
+                Ok(msg) => self.core.handle_msg(msg, now),
+                Err(e) => return Err(RoleEnd::Lost(format!("from the leader: {e}"))),
+            },
+            Input::Event(Some(Event::Snap(zxid, state))) => {
+                self.load_snap(zxid, *state);
+                self.core.handle_msg(Msg::Snap { zxid }, now);
+            }
+            Input::Event(Some(Event::Gone(why))) => {
+                return Err(RoleEnd::Lost(format!("leader connection: {why}")))
+            }
+            Input::Event(None) => return Err(RoleEnd::Lost("leader reader stopped".into())),
+            Input::Local(Some(r)) => self.on_local(r),
+            Input::Local(None) => return Err(RoleEnd::Error("client pipeline stopped".into())),
+            Input::Synced(Some(r)) => {
+                if let Some(e) = &r.txn {
+                    self.core.logged(e.header.zxid);
+                }
+            }
+            Input::Synced(None) => return Err(RoleEnd::Error("sync stage stopped".into())),
+            Input::Timer => self.core.handle_timeout(now),
+        }
+        Ok(())
     }
 
     fn send(&mut self, packet: &QuorumPacket) -> Result<(), String> {

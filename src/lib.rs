@@ -11,8 +11,11 @@
 //! - [`limits`] names every bound (buffer sizes, timeouts, defaults) with its reason.
 //! - [`config`] turns zoo.cfg and `-D` system properties into a valid [`config::ServerConfig`].
 //! - [`cli`] is the `rzk-server` command line (Apache's two argument forms), as functions.
-//! - [`quorum`] is the ensemble side: votes, election wire formats, the leader election core.
-//! - [`server`] runs the server from a `ServerConfig`.
+//! - [`quorum`] is the ensemble side: votes and fast leader election, the Zab leader and
+//!   learner cores and their wire formats, and the quorum peer's role loop with the leader,
+//!   learner and LOOKING (not serving / read-only) shells around the server's pipeline.
+//! - [`server`] runs the server from a `ServerConfig`: standalone, or hands a configuration
+//!   with `server.N` lines to [`quorum::peer::run`].
 //! - [`client`] is a ClientCnxn-style client library (send thread, event thread) used by
 //!   `rzk-cli` and `rzk-bench`.
 #![warn(missing_docs)]

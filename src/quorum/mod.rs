@@ -1,4 +1,4 @@
-//! The quorum: leader election now, the Zab roles later (quorum-protocol.md).
+//! The quorum: leader election, Zab and the peer's roles (quorum-protocol.md).
 //!
 //! The cores have no I/O; the shells around them are thin:
 //!
@@ -11,8 +11,9 @@
 //! - [`zab`]: Zab: the learner-connection packets, the SNAP stream, and the leader and
 //!   learner cores.
 //! - [`cnxmanager`]: the election channel's TCP connections and worker threads, and
-//!   [`election_thread`]: the shell that runs the core over them. Neither is wired into the
-//!   server yet; the peer thread below does not exist.
+//!   [`election_thread`]: the shell that runs the core over them.
+//! - [`peer`]: the quorum peer's start-up and role loop; [`leading`], [`learning`] and
+//!   [`looking`]: the shells of each role around the Zab cores and the server's pipeline.
 //!
 //! # Thread map (mirrors QuorumPeer, FastLeaderElection and QuorumCnxManager)
 //!
@@ -28,9 +29,13 @@
 //!                    receive channel, control, or the core's poll_timeout; feeds the core,
 //!                    hands poll_send to the cnxmanager (a message to itself comes straight
 //!                    back) and poll_outcome to the peer thread; no protocol logic of its own
-//! peer thread        (planned) the role loop: LOOKING (waits for the election outcome),
-//!                    FOLLOWING, LEADING, OBSERVING (the Zab cores); when a role ends it sets
-//!                    the new vote inputs and starts the election again
+//! peer thread        (peer) the role loop: LOOKING (waits for the election outcome while
+//!                    the client port is not serving or read-only), then LEADING (leading:
+//!                    this thread runs the leader core; acceptor + per-learner reader/writer
+//!                    threads) or FOLLOWING/OBSERVING (learning: this thread runs the learner
+//!                    core; a reader thread for the leader's packets); each role starts its
+//!                    own client pipeline over the database recovered from disk and stops it
+//!                    when the role ends; then the new vote inputs and a new election
 //! ```
 //!
 //! The election core keeps answering notifications while the peer is FOLLOWING or LEADING

@@ -579,7 +579,7 @@ fn stale_leader_txn_logged_by_frozen_followers_is_kept_consistently() {
 #[test]
 fn observer_watches_and_sync() {
     let t0 = Instant::now();
-    let ens = start(3, 1);
+    let mut ens = start(3, 1);
     let observer = ens.observers()[0];
     ens.wait_for_mode(observer, "observer", ELECTION);
     let participant = ens.participants()[1];
@@ -622,6 +622,27 @@ fn observer_watches_and_sync() {
     for id in ens.participants() {
         assert_eq!(read_through(&ens, id, "/from-observer").as_deref(), Some(&b"o"[..]));
     }
+    drop(oc);
+
+    // An observer that was down for more writes than the committed log holds catches up.
+    ens.kill9(observer);
+    pc.create("/obs-snap", b"", &open(), CreateMode::Persistent).unwrap();
+    let results = pipelined(600, 200, |i, done| {
+        let path = format!("/obs-snap/n{i:03}");
+        pc.create_async(&path, b"s", &open(), CreateMode::Persistent, done)
+    });
+    assert!(results.iter().all(|r| r.is_ok()), "pipelined creates");
+    let leader = ens.leader().expect("leader");
+    let from = ens.log(leader).len();
+    ens.restart(observer);
+    ens.wait_for_mode(observer, "observer", ELECTION);
+    let line = sync_line(&ens.log(leader), from, observer).expect("the leader logged the sync");
+    assert!(line.contains("with SNAP"), "{line}");
+    let oc = synced(&ens, observer);
+    assert_eq!(subtree(&oc, "/obs-snap").len(), 600);
+    pc.set_data("/watched", b"last", -1).unwrap();
+    oc.sync("/").unwrap();
+    assert_eq!(oc.get_data("/watched", false).unwrap().0, b"last");
     eprintln!("scenario 5 in {:?}", t0.elapsed());
 }
 
@@ -841,4 +862,46 @@ fn sessions_move_between_servers_and_expire() {
         gone.elapsed(),
         t0.elapsed()
     );
+}
+
+/// Scenario 9b: sessions across a leader change: a live client's session (4 s timeout) and its
+/// ephemeral survive the kill of the leader and stay for several session timeouts under the
+/// new leader (the learners report the session's pings); the ephemeral of a session whose
+/// client vanished before the kill is expired by the new leader.
+#[test]
+fn sessions_survive_leader_failover_and_orphans_expire() {
+    let t0 = Instant::now();
+    let mut ens = start(3, 0);
+    let leader = ens.leader().expect("leader");
+    let fs = followers(&ens, leader);
+    let live = connect(
+        ClientConfig::new(&ens.connect_string_of(&fs), Duration::from_secs(4))
+            .request_timeout(Duration::from_secs(5)),
+    );
+    let sid = live.session_id();
+    live.create("/live", b"", &open(), CreateMode::Ephemeral).unwrap();
+    let mut orphan = harness::wire::Session::open_with_timeout(ens.client_addr(fs[0]), 4000);
+    assert_eq!(orphan.create("/orphan", b"", 1).0.err, 0);
+    drop(orphan);
+
+    ens.kill9(leader);
+    let new_leader = ens.wait_for_leader(ELECTION);
+    assert_eq!(live.wait_for_state(|s| s == State::Connected, ELECTION), State::Connected);
+    let other = *fs.iter().find(|&&id| id != new_leader).unwrap();
+    wait_until("the orphan's ephemeral to expire", Duration::from_secs(20), || {
+        read_through(&ens, other, "/orphan").is_none()
+    });
+    // Over two session timeouts under the new leader: the live session stays.
+    std::thread::sleep(Duration::from_secs(9));
+    assert_eq!(live.state(), State::Connected);
+    assert_eq!(live.session_id(), sid);
+    for id in fs.iter().copied() {
+        let c = synced(&ens, id);
+        let stat = c.exists("/live", false).unwrap();
+        assert_eq!(stat.map(|s| s.ephemeral_owner), Some(sid.0), "peer {id}");
+        assert!(c.exists("/orphan", false).unwrap().is_none(), "peer {id}");
+    }
+    live.close().unwrap();
+    assert_eq!(read_through(&ens, other, "/live"), None);
+    eprintln!("scenario 9b in {:?}", t0.elapsed());
 }

@@ -405,7 +405,12 @@ impl LeaderShell<'_> {
                         return Some(RoleEnd::Error(e));
                     }
                 }
-                Action::Committed(_) => self.release(),
+                Action::Committed(_) => {
+                    self.release();
+                    // Lets the core trim its committed log (kept for DIFF) down to
+                    // commitLogCount: only entries the apply stage has passed may go.
+                    self.core.set_applied(self.applied.load(Ordering::Acquire));
+                }
                 Action::Abandon(why) => return Some(RoleEnd::Lost(why)),
             }
         }

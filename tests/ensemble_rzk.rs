@@ -1,0 +1,907 @@
+//! rzk's replicated mode with real processes (tests/harness/ensemble.rs): writes through any
+//! server, kill -9 of the leader under write load with no acknowledged write lost, DIFF and
+//! SNAP catch-up of a follower, truncation of a stale leader's uncommitted txn, observers'
+//! watches and sync, a minority that cannot commit, read-only mode, a 5-peer ensemble losing
+//! two peers, and sessions moving between servers and expiring.
+//!
+//! Every scenario uses short ticks (250 ms) so elections and failure detection take a second
+//! or two, and is bounded in time and in the number of operations. Ensembles run one at a
+//! time (`RZK_TEST_ENSEMBLES`).
+
+mod harness;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use harness::ensemble::{four_letter, set_key, Ensemble, Flavor};
+use rzk::client::{Client, ClientConfig, Error, Op, State, Watcher};
+use rzk::jute::data::Acl;
+use rzk::proto::{CreateMode, ErrorCode, EventType};
+
+const ELECTION: Duration = Duration::from_secs(20);
+
+/// Short ticks, generous init/sync limits (debug builds on a busy 2-core machine) and long
+/// enough sessions to survive an election.
+fn fast(cfg: &mut String) {
+    set_key(cfg, "tickTime", "250");
+    set_key(cfg, "initLimit", "20");
+    set_key(cfg, "syncLimit", "8");
+    set_key(cfg, "maxSessionTimeout", "30000");
+}
+
+fn start(participants: usize, observers: usize) -> Ensemble {
+    let t0 = Instant::now();
+    let ens = Ensemble::start(Flavor::rzk(), participants, observers, |_, cfg| fast(cfg));
+    ens.wait_for_leader(ELECTION);
+    ens.wait_all_serving(ELECTION);
+    eprintln!("ensemble of {participants}+{observers} up in {:?}", t0.elapsed());
+    ens
+}
+
+fn open() -> Vec<Acl> {
+    Acl::open_unsafe()
+}
+
+/// A connected client from `cfg` (bounded retries: a server may be between leaders).
+fn connect(cfg: ClientConfig) -> Client {
+    let deadline = Instant::now() + ELECTION;
+    loop {
+        let c = cfg.clone().connect().expect("client");
+        match c.wait_connected(Duration::from_secs(5)) {
+            Ok(()) => return c,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("connect to {}: {e}; retrying", cfg.connect_string);
+                let _ = c.close();
+            }
+            Err(e) => panic!("cannot connect to {}: {e}", cfg.connect_string),
+        }
+    }
+}
+
+fn config(connect_string: &str) -> ClientConfig {
+    ClientConfig::new(connect_string, Duration::from_secs(15))
+        .request_timeout(Duration::from_secs(5))
+}
+
+/// A client of peer `id` only, caught up with the leader (sync).
+fn synced(ens: &Ensemble, id: u32) -> Client {
+    let c = connect(config(&ens.client_addr(id).to_string()));
+    c.sync("/").unwrap_or_else(|e| panic!("sync through peer {id}: {e}"));
+    c
+}
+
+/// `path`'s data through peer `id` after a sync; `None` when it does not exist.
+fn read_through(ens: &Ensemble, id: u32, path: &str) -> Option<Vec<u8>> {
+    let c = synced(ens, id);
+    match c.get_data(path, false) {
+        Ok((d, _)) => Some(d),
+        Err(Error::Server(ErrorCode::NoNode)) => None,
+        Err(e) => panic!("get {path} through peer {id}: {e}"),
+    }
+}
+
+/// Creates `path` through `connect_string`, retrying (fresh clients) while the ensemble has
+/// no leader; NodeExists after a lost reply counts as done.
+fn create_until_ok(connect_string: &str, path: &str, data: &[u8]) {
+    let deadline = Instant::now() + ELECTION;
+    loop {
+        let c = connect(config(connect_string));
+        match c.create(path, data, &open(), CreateMode::Persistent) {
+            Ok(_) | Err(Error::Server(ErrorCode::NodeExists)) => return,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("create {path} through {connect_string}: {e}; retrying");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("create {path} through {connect_string}: {e}"),
+        }
+    }
+}
+
+/// Issues many calls with at most `window` outstanding; `issue(i, r` must call `done`
+/// exactly once with the outcome of call `i`. Returns the outcomes in order.
+fn pipelined<T: Send + 'static>(
+    n: usize,
+    window: usize,
+    mut issue: impl FnMut(usize, Box<dyn FnOnce(T) + Send>),
+) -> Vec<T> {
+    let (tx, rx) = crossbeam_channel::unbounded::<(usize, T)>();
+    let mut out: Vec<Option<T>> = (0..n).map(|_| None).collect();
+    let mut sent = 0;
+    let mut received = 0;
+    while received < n {
+        while sent < n && sent - received < window {
+            let tx = tx.clone();
+            let i = sent;
+            issue(i, Box::new(move |r| drop(tx.send((i, r)))));
+            sent += 1;
+        }
+        let (i, r) = rx.recv_timeout(Duration::from_secs(30)).expect("pipelined reply");
+        out[i] = Some(r);
+        received += 1;
+    }
+    out.into_iter().map(|r| r.expect("every reply")).collect()
+}
+
+/// Every child of `parent` with its data, through `c` (data read pipelined).
+fn subtree(c: &Client, parent: &str) -> BTreeMap<String, Vec<u8>> {
+    let mut names = c.get_children(parent, false).unwrap_or_else(|e| panic!("ls {parent}: {e}"));
+    names.sort();
+    let datas = pipelined(names.len(), 256, |i, done| {
+        c.get_data_async(&format!("{parent}/{}", names[i]), false, done)
+    });
+    names
+        .into_iter()
+        .zip(datas)
+        .map(|(n, d)| {
+            let d = d.unwrap_or_else(|e| panic!("get {parent}/{n}: {e}")).0;
+            (n, d)
+        })
+        .collect()
+}
+
+/// The Zxid line of peer `id`'s srvr answer.
+fn srvr_zxid(ens: &Ensemble, id: u32) -> Option<String> {
+    let a = four_letter(ens.client_addr(id), "srvr")?;
+    a.lines().find_map(|l| l.strip_prefix("Zxid: ")).map(|z| z.trim().to_string())
+}
+
+/// The first line of `log` after byte `from` where the leader chose how to sync learner `sid`.
+fn sync_line(log: &str, from: usize, sid: u32) -> Option<String> {
+    let needle = format!("syncing learner Some(ServerId({sid}))");
+    log.get(from..)?.lines().find(|l| l.contains(&needle)).map(str::to_string)
+}
+
+/// Waits until `f()` holds (panics with `what` after `timeout`).
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn followers(ens: &Ensemble, leader: u32) -> Vec<u32> {
+    ens.participants().into_iter().filter(|&id| id != leader).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+
+/// Scenario 1: a create through each server is read (after sync) through every other.
+#[test]
+fn writes_through_any_server_are_seen_by_all() {
+    let t0 = Instant::now();
+    let ens = start(3, 0);
+    let ids = ens.ids();
+    for &w in &ids {
+        let c = connect(config(&ens.client_addr(w).to_string()));
+        c.create(
+            &format!("/via{w}"),
+            format!("from {w}").as_bytes(),
+            &open(),
+            CreateMode::Persistent,
+        )
+        .unwrap_or_else(|e| panic!("create through {w}: {e}"));
+        let _ = c.close();
+    }
+    for &r in &ids {
+        let c = synced(&ens, r);
+        for &w in &ids {
+            let (d, _) = c.get_data(&format!("/via{w}"), false).unwrap();
+            assert_eq!(d, format!("from {w}").as_bytes(), "/via{w} read through {r}");
+        }
+    }
+    eprintln!("scenario 1 in {:?}", t0.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------
+
+const WRITERS: usize = 4;
+
+#[derive(Default)]
+struct Acked {
+    /// Sequential node name (under /load/w{i}) -> data, for every acknowledged create.
+    creates: BTreeMap<String, Vec<u8>>,
+    /// Numbers of the acknowledged multis (each created /load/m/w{i}-{n}-a and -b).
+    multis: BTreeSet<usize>,
+    errors: usize,
+}
+
+/// What one op of a writer did: a sequential create (its node name) or a multi.
+enum Done {
+    Create(String),
+    Multi,
+}
+
+/// Ops a writer keeps in flight (pipelined on its session).
+const WRITER_WINDOW: usize = 8;
+
+/// One writer: rounds of [`WRITER_WINDOW`] pipelined ops, sequential creates under
+/// /load/w{i} and every 8th op a multi (two creates and a setData), until `stop`.
+fn writer(i: usize, cs: String, stop: Arc<AtomicBool>, total: Arc<AtomicUsize>) -> Acked {
+    let mut acked = Acked::default();
+    let mut c = connect(config(&cs));
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) && n < 5000 {
+        let first = n;
+        n += WRITER_WINDOW;
+        let results = pipelined(WRITER_WINDOW, WRITER_WINDOW, |k, done| {
+            let n = first + k;
+            let data = format!("w{i}-{n}").into_bytes();
+            if n % 8 == 7 {
+                let create = |suffix: &str| Op::Create {
+                    path: format!("/load/m/w{i}-{n}-{suffix}"),
+                    data: data.clone(),
+                    acl: open(),
+                    mode: CreateMode::Persistent,
+                    ttl: None,
+                };
+                let set =
+                    Op::SetData { path: format!("/load/w{i}"), data: data.clone(), version: -1 };
+                let ops = [create("a"), create("b"), set];
+                c.multi_async(&ops, move |r| done(r.map(|_| Done::Multi)));
+            } else {
+                let path = format!("/load/w{i}/n-");
+                c.create_async(&path, &data, &open(), CreateMode::PersistentSequential, move |r| {
+                    done(r.map(|p| Done::Create(p.rsplit('/').next().unwrap_or("").to_string())))
+                });
+            }
+        });
+        let mut failed = None;
+        for (k, r) in results.into_iter().enumerate() {
+            let n = first + k;
+            match r {
+                Ok(Done::Multi) => {
+                    acked.multis.insert(n);
+                }
+                Ok(Done::Create(name)) => {
+                    let data = format!("w{i}-{n}").into_bytes();
+                    assert!(acked.creates.insert(name.clone(), data).is_none(), "reused: {name}");
+                }
+                Err(e) => {
+                    acked.errors += 1;
+                    failed = Some(e);
+                    continue;
+                }
+            }
+            total.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(e) = failed {
+            if !c.state().is_alive() {
+                eprintln!("writer {i}: {e}; client is {:?}, new session", c.state());
+                c = connect(config(&cs));
+            } else {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    let _ = c.close();
+    acked
+}
+
+/// Scenario 2: kill -9 of the leader under write load (forceSync=yes): a new leader takes the
+/// writes, and once the old leader is back every server has every acknowledged create and multi,
+/// with no duplicate and no half-applied multi.
+#[test]
+fn leader_kill9_under_write_load_loses_no_acknowledged_write() {
+    let t0 = Instant::now();
+    let mut ens = Ensemble::start(Flavor::rzk(), 3, 0, |_, cfg| {
+        fast(cfg);
+        set_key(cfg, "forceSync", "yes");
+    });
+    let leader = ens.wait_for_leader(ELECTION);
+    ens.wait_all_serving(ELECTION);
+    let all = ens.ids();
+    let setup = connect(config(&ens.connect_string()));
+    for p in ["/load", "/load/m"] {
+        setup.create(p, b"", &open(), CreateMode::Persistent).unwrap();
+    }
+    for i in 0..WRITERS {
+        setup.create(&format!("/load/w{i}"), b"", &open(), CreateMode::Persistent).unwrap();
+    }
+    let _ = setup.close();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let total = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..WRITERS)
+        .map(|i| {
+            // Each writer lists the servers from a different one (the client shuffles them
+            // anyway, so sessions end up spread).
+            let mut order = all.clone();
+            order.rotate_left(i % all.len());
+            let cs = ens.connect_string_of(&order);
+            let (stop, total) = (stop.clone(), total.clone());
+            std::thread::spawn(move || writer(i, cs, stop, total))
+        })
+        .collect();
+
+    wait_until("500 writes before the kill", Duration::from_secs(30), || {
+        total.load(Ordering::Relaxed) >= 500
+    });
+    let before = total.load(Ordering::Relaxed);
+    ens.kill9(leader);
+    let killed = Instant::now();
+    let new_leader = ens.wait_for_leader(ELECTION);
+    assert_ne!(new_leader, leader);
+    eprintln!(
+        "{before} writes acked, then peer {new_leader} leads {:?} after the kill",
+        killed.elapsed()
+    );
+    wait_until("800 writes after the kill", Duration::from_secs(40), || {
+        total.load(Ordering::Relaxed) >= before + 800
+    });
+    // The old leader rejoins while the writes go on (more than the leader's committed log
+    // behind: a SNAP followed by the proposals committed meanwhile), and follows along.
+    let from = ens.log(new_leader).len();
+    ens.restart(leader);
+    ens.wait_for_mode(leader, "follower", ELECTION);
+    let rejoined = total.load(Ordering::Relaxed);
+    eprintln!("{rejoined} writes acked when the old leader follows again");
+    wait_until("300 writes after the rejoin", Duration::from_secs(40), || {
+        total.load(Ordering::Relaxed) >= rejoined + 300
+    });
+    stop.store(true, Ordering::Relaxed);
+    let acked: Vec<Acked> = threads.into_iter().map(|t| t.join().expect("writer")).collect();
+    let errors: usize = acked.iter().map(|a| a.errors).sum();
+    eprintln!(
+        "{} writes acked, {errors} failed (connection loss / timeout)",
+        total.load(Ordering::Relaxed)
+    );
+    eprintln!("{:?}", sync_line(&ens.log(new_leader), from, leader));
+    ens.wait_all_serving(ELECTION);
+
+    let mut reference: Option<Vec<BTreeMap<String, Vec<u8>>>> = None;
+    for &id in &all {
+        let c = synced(&ens, id);
+        let mut trees = Vec::new();
+        for (i, a) in acked.iter().enumerate() {
+            let tree = subtree(&c, &format!("/load/w{i}"));
+            for (name, data) in &a.creates {
+                assert_eq!(tree.get(name), Some(data), "peer {id}: acked /load/w{i}/{name}");
+            }
+            let mut seen = BTreeSet::new();
+            for (name, data) in &tree {
+                assert!(seen.insert(data), "peer {id}: /load/w{i}/{name} duplicates a create");
+            }
+            trees.push(tree);
+        }
+        let multis = subtree(&c, "/load/m");
+        trees.push(multis.clone());
+        for (i, a) in acked.iter().enumerate() {
+            for n in &a.multis {
+                assert!(multis.contains_key(&format!("w{i}-{n}-a")), "peer {id}: multi w{i}-{n}");
+            }
+        }
+        for name in multis.keys() {
+            let other = match name.strip_suffix("-a") {
+                Some(stem) => format!("{stem}-b"),
+                None => format!("{}-a", name.strip_suffix("-b").unwrap()),
+            };
+            assert!(multis.contains_key(&other), "peer {id}: half-applied multi ({name})");
+        }
+        match &reference {
+            None => reference = Some(trees),
+            Some(r) => assert!(r == &trees, "peer {id} differs from peer {}", all[0]),
+        }
+    }
+    eprintln!("scenario 2 in {:?}", t0.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------
+
+/// Scenario 3: a follower that was down catches up by DIFF after a few writes and by SNAP after
+/// more writes than the leader's committed log holds (500).
+#[test]
+fn follower_catches_up_by_diff_then_snap() {
+    let t0 = Instant::now();
+    let mut ens = start(3, 0);
+    let leader = ens.leader().expect("leader");
+    let f = followers(&ens, leader)[0];
+    let lc = connect(config(&ens.client_addr(leader).to_string()));
+    lc.create("/diff", b"", &open(), CreateMode::Persistent).unwrap();
+    lc.create("/snap", b"", &open(), CreateMode::Persistent).unwrap();
+
+    // DIFF: a few writes while the follower is down.
+    ens.kill9(f);
+    for n in 0..10 {
+        lc.create(&format!("/diff/n{n}"), b"d", &open(), CreateMode::Persistent).unwrap();
+    }
+    let from = ens.log(leader).len();
+    ens.restart(f);
+    ens.wait_for_mode(f, "follower", ELECTION);
+    let c = synced(&ens, f);
+    assert_eq!(subtree(&c, "/diff").len(), 10, "peer {f} after DIFF");
+    let _ = c.close();
+    let line = sync_line(&ens.log(leader), from, f).expect("the leader logged the sync");
+    eprintln!("{line}");
+    assert!(line.contains("with DIFF of 10 txns"), "{line}");
+
+    // SNAP: 1500 writes (pipelined) while it is down.
+    ens.kill9(f);
+    let results = pipelined(1500, 200, |i, done| {
+        let path = format!("/snap/n{i:04}");
+        lc.create_async(&path, format!("{i}").as_bytes(), &open(), CreateMode::Persistent, done)
+    });
+    for (i, r) in results.iter().enumerate() {
+        assert!(r.is_ok(), "create /snap/n{i:04}: {r:?}");
+    }
+    let from = ens.log(leader).len();
+    ens.restart(f);
+    ens.wait_for_mode(f, "follower", ELECTION);
+    let c = synced(&ens, f);
+    let tree = subtree(&c, "/snap");
+    assert_eq!(tree.len(), 1500, "peer {f} after SNAP");
+    for (i, (name, data)) in tree.iter().enumerate() {
+        assert_eq!(
+            (name.as_str(), data.as_slice()),
+            (format!("n{i:04}").as_str(), format!("{i}").as_bytes())
+        );
+    }
+    assert_eq!(subtree(&c, "/diff").len(), 10);
+    let line = sync_line(&ens.log(leader), from, f).expect("the leader logged the sync");
+    eprintln!("{line}");
+    assert!(line.contains("with SNAP"), "{line}");
+
+    // It follows on: a new write through the leader is seen through it.
+    lc.create("/snap/after", b"x", &open(), CreateMode::Persistent).unwrap();
+    assert_eq!(read_through(&ens, f, "/snap/after").as_deref(), Some(&b"x"[..]));
+    eprintln!("scenario 3 in {:?}", t0.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------
+
+/// Whether some file under `dir` (the peer's data, not its output) contains `needle`.
+fn data_files_contain(dir: &std::path::Path, needle: &[u8]) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    entries.flatten().any(|e| {
+        let p = e.path();
+        if p.is_dir() {
+            return data_files_contain(&p, needle);
+        }
+        if p.file_name().is_some_and(|n| n == "log" || n == "zoo.cfg") {
+            return false;
+        }
+        let bytes = std::fs::read(&p).unwrap_or_default();
+        bytes.windows(needle.len()).any(|w| w == needle)
+    })
+}
+
+/// How the frozen followers of scenario 4 come back.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Thaw {
+    /// SIGCONT: they read the proposal still queued in their sockets, log it, and the new
+    /// leader (elected with that zxid) commits it.
+    Cont,
+    /// kill -9 and restart: the queued proposal dies with them, only the old leader has it.
+    Kill,
+}
+
+/// Scenario 4: a leader cut off from its (frozen) followers proposes and logs a txn that cannot
+/// commit (the client gets no ack); the leader is killed, the followers come back and elect a new
+/// leader that writes on, and the old leader rejoins. With [`Thaw::Kill`] the txn exists only in
+/// the old leader's log and must be gone (TRUNC or SNAP), also after another restart from its own
+/// data; with [`Thaw::Cont`] the followers logged it too (it sat in their socket buffers), and
+/// every server must agree on it.
+///
+/// With `rejoin_first`, the old leader rejoins before the new leader has written anything:
+/// its last zxid is then past the new leader's committed log, which calls for a TRUNC.
+fn stale_leader(thaw: Thaw, rejoin_first: bool) {
+    let t0 = Instant::now();
+    let mut ens = start(3, 0);
+    let leader = ens.leader().expect("leader");
+    let fs = followers(&ens, leader);
+    create_until_ok(&ens.client_addr(leader).to_string(), "/base", b"");
+
+    let c = connect(
+        ClientConfig::new(&ens.client_addr(leader).to_string(), Duration::from_secs(15))
+            .request_timeout(Duration::from_secs(1)),
+    );
+    for &f in &fs {
+        ens.sigstop(f);
+    }
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    c.create_async("/uncommitted", b"never", &open(), CreateMode::Persistent, move |r| {
+        let _ = tx.send(r);
+    });
+    let logged = Instant::now() + Duration::from_secs(3);
+    while !data_files_contain(ens.dir(leader), b"/uncommitted") && Instant::now() < logged {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(data_files_contain(ens.dir(leader), b"/uncommitted"), "the leader logged the txn");
+    ens.kill9(leader);
+    let outcome = rx.recv_timeout(Duration::from_secs(10)).expect("the create completes");
+    assert!(outcome.is_err(), "a write without a quorum was acknowledged: {outcome:?}");
+    eprintln!("create without quorum: {outcome:?}");
+    let _ = c.close();
+
+    for &f in &fs {
+        match thaw {
+            Thaw::Cont => ens.sigcont(f),
+            Thaw::Kill => {
+                ens.kill9(f);
+                ens.restart(f);
+            }
+        }
+    }
+    let new_leader = ens.wait_for_leader(ELECTION);
+    assert!(fs.contains(&new_leader));
+    if !rejoin_first {
+        create_until_ok(&ens.connect_string_of(&fs), "/after", b"new");
+    }
+    let from = ens.log(new_leader).len();
+    ens.restart(leader);
+    ens.wait_for_mode(leader, "follower", ELECTION);
+    let line = sync_line(&ens.log(new_leader), from, leader).expect("the leader logged the sync");
+    eprintln!("old leader synced: {line}");
+    if rejoin_first {
+        assert!(line.contains("with TRUNC"), "{line}");
+        create_until_ok(&ens.connect_string_of(&fs), "/after", b"new");
+    }
+    let survived = read_through(&ens, new_leader, "/uncommitted");
+    eprintln!("{thaw:?}: /uncommitted on the new leader: {survived:?}");
+    if thaw == Thaw::Kill {
+        assert_eq!(survived, None, "only the old leader had the txn");
+    }
+    for id in ens.ids() {
+        assert_eq!(read_through(&ens, id, "/uncommitted"), survived, "peer {id}");
+        assert_eq!(read_through(&ens, id, "/after").as_deref(), Some(&b"new"[..]), "peer {id}");
+    }
+    // The outcome holds on disk: once more from the old leader's own data.
+    ens.kill9(leader);
+    ens.restart(leader);
+    ens.wait_for_mode(leader, "follower", ELECTION);
+    assert_eq!(read_through(&ens, leader, "/uncommitted"), survived, "after a second restart");
+    assert_eq!(read_through(&ens, leader, "/after").as_deref(), Some(&b"new"[..]));
+    eprintln!("scenario 4 ({thaw:?}) in {:?}", t0.elapsed());
+}
+
+#[test]
+fn stale_leader_uncommitted_txn_is_truncated() {
+    stale_leader(Thaw::Kill, false);
+}
+
+#[test]
+fn stale_leader_rejoining_at_once_is_truncated_by_trunc() {
+    stale_leader(Thaw::Kill, true);
+}
+
+#[test]
+fn stale_leader_txn_logged_by_frozen_followers_is_kept_consistently() {
+    stale_leader(Thaw::Cont, false);
+}
+
+// ---------------------------------------------------------------------------------------
+
+/// Scenario 5: observers: watches set through an observer fire for writes made through a
+/// participant, sync() through the observer returns and the next read sees the write; writes
+/// through the observer are forwarded.
+#[test]
+fn observer_watches_and_sync() {
+    let t0 = Instant::now();
+    let mut ens = start(3, 1);
+    let observer = ens.observers()[0];
+    ens.wait_for_mode(observer, "observer", ELECTION);
+    let participant = ens.participants()[1];
+    let pc = connect(config(&ens.client_addr(participant).to_string()));
+    pc.create("/watched", b"v0", &open(), CreateMode::Persistent).unwrap();
+
+    let oc = synced(&ens, observer);
+    let (tx, events) = crossbeam_channel::unbounded();
+    let w = Watcher::channel(tx);
+    assert_eq!(oc.get_data("/watched", &w).unwrap().0, b"v0");
+    assert!(oc.exists("/created-later", &w).unwrap().is_none());
+    oc.get_children("/watched", &w).unwrap();
+
+    pc.set_data("/watched", b"v1", -1).unwrap();
+    pc.create("/created-later", b"", &open(), CreateMode::Persistent).unwrap();
+    pc.create("/watched/child", b"", &open(), CreateMode::Persistent).unwrap();
+    let want = [
+        ("/watched".to_string(), EventType::NodeDataChanged),
+        ("/created-later".to_string(), EventType::NodeCreated),
+        ("/watched".to_string(), EventType::NodeChildrenChanged),
+    ];
+    let mut got = Vec::new();
+    while !want.iter().all(|w| got.contains(w)) {
+        let e = events
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("watch events on the observer: got {got:?}"));
+        got.push((e.path.clone().unwrap_or_default(), e.event_type));
+    }
+    eprintln!("observer events: {got:?}");
+
+    // sync() through the observer, then the read sees a write made just before elsewhere.
+    for n in 0..20 {
+        let v = format!("v{}", n + 2);
+        pc.set_data("/watched", v.as_bytes(), -1).unwrap();
+        oc.sync("/watched").unwrap();
+        assert_eq!(oc.get_data("/watched", false).unwrap().0, v.as_bytes());
+    }
+    // Writes through the observer are forwarded to the leader and seen everywhere.
+    oc.create("/from-observer", b"o", &open(), CreateMode::Persistent).unwrap();
+    for id in ens.participants() {
+        assert_eq!(read_through(&ens, id, "/from-observer").as_deref(), Some(&b"o"[..]));
+    }
+    drop(oc);
+
+    // An observer that was down for more writes than the committed log holds catches up.
+    ens.kill9(observer);
+    pc.create("/obs-snap", b"", &open(), CreateMode::Persistent).unwrap();
+    let results = pipelined(600, 200, |i, done| {
+        let path = format!("/obs-snap/n{i:03}");
+        pc.create_async(&path, b"s", &open(), CreateMode::Persistent, done)
+    });
+    assert!(results.iter().all(|r| r.is_ok()), "pipelined creates");
+    let leader = ens.leader().expect("leader");
+    let from = ens.log(leader).len();
+    ens.restart(observer);
+    ens.wait_for_mode(observer, "observer", ELECTION);
+    let line = sync_line(&ens.log(leader), from, observer).expect("the leader logged the sync");
+    assert!(line.contains("with SNAP"), "{line}");
+    let oc = synced(&ens, observer);
+    assert_eq!(subtree(&oc, "/obs-snap").len(), 600);
+    pc.set_data("/watched", b"last", -1).unwrap();
+    oc.sync("/").unwrap();
+    assert_eq!(oc.get_data("/watched", false).unwrap().0, b"last");
+    eprintln!("scenario 5 in {:?}", t0.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------
+
+/// Scenario 6: with two of three peers killed, the survivor cannot commit: a create through it is
+/// not acknowledged; after one peer restarts the ensemble takes writes again, and the create's node
+/// exists only if it was acknowledged.
+#[test]
+fn minority_cannot_commit() {
+    let t0 = Instant::now();
+    let mut ens = start(3, 0);
+    let leader = ens.leader().expect("leader");
+    let fs = followers(&ens, leader);
+    let (survivor, other) = (fs[0], fs[1]);
+    let c = connect(config(&ens.client_addr(survivor).to_string()));
+    c.create("/before", b"", &open(), CreateMode::Persistent).unwrap();
+
+    ens.kill9(leader);
+    ens.kill9(other);
+    wait_until("the survivor to stop serving", ELECTION, || ens.mode(survivor).is_none());
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    c.create_async("/minority", b"", &open(), CreateMode::Persistent, move |r| {
+        let _ = tx.send(r);
+    });
+    // A new client cannot even get a session from the survivor.
+    let fresh = ClientConfig::new(&ens.client_addr(survivor).to_string(), Duration::from_secs(3))
+        .connect()
+        .unwrap();
+    assert!(fresh.wait_connected(Duration::from_secs(3)).is_err(), "a minority gave a session");
+    let _ = fresh.close();
+    let early = rx.recv_timeout(Duration::from_secs(1));
+    assert!(!matches!(early, Ok(Ok(_))), "a minority acknowledged a create");
+
+    ens.restart(other);
+    let new_leader = ens.wait_for_leader(ELECTION);
+    eprintln!("peer {new_leader} leads again");
+    create_until_ok(&ens.client_addr(survivor).to_string(), "/after", b"");
+    let outcome = match early {
+        Ok(r) => r,
+        Err(_) => rx.recv_timeout(ELECTION).expect("the queued create completes"),
+    };
+    eprintln!("create through the minority: {outcome:?}");
+    let expected = outcome.is_ok();
+    for id in [survivor, other] {
+        assert_eq!(read_through(&ens, id, "/minority").is_some(), expected, "peer {id}");
+        assert!(read_through(&ens, id, "/before").is_some());
+        assert!(read_through(&ens, id, "/after").is_some());
+    }
+    eprintln!("scenario 6 in {:?}", t0.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------
+
+/// Scenario 7: read-only mode: a lone survivor serves reads to canBeReadOnly clients, refuses
+/// writes (NOTREADONLY) and other clients; when the quorum is back the client moves to a read-write
+/// server and writes.
+#[test]
+fn read_only_mode_when_out_of_quorum() {
+    let t0 = Instant::now();
+    let mut ens = Ensemble::start(Flavor::rzk(), 3, 0, |_, cfg| {
+        fast(cfg);
+        set_key(cfg, "readonlymode.enabled", "true");
+    });
+    let leader = ens.wait_for_leader(ELECTION);
+    ens.wait_all_serving(ELECTION);
+    let fs = followers(&ens, leader);
+    let survivor = fs[0];
+    create_until_ok(&ens.connect_string(), "/ro", b"data");
+    assert_eq!(read_through(&ens, survivor, "/ro").as_deref(), Some(&b"data"[..]));
+    let survivor_addr = ens.client_addr(survivor);
+    let isro = || four_letter(survivor_addr, "isro").map(|s| s.trim().to_string());
+    assert_eq!(isro().as_deref(), Some("rw"));
+
+    ens.kill9(leader);
+    ens.kill9(fs[1]);
+    wait_until("isro = ro", ELECTION, || isro().as_deref() == Some("ro"));
+
+    let ro = connect(config(&ens.connect_string()).can_be_read_only(true));
+    assert_eq!(ro.state(), State::ConnectedReadOnly);
+    assert_eq!(ro.get_data("/ro", false).unwrap().0, b"data");
+    assert_eq!(ro.get_children("/", false).map(|c| c.contains(&"ro".to_string())).ok(), Some(true));
+    match ro.create("/ro-write", b"", &open(), CreateMode::Persistent) {
+        Err(Error::Server(ErrorCode::NotReadOnly)) => {}
+        other => panic!("write on a read-only server: {other:?}"),
+    }
+    let rw = ClientConfig::new(&ens.client_addr(survivor).to_string(), Duration::from_secs(3))
+        .connect()
+        .unwrap();
+    assert!(rw.wait_connected(Duration::from_secs(3)).is_err(), "read-write client accepted");
+    let _ = rw.close();
+
+    ens.restart(leader);
+    ens.restart(fs[1]);
+    ens.wait_for_leader(ELECTION);
+    ens.wait_all_serving(ELECTION);
+    wait_until("isro = rw", ELECTION, || isro().as_deref() == Some("rw"));
+    let state = ro.wait_for_state(|s| s == State::Connected, Duration::from_secs(30));
+    assert_eq!(state, State::Connected, "the read-only client found a read-write server");
+    ro.create("/ro-write", b"w", &open(), CreateMode::Persistent).unwrap();
+    for id in ens.ids() {
+        assert_eq!(read_through(&ens, id, "/ro-write").as_deref(), Some(&b"w"[..]), "peer {id}");
+    }
+    eprintln!("scenario 7 in {:?}", t0.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------
+
+/// Scenario 8: five peers lose the leader and a follower: three elect a leader and take writes; the
+/// two come back and all five converge.
+#[test]
+fn five_peers_survive_two_failures() {
+    let t0 = Instant::now();
+    let mut ens = start(5, 0);
+    let leader = ens.leader().expect("leader");
+    let f = followers(&ens, leader)[0];
+    create_until_ok(&ens.connect_string(), "/five", b"0");
+    ens.kill9(leader);
+    ens.kill9(f);
+    let new_leader = ens.wait_for_leader(ELECTION);
+    let rest: Vec<u32> = ens.ids().into_iter().filter(|&id| id != leader && id != f).collect();
+    assert!(rest.contains(&new_leader));
+    create_until_ok(&ens.connect_string_of(&rest), "/five/during", b"1");
+    let c = connect(config(&ens.connect_string_of(&rest)));
+    for n in 0..50 {
+        c.create(&format!("/five/n{n}"), b"", &open(), CreateMode::Persistent).unwrap();
+    }
+    c.set_data("/five", b"2", -1).unwrap();
+    let _ = c.close();
+
+    ens.restart(leader);
+    ens.restart(f);
+    ens.wait_for_mode(leader, "follower", ELECTION);
+    ens.wait_for_mode(f, "follower", ELECTION);
+    ens.wait_all_serving(ELECTION);
+    let mut reference = None;
+    for id in ens.ids() {
+        let c = synced(&ens, id);
+        let tree = (c.get_data("/five", false).unwrap().0, subtree(&c, "/five"));
+        assert_eq!(tree.0, b"2", "peer {id}");
+        assert_eq!(tree.1.len(), 51, "peer {id}");
+        match &reference {
+            None => reference = Some(tree),
+            Some(r) => assert!(r == &tree, "peer {id} differs"),
+        }
+    }
+    let mut zxids = Vec::new();
+    wait_until("equal zxids", Duration::from_secs(10), || {
+        zxids = ens.ids().iter().map(|&id| srvr_zxid(&ens, id)).collect();
+        zxids[0].is_some() && zxids.iter().all(|z| z == &zxids[0])
+    });
+    eprintln!("zxids {zxids:?}; scenario 8 in {:?}", t0.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------
+
+/// Scenario 9: sessions move between servers: a client fails over to another server with its
+/// session and ephemeral; the session re-attached (id and password) through a third server keeps
+/// its ephemeral; closing it removes the ephemeral everywhere; a session whose client vanished
+/// expires on the leader and its ephemeral disappears on every server.
+#[test]
+fn sessions_move_between_servers_and_expire() {
+    let t0 = Instant::now();
+    let mut ens = start(3, 0);
+    let leader = ens.leader().expect("leader");
+    let fs = followers(&ens, leader);
+    let x = connect(config(&ens.connect_string_of(&fs)));
+    let sid = x.session_id();
+    x.create("/eph-x", b"x", &open(), CreateMode::Ephemeral).unwrap();
+    let marker = format!("sid=0x{:x}", sid.0);
+    let on = *fs
+        .iter()
+        .find(|&&id| four_letter(ens.client_addr(id), "cons").is_some_and(|c| c.contains(&marker)))
+        .expect("the session's server");
+    let other = *fs.iter().find(|&&id| id != on).unwrap();
+
+    // Fail over: kill its server; the client reconnects to the other follower.
+    ens.kill9(on);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(x.wait_for_state(|s| s == State::Connected, ELECTION), State::Connected);
+    assert_eq!(x.session_id(), sid);
+    let stat = x.exists("/eph-x", false).unwrap().expect("ephemeral kept");
+    assert_eq!(stat.ephemeral_owner, sid.0);
+    assert!(four_letter(ens.client_addr(other), "cons").unwrap().contains(&marker));
+
+    // Re-attach the same session through the leader.
+    let y =
+        connect(config(&ens.client_addr(leader).to_string()).session(sid, x.session_password()));
+    assert_eq!(y.session_id(), sid);
+    assert_eq!(y.get_ephemerals("/").unwrap(), vec!["/eph-x".to_string()]);
+    assert_eq!(read_through(&ens, other, "/eph-x").as_deref(), Some(&b"x"[..]));
+    y.close().unwrap();
+    for id in [leader, other] {
+        assert_eq!(read_through(&ens, id, "/eph-x"), None, "peer {id} after close");
+    }
+    drop(x);
+    ens.restart(on);
+    ens.wait_for_mode(on, "follower", ELECTION);
+    assert_eq!(read_through(&ens, on, "/eph-x"), None, "peer {on} after restart");
+
+    // Expiry: a raw session creates an ephemeral and vanishes without closing.
+    let mut z = harness::wire::Session::open_with_timeout(ens.client_addr(other), 2000);
+    let (reply, _, _) = z.create("/eph-z", b"z", 1);
+    assert_eq!(reply.err, 0);
+    for id in ens.ids() {
+        assert!(read_through(&ens, id, "/eph-z").is_some(), "peer {id}");
+    }
+    drop(z);
+    let gone = Instant::now();
+    for id in ens.ids() {
+        wait_until("the expired session's ephemeral to go", Duration::from_secs(15), || {
+            read_through(&ens, id, "/eph-z").is_none()
+        });
+    }
+    eprintln!(
+        "ephemeral gone {:?} after the client; scenario 9 in {:?}",
+        gone.elapsed(),
+        t0.elapsed()
+    );
+}
+
+/// Scenario 9b: sessions across a leader change: a live client's session (4 s timeout) and its
+/// ephemeral survive the kill of the leader and stay for several session timeouts under the
+/// new leader (the learners report the session's pings); the ephemeral of a session whose
+/// client vanished before the kill is expired by the new leader.
+#[test]
+fn sessions_survive_leader_failover_and_orphans_expire() {
+    let t0 = Instant::now();
+    let mut ens = start(3, 0);
+    let leader = ens.leader().expect("leader");
+    let fs = followers(&ens, leader);
+    let live = connect(
+        ClientConfig::new(&ens.connect_string_of(&fs), Duration::from_secs(4))
+            .request_timeout(Duration::from_secs(5)),
+    );
+    let sid = live.session_id();
+    live.create("/live", b"", &open(), CreateMode::Ephemeral).unwrap();
+    let mut orphan = harness::wire::Session::open_with_timeout(ens.client_addr(fs[0]), 4000);
+    assert_eq!(orphan.create("/orphan", b"", 1).0.err, 0);
+    drop(orphan);
+
+    ens.kill9(leader);
+    let new_leader = ens.wait_for_leader(ELECTION);
+    assert_eq!(live.wait_for_state(|s| s == State::Connected, ELECTION), State::Connected);
+    let other = *fs.iter().find(|&&id| id != new_leader).unwrap();
+    wait_until("the orphan's ephemeral to expire", Duration::from_secs(20), || {
+        read_through(&ens, other, "/orphan").is_none()
+    });
+    // Over two session timeouts under the new leader: the live session stays.
+    std::thread::sleep(Duration::from_secs(9));
+    assert_eq!(live.state(), State::Connected);
+    assert_eq!(live.session_id(), sid);
+    for id in fs.iter().copied() {
+        let c = synced(&ens, id);
+        let stat = c.exists("/live", false).unwrap();
+        assert_eq!(stat.map(|s| s.ephemeral_owner), Some(sid.0), "peer {id}");
+        assert!(c.exists("/orphan", false).unwrap().is_none(), "peer {id}");
+    }
+    live.close().unwrap();
+    assert_eq!(read_through(&ens, other, "/live"), None);
+    eprintln!("scenario 9b in {:?}", t0.elapsed());
+}

@@ -37,7 +37,7 @@ use super::zab::packet::{
 };
 use super::zab::snap::{read_snap, SnapState};
 use crate::jute::txn::{Txn, TxnEntry};
-use crate::persistence::{list_files, txnlog, version_dir, SNAPSHOT_PREFIX};
+use crate::persistence::{txnlog, version_dir};
 use crate::proto::{OpCode, ServerId};
 use crate::server::database::{self, LogSink, Recovered};
 use crate::server::processor::{self, Kind, Request};
@@ -424,15 +424,6 @@ impl LearnerShell<'_> {
             Ok(()) => {}
             Err(txnlog::LogError::NoLogForZxid { .. }) => {}
             Err(e) => return Err(format!("truncating to 0x{zxid:x}: {e}")),
-        }
-        // A snapshot past the truncation point holds the very txns being dropped (e.g. the
-        // clean snapshot `learn` writes of the recovered state before syncing): the reload
-        // must start from an older one plus the truncated log.
-        let snap_dir = version_dir(&self.shared.settings.data_dir);
-        let snaps = list_files(&snap_dir, SNAPSHOT_PREFIX).map_err(|e| format!("{e}"))?;
-        for (z, path) in snaps.into_iter().filter(|(z, _)| *z > zxid) {
-            info!("learner: TRUNC to 0x{zxid:x} removes snapshot 0x{z:x}");
-            std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         }
         let s = &self.shared.settings;
         // A snapshot newer than the cut (taken after replaying txns that never committed)

@@ -7,6 +7,12 @@
 use std::io;
 use std::process::ExitCode;
 
+/// The request pipeline allocates on one thread and frees on another (cnxn/prep -> apply);
+/// mimalloc's per-thread free lists make that cheap where glibc malloc spends ~10% of the
+/// server's CPU under write load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args: Vec<String> = std::env::args().skip(1).collect();

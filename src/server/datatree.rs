@@ -359,6 +359,11 @@ impl DataTree {
                 p.children.insert(name_of(&path).into());
             }
         }
+        self.insert_linked(path, node);
+    }
+
+    /// Inserts a node whose parent already lists it, with the indexes and size accounting.
+    fn insert_linked(&mut self, path: String, node: Node) {
         self.data_size += (path.len() + node.data_len() as usize) as u64;
         match NodeKind::from_owner(node.stat.ephemeral_owner, self.extended_types) {
             NodeKind::Persistent => {}
@@ -601,7 +606,10 @@ impl DataTree {
             parent.stat.cversion = cversion;
             parent.stat.pzxid = zxid;
         }
-        if self.nodes.contains_key(path) {
+        let parent_acl = parent.acl;
+        // The parent's child set says whether the node exists; inserting the name there is
+        // both the check and the link (one probe, no lookup of the new path).
+        if !parent.children.insert(name_of(path).into()) {
             return ApplyResult::error(ErrorCode::NodeExists);
         }
         let acl_ref = self.acls.add(acl);
@@ -616,11 +624,9 @@ impl DataTree {
             ephemeral_owner: owner,
             pzxid: zxid,
         };
-        self.insert_raw(
-            path.to_owned(),
-            Node { data, acl: acl_ref, stat, children: FxHashSet::default() },
-        );
-        let parent_acl = self.nodes.get(parent_path).map_or(-1, |p| p.acl);
+        let node = Node { data, acl: acl_ref, stat, children: FxHashSet::default() };
+        let client_stat = node.client_stat(self.extended_types);
+        self.insert_linked(path.to_owned(), node);
         trig.push(Trigger {
             event: EventType::NodeCreated,
             path: path.to_owned(),
@@ -633,7 +639,7 @@ impl DataTree {
         });
         let mut r = ApplyResult::ok();
         r.path = path.to_owned();
-        r.stat = self.stat(path);
+        r.stat = Some(client_stat);
         r
     }
 

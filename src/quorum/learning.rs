@@ -33,7 +33,7 @@ use super::zab::learner::{Action, Learner, LearnerConfig};
 use super::zab::msg::{Msg, Payload};
 use super::zab::packet::{
     encode_int_data, encode_ping_sessions, read_packet, write_packet, PacketType, QuorumPacket,
-    RequestData, RevalidateRequest,
+    RequestData, RevalidateReply, RevalidateRequest,
 };
 use super::zab::snap::{read_snap, SnapState};
 use crate::jute::txn::{Txn, TxnEntry};
@@ -293,6 +293,22 @@ impl LearnerShell<'_> {
     fn handle(&mut self, input: Input) -> Result<(), RoleEnd> {
         let now = Instant::now();
         match input {
+            Input::Event(Some(Event::Packet(p)))
+                if p.packet_type() == Some(PacketType::Revalidate) =>
+            {
+                // The leader's answer to a re-attach here: an invalid session is closed.
+                match RevalidateReply::decode(p.data()) {
+                    Ok(r) if !r.valid => {
+                        info!("learner: session 0x{:x} is not valid; closing it", r.session_id);
+                        if let Some(pl) = &self.pipeline {
+                            pl.threads.close_session(r.session_id);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => warn!("learner: undecodable REVALIDATE reply: {e}"),
+                }
+                self.core.handle_msg(Msg::Other, now);
+            }
             Input::Event(Some(Event::Packet(p))) => match from_packet(&p) {
                 Ok(msg) => self.core.handle_msg(msg, now),
                 Err(e) => return Err(RoleEnd::Lost(format!("from the leader: {e}"))),

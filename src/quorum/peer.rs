@@ -226,6 +226,13 @@ impl Threads {
         Ok(())
     }
 
+    /// Closes the client connection holding `session`, if any (a session the leader
+    /// declared invalid).
+    pub fn close_session(&self, session: i64) {
+        let _ = self.out_tx.send(Outbound::SessionExpired { session });
+        let _ = self.waker.wake();
+    }
+
     /// Stops every thread: the selector closes its connections.
     pub fn stop(self) {
         let Threads { prep_tx, stop, waker, handles, selector, prep_rx, out_tx, shared, .. } = self;

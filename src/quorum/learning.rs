@@ -497,9 +497,9 @@ impl LearnerShell<'_> {
                 return;
             }
         }
-        let kind =
-            if matches!(entry.txn, Txn::CloseSession(_)) { Kind::Expire } else { Kind::Internal };
-        let mut r = Request::new(None, session, cxid, entry.header.txn_type, kind);
+        // A txn of another server's client (a closeSession too: apply then closes a
+        // connection that still holds the session here).
+        let mut r = Request::new(None, session, cxid, entry.header.txn_type, Kind::Internal);
         r.txn = Some(entry);
         let _ = p.apply_in.send(r);
     }

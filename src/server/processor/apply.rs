@@ -164,6 +164,13 @@ impl Apply {
         }
         if matches!(txn, Txn::CloseSession(_)) {
             self.shared.with_sessions(|s| s.remove(req.session));
+            if req.conn.is_none() {
+                // Committed through the quorum leader (expiry, or the client closed it through
+                // another server): a connection still holding it here is closed.
+                info!("session 0x{:x} closed", req.session);
+                self.send(Outbound::SessionExpired { session: req.session });
+                return;
+            }
             info!("session 0x{:x} closed by client", req.session);
             self.reply(req, zxid, ErrorCode::Ok, None, true);
             return;

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, never, select, unbounded, Receiver, Sender};
 use log::{debug, error, info, warn};
 
-use super::peer::{write_epoch_file, PeerCtx, RoleEnd, Threads};
+use super::peer::{write_epoch_file, PeerCtx, Pipeline, RoleEnd, Threads};
 use super::zab::codec::{from_packet, to_packet};
 use super::zab::leader::{Action, Handle, Leader, LeaderConfig};
 use super::zab::msg::{make_zxid, Msg};
@@ -132,24 +132,6 @@ pub fn lead(ctx: &PeerCtx, rec: Recovered, accepted: i64, current: i64) -> RoleE
     end
 }
 
-/// The running client pipeline of an established leader.
-struct Pipeline {
-    threads: Threads,
-    prep_out: Receiver<Request>,
-    sync_in: Sender<Request>,
-    sync_out: Receiver<Request>,
-    apply_in: Sender<Request>,
-}
-
-impl Pipeline {
-    fn stop(self) {
-        let Pipeline { threads, sync_in, apply_in, .. } = self;
-        drop(sync_in);
-        drop(apply_in);
-        threads.stop();
-    }
-}
-
 struct LeaderShell<'a> {
     ctx: &'a PeerCtx,
     core: Leader,
@@ -176,7 +158,7 @@ impl LeaderShell<'_> {
             };
             let none = never();
             let (prep_out, sync_out) = match &self.pipeline {
-                Some(p) => (&p.prep_out, &p.sync_out),
+                Some(p) => (&p.first_out, &p.sync_out),
                 None => (&none, &none),
             };
             select! {
@@ -469,7 +451,8 @@ impl LeaderShell<'_> {
         threads.start_apply(self.applied.clone(), apply_rx)?;
         threads.start_leader_tasks()?;
         threads.start_selector()?;
-        self.pipeline = Some(Pipeline { threads, prep_out, sync_in, sync_out, apply_in });
+        self.pipeline =
+            Some(Pipeline { threads, first_out: prep_out, sync_in, sync_out, apply_in });
         Ok(())
     }
 }

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, never, select, unbounded, Receiver, Sender};
 use log::{debug, info, warn};
 
-use super::peer::{write_epoch_file, PeerCtx, RoleEnd, Threads};
+use super::peer::{write_epoch_file, PeerCtx, Pipeline, RoleEnd, Threads};
 use super::zab::codec::{from_packet, to_packet};
 use super::zab::learner::{Action, Learner, LearnerConfig};
 use super::zab::msg::{Msg, Payload};
@@ -209,23 +209,6 @@ fn read_loop(stream: TcpStream, tx: Sender<Event>, max: usize, ext: bool) {
     }
 }
 
-struct Pipeline {
-    threads: Threads,
-    local: Receiver<Request>,
-    sync_in: Sender<Request>,
-    sync_out: Receiver<Request>,
-    apply_in: Sender<Request>,
-}
-
-impl Pipeline {
-    fn stop(self) {
-        let Pipeline { threads, sync_in, apply_in, .. } = self;
-        drop(sync_in);
-        drop(apply_in);
-        threads.stop();
-    }
-}
-
 struct LearnerShell<'a> {
     ctx: &'a PeerCtx,
     core: Learner,
@@ -253,7 +236,7 @@ impl LearnerShell<'_> {
             };
             let none = never();
             let (local, sync_out) = match &self.pipeline {
-                Some(p) => (p.local.clone(), p.sync_out.clone()),
+                Some(p) => (p.first_out.clone(), p.sync_out.clone()),
                 None => (none.clone(), none),
             };
             let input = select! {
@@ -605,7 +588,7 @@ impl LearnerShell<'_> {
         threads.spawn("sync", move || sync.run(sync_rx, sync_tx))?;
         threads.start_apply(self.applied.clone(), apply_rx)?;
         threads.start_selector()?;
-        self.pipeline = Some(Pipeline { threads, local, sync_in, sync_out, apply_in });
+        self.pipeline = Some(Pipeline { threads, first_out: local, sync_in, sync_out, apply_in });
         Ok(())
     }
 }

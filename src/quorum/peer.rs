@@ -246,6 +246,31 @@ impl Threads {
     }
 }
 
+/// A role's running client pipeline: the threads, and the channel ends the role's own thread
+/// drives (the first stage's output, the sync stage's input and output, apply's input).
+pub struct Pipeline {
+    /// The threads.
+    pub threads: Threads,
+    /// Requests out of the first stage (leader: prep; learner: the clients' requests).
+    pub first_out: Receiver<Request>,
+    /// Into the local txn log.
+    pub sync_in: Sender<Request>,
+    /// Out of the local txn log (durable).
+    pub sync_out: Receiver<Request>,
+    /// Into the apply stage.
+    pub apply_in: Sender<Request>,
+}
+
+impl Pipeline {
+    /// Closes the stages' inputs and stops every thread.
+    pub fn stop(self) {
+        let Pipeline { threads, sync_in, apply_in, .. } = self;
+        drop(sync_in);
+        drop(apply_in);
+        threads.stop();
+    }
+}
+
 /// Binds the client port; the previous role's listener may take a moment to go.
 fn bind_retrying(
     shared: &Arc<Shared>,

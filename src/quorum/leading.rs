@@ -504,7 +504,11 @@ fn start_learner_io(
                     }
                 }
                 Err(e) => {
-                    debug!("leader: learner {h} read ended: {e}");
+                    if e.kind() == std::io::ErrorKind::InvalidData {
+                        warn!("leader: closing learner connection {h}: bad packet: {e}");
+                    } else {
+                        info!("leader: learner connection {h} closed: {e}");
+                    }
                     let _ = events.send(Event::Gone(h));
                     return;
                 }

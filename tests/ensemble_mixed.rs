@@ -3,7 +3,9 @@
 //!
 //! - an rzk follower under an Apache leader, and an rzk leader with Apache followers: writes
 //!   through any peer are seen through every peer, watches on one implementation fire for
-//!   writes through the other, ephemerals go everywhere when their session closes;
+//!   writes through the other, ephemerals go everywhere when their session closes, sessions
+//!   through a follower are kept alive (or expired) by a leader of the other flavor;
+//! - observers of the other flavor (rzk under an Apache leader, Apache under an rzk leader);
 //! - failover: an Apache leader is killed and rzk takes over, then the rzk leader is killed
 //!   and Apache takes over; the killed peers catch up and all peers serve the same data;
 //! - catch-up across implementations: DIFF and SNAP from an Apache leader to an rzk follower
@@ -51,14 +53,19 @@ fn tweak(ens_flavors: &[Flavor]) -> impl Fn(u32, &mut String) + '_ {
 /// were quicker (a JVM starting slowly), the leader they chose is restarted, and the rest
 /// then elect the highest sid.
 fn start(flavors: Vec<Flavor>) -> Option<Ensemble> {
+    start_with_observers(flavors, 0)
+}
+
+/// [`start`] where the last `observers` of `flavors` are observers.
+fn start_with_observers(flavors: Vec<Flavor>, observers: usize) -> Option<Ensemble> {
     if let Some(why) = Flavor::apache_missing() {
         eprintln!("SKIPPED: {why}");
         return None;
     }
     let t0 = Instant::now();
     let names: Vec<&str> = flavors.iter().map(Flavor::name).collect();
-    let mut ens = Ensemble::start_mixed(flavors.clone(), 0, tweak(&flavors));
-    let highest = flavors.len() as u32;
+    let mut ens = Ensemble::start_mixed(flavors.clone(), observers, tweak(&flavors));
+    let highest = (flavors.len() - observers) as u32;
     for _ in 0..3 {
         let leader = ens.wait_for_leader(ELECTION);
         if leader == highest {
@@ -71,6 +78,9 @@ fn start(flavors: Vec<Flavor>) -> Option<Ensemble> {
         ens.wait_for_mode(leader, "follower", ELECTION);
     }
     assert_eq!(ens.wait_for_leader(ELECTION), highest, "{}", ens.status());
+    for id in ens.observers() {
+        ens.wait_for_mode(id, "observer", ELECTION);
+    }
     ens.wait_all_serving(ELECTION);
     eprintln!("mixed ensemble {names:?} up in {:?}\n{}", t0.elapsed(), ens.status());
     Some(ens)
@@ -375,6 +385,22 @@ fn rzk_leader_with_apache_followers() {
     eprintln!("scenario 2 in {:?}", t0.elapsed());
 }
 
+/// Observers of the other flavor: an rzk observer (4) under an Apache leader (3), and an
+/// Apache observer (4) under an rzk leader (3), serve reads, watches and forwarded writes.
+#[test]
+fn observers_across_implementations() {
+    let t0 = Instant::now();
+    for flavors in [
+        vec![Flavor::Apache, Flavor::Apache, Flavor::Apache, Flavor::rzk()],
+        vec![Flavor::Apache, Flavor::Apache, Flavor::rzk(), Flavor::Apache],
+    ] {
+        let Some(ens) = start_with_observers(flavors, 1) else { return };
+        assert_eq!(ens.observers(), [4]);
+        writes_watches_ephemerals(&ens);
+    }
+    eprintln!("observers in {:?}", t0.elapsed());
+}
+
 // ---------------------------------------------------------------------------------------
 
 /// Scenario 3: failover both ways in an ensemble Apache (1), rzk (2), Apache (3): the Apache
@@ -494,6 +520,14 @@ fn catch_up(
     assert_eq!(subtree(&synced(ens, f), "/diff").len(), 10);
 }
 
+/// The N of the rzk leader's first "with DIFF of N txns" line in `log`: here the 10 creates
+/// and the ephemeral, plus the txns (say the ephemeral's session) that the killed follower
+/// had not logged yet.
+fn diff_len(log: &str) -> Option<usize> {
+    let rest = &log[log.find("with DIFF of ")? + "with DIFF of ".len()..];
+    rest.split(' ').next()?.parse().ok()
+}
+
 /// Scenario 4a: an rzk follower (1) catches up from an Apache leader (3) by DIFF and SNAP.
 #[test]
 fn rzk_follower_catches_up_from_apache_leader() {
@@ -524,7 +558,7 @@ fn apache_follower_catches_up_from_rzk_leader() {
         1,
         |leader, follower| {
             leader.contains("syncing learner Some(ServerId(1))")
-                && leader.contains("with DIFF of 11 txns") // 10 creates, 1 ephemeral
+                && diff_len(leader).is_some_and(|n| (11..=13).contains(&n))
                 && follower.contains("Getting a diff from the leader")
         },
         |leader, follower| {

@@ -2,7 +2,8 @@
 //! Apache ZooKeeper 3.8 (Debian package), each a separate process with its own free ports
 //! (client, quorum, election), its own data dir and myid under one temp dir, and its output in
 //! `<temp>/<id>/log`. The same zoo.cfg keys drive both flavors, so a test body written against
-//! [`Ensemble`] runs unchanged with [`Flavor::Rzk`] and [`Flavor::Apache`].
+//! [`Ensemble`] runs unchanged with [`Flavor::Rzk`] and [`Flavor::Apache`];
+//! [`Ensemble::start_mixed`] gives each peer its own flavor (mixed ensembles).
 //!
 //! Peer ids are 1..=participants for the participants and the following ones for observers.
 //! Every process is killed on drop; when the test is panicking, the end of every log is printed
@@ -19,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// Which server the peers run.
+/// Which server a peer runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Flavor {
     /// `rzk-server` at this path (in integration tests: `env!("CARGO_BIN_EXE_rzk-server")`).
@@ -96,6 +97,7 @@ struct Peer {
     client_port: u16,
     quorum_port: u16,
     election_port: u16,
+    flavor: Flavor,
     dir: PathBuf,
     child: Option<Child>,
     /// SIGSTOPped (and not SIGCONTinued since).
@@ -121,7 +123,8 @@ impl Peer {
 
 /// A running ensemble; every process is killed on drop.
 pub struct Ensemble {
-    flavor: Flavor,
+    /// Peer i+1's flavor (participants, then observers).
+    flavors: Vec<Flavor>,
     dir: Option<tempfile::TempDir>,
     peers: Vec<Peer>,
     _permit: Permit,
@@ -152,10 +155,22 @@ impl Ensemble {
         tweak_cfg: impl Fn(u32, &mut String),
     ) -> Ensemble {
         assert!(participants >= 1, "an ensemble needs a participant");
+        Ensemble::start_mixed(vec![flavor; participants + observers], observers, tweak_cfg)
+    }
+
+    /// Like [`Ensemble::start`], with one flavor per peer: `flavors[i]` is peer i+1's. The
+    /// first `flavors.len() - observers` peers are participants, the rest observers.
+    pub fn start_mixed(
+        flavors: Vec<Flavor>,
+        observers: usize,
+        tweak_cfg: impl Fn(u32, &mut String),
+    ) -> Ensemble {
+        assert!(flavors.len() > observers, "an ensemble needs a participant");
+        let participants = flavors.len() - observers;
         let _ = env_logger::builder().is_test(true).try_init();
         let permit = Permit::acquire();
         let dir = tempfile::Builder::new().prefix("rzk-ensemble.").tempdir().expect("temp dir");
-        let mut ens = Ensemble { flavor, dir: Some(dir), peers: Vec::new(), _permit: permit };
+        let mut ens = Ensemble { flavors, dir: Some(dir), peers: Vec::new(), _permit: permit };
         for attempt in 1..=START_ATTEMPTS {
             ens.layout(participants, observers, &tweak_cfg);
             for i in 0..ens.peers.len() {
@@ -168,7 +183,7 @@ impl Ensemble {
                     ens.kill_all();
                 }
                 Err(StartError::PortTaken(why)) | Err(StartError::Other(why)) => {
-                    panic!("{} ensemble did not start: {why}\n{}", ens.flavor.name(), ens.status())
+                    panic!("{} ensemble did not start: {why}\n{}", ens.name(), ens.status())
                 }
             }
         }
@@ -198,6 +213,7 @@ impl Ensemble {
                     client_port: ports[3 * i],
                     quorum_port: ports[3 * i + 1],
                     election_port: ports[3 * i + 2],
+                    flavor: self.flavors[i].clone(),
                     dir,
                     child: None,
                     frozen: false,
@@ -232,7 +248,7 @@ impl Ensemble {
             .expect("peer log");
         let _ = writeln!(&log, "===== ensemble harness: starting peer {} =====", p.id);
         let log2 = log.try_clone().expect("log clone");
-        let mut cmd = match &self.flavor {
+        let mut cmd = match &p.flavor {
             Flavor::Apache => {
                 let mut c = Command::new("java");
                 c.args(["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"])
@@ -258,7 +274,7 @@ impl Ensemble {
             .stdout(log)
             .stderr(log2)
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn peer {} ({:?}): {e}", p.id, self.flavor));
+            .unwrap_or_else(|e| panic!("spawn peer {} ({:?}): {e}", p.id, p.flavor));
         let p = &mut self.peers[i];
         p.child = Some(child);
         p.frozen = false;
@@ -309,9 +325,24 @@ impl Ensemble {
         self.peers.iter().position(|p| p.id == id).unwrap_or_else(|| panic!("no peer {id}"))
     }
 
-    /// The flavor the peers run.
+    /// The flavor the peers run (peer 1's in a mixed ensemble).
     pub fn flavor(&self) -> &Flavor {
-        &self.flavor
+        &self.flavors[0]
+    }
+
+    /// The flavor peer `id` runs.
+    pub fn flavor_of(&self, id: u32) -> &Flavor {
+        &self.peer(id).flavor
+    }
+
+    /// "rzk", "apache", or "mixed".
+    fn name(&self) -> &'static str {
+        let first = self.flavors[0].name();
+        if self.flavors.iter().all(|f| f.name() == first) {
+            first
+        } else {
+            "mixed"
+        }
     }
 
     /// Every peer id: participants first, then observers.
@@ -497,7 +528,7 @@ impl Ensemble {
 
     /// One line per peer: id, role, client port, pid, Mode.
     pub fn status(&self) -> String {
-        let mut out = format!("{} ensemble in {}:\n", self.flavor.name(), self.root().display());
+        let mut out = format!("{} ensemble in {}:\n", self.name(), self.root().display());
         for p in &self.peers {
             let state = match (&p.child, p.frozen) {
                 (None, _) => "not running".to_string(),
@@ -506,8 +537,9 @@ impl Ensemble {
                 (Some(_), false) => self.mode(p.id).unwrap_or_else(|| "not serving".into()),
             };
             out.push_str(&format!(
-                "  peer {} ({}) client {} pid {}: {state}\n",
+                "  peer {} ({} {}) client {} pid {}: {state}\n",
                 p.id,
+                p.flavor.name(),
                 if p.observer { "observer" } else { "participant" },
                 p.client_port,
                 p.pid().map(|p| p.to_string()).unwrap_or_else(|| "-".into()),

@@ -195,6 +195,58 @@ fn writes_through_any_server_are_seen_by_all() {
     eprintln!("scenario 1 in {:?}", t0.elapsed());
 }
 
+/// Bad input on the quorum and election ports: garbage, absurd lengths, a FOLLOWERINFO from a
+/// server that is not in the ensemble, a huge authinfo count. Each connection is dropped; the
+/// leader keeps leading and the ensemble keeps taking writes.
+#[test]
+fn garbage_on_quorum_and_election_ports_harms_nobody() {
+    use std::io::{Read, Write};
+    let ens = start(3, 0);
+    let leader = ens.wait_for_leader(ELECTION);
+    let follower_info = {
+        let mut body = Vec::new();
+        body.extend_from_slice(&99i64.to_be_bytes()); // sid 99: not a member
+        body.extend_from_slice(&0x10000i32.to_be_bytes());
+        body.extend_from_slice(&0i64.to_be_bytes());
+        let mut p = Vec::new();
+        p.extend_from_slice(&11i32.to_be_bytes());
+        p.extend_from_slice(&0i64.to_be_bytes());
+        p.extend_from_slice(&(body.len() as i32).to_be_bytes());
+        p.extend_from_slice(&body);
+        p.extend_from_slice(&(-1i32).to_be_bytes());
+        p
+    };
+    let mut huge_data = Vec::new();
+    huge_data.extend_from_slice(&11i32.to_be_bytes());
+    huge_data.extend_from_slice(&0i64.to_be_bytes());
+    huge_data.extend_from_slice(&i32::MAX.to_be_bytes());
+    let mut huge_auth = Vec::new();
+    huge_auth.extend_from_slice(&5i32.to_be_bytes());
+    huge_auth.extend_from_slice(&0i64.to_be_bytes());
+    huge_auth.extend_from_slice(&(-1i32).to_be_bytes());
+    huge_auth.extend_from_slice(&i32::MAX.to_be_bytes());
+    let noise: Vec<u8> = (0..64u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    for addr in [ens.quorum_addr(leader), ens.election_addr(leader)] {
+        for bytes in [&noise, &huge_data, &follower_info, &huge_auth] {
+            let mut s = std::net::TcpStream::connect(addr).expect("connect");
+            let _ = s.write_all(bytes);
+            s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+            // The peer closes the connection (EOF or reset) instead of waiting for more.
+            let mut buf = [0u8; 64];
+            let closed = matches!(s.read(&mut buf), Ok(0) | Err(_));
+            assert!(closed || addr == ens.election_addr(leader), "{addr}: connection kept");
+        }
+    }
+    assert_eq!(ens.leader(), Some(leader), "the leader is unchanged");
+    for id in ens.ids() {
+        let c = connect(config(&ens.client_addr(id).to_string()));
+        c.create(&format!("/after-garbage-{id}"), b"", &open(), CreateMode::Persistent)
+            .unwrap_or_else(|e| panic!("create through {id}: {e}"));
+        let _ = c.close();
+    }
+    assert!(ens.log(leader).contains("bad packet"), "the leader logs why it closed");
+}
+
 // ---------------------------------------------------------------------------------------
 
 const WRITERS: usize = 4;

@@ -330,6 +330,16 @@ impl Ensemble {
         &self.flavors[0]
     }
 
+    /// Peer `id`'s quorum port address (learners connect to the leader there).
+    pub fn quorum_addr(&self, id: u32) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.peer(id).quorum_port))
+    }
+
+    /// Peer `id`'s election port address.
+    pub fn election_addr(&self, id: u32) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.peer(id).election_port))
+    }
+
     /// The flavor peer `id` runs.
     pub fn flavor_of(&self, id: u32) -> &Flavor {
         &self.peer(id).flavor

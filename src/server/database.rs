@@ -418,14 +418,16 @@ impl TxnSink for LogSink {
             }
         }
         if self.since_roll >= self.roll_at || too_big {
+            // As SyncRequestProcessor: roll the log and start counting again whether or not a
+            // snapshot can start now; one still running means this one is skipped.
+            self.writer.roll().map_err(std::io::Error::other)?;
+            self.since_roll = 0;
+            self.logged_bytes = 0;
+            self.last_file_bytes = 0;
+            self.roll_at = self.next_threshold();
             if self.snapshotting.swap(true, Ordering::SeqCst) {
                 warn!("too busy to snap, skipping");
             } else {
-                self.writer.roll().map_err(std::io::Error::other)?;
-                self.since_roll = 0;
-                self.logged_bytes = 0;
-                self.last_file_bytes = 0;
-                self.roll_at = self.next_threshold();
                 self.spawn_snapshot();
             }
         }
@@ -443,6 +445,7 @@ impl LogSink {
         let shared = self.shared.clone();
         let flag = self.snapshotting.clone();
         let spawned = std::thread::Builder::new().name("snapshot".into()).spawn(move || {
+            lower_thread_priority();
             if let Err(e) = take_snapshot(&shared) {
                 error!("snapshot failed: {e}");
             }
@@ -454,6 +457,26 @@ impl LogSink {
                 error!("cannot start the snapshot thread: {e}");
                 self.snapshotting.store(false, Ordering::SeqCst);
             }
+        }
+    }
+}
+
+/// Gives the calling thread the lowest CPU priority (nice 19). A snapshot is background
+/// work: on a small machine it should use the cycles the request pipeline leaves idle rather
+/// than make a woken pipeline thread wait behind it. Linux applies `setpriority` to one thread
+/// when given its id; failure only costs that preference, so it is logged at debug.
+fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        extern "C" {
+            fn gettid() -> i32;
+            fn setpriority(which: i32, who: u32, prio: i32) -> i32;
+        }
+        const PRIO_PROCESS: i32 = 0;
+        // SAFETY: both are plain syscall wrappers taking and returning integers.
+        let rc = unsafe { setpriority(PRIO_PROCESS, gettid() as u32, 19) };
+        if rc != 0 {
+            log::debug!("snapshot thread keeps its priority: {}", std::io::Error::last_os_error());
         }
     }
 }

@@ -181,3 +181,82 @@ fn rzk_ensemble_failover() {
 fn rzk_ensemble_observer_and_frozen_leader() {
     observer_and_frozen_leader(Flavor::rzk());
 }
+
+/// A base port whose next `n` ports are free right now (bounded search).
+fn free_run(n: u16, avoid: &[u16]) -> u16 {
+    let seed = std::process::id() as u16;
+    for i in 0..200u16 {
+        let base = 20_000 + (seed.wrapping_mul(7).wrapping_add(i * 37)) % 20_000;
+        let clash = avoid.iter().any(|a| (base..base + n).contains(a));
+        if !clash && (base..base + n).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        {
+            return base;
+        }
+    }
+    panic!("no run of {n} free ports");
+}
+
+/// `scripts/ensemble.sh` runs a local rzk ensemble: start waits until every peer serves,
+/// status names the roles, kill -9 of the leader elects another, restart rejoins, stop ends
+/// every process.
+#[test]
+fn ensemble_script_starts_reports_kills_and_stops() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let client = free_run(3, &[]);
+    let quorum = free_run(3, &[client, client + 1, client + 2]);
+    let election = free_run(3, &[client, client + 1, client + 2, quorum, quorum + 1, quorum + 2]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/ensemble.sh");
+    let run = |args: &[&str]| -> String {
+        let out = std::process::Command::new(script)
+            .args(args)
+            .env("RZK_SERVER", env!("CARGO_BIN_EXE_rzk-server"))
+            .env("RZK_ENSEMBLE_DIR", dir.path())
+            .env("RZK_ENSEMBLE_CLIENT_BASE", client.to_string())
+            .env("RZK_ENSEMBLE_QUORUM_BASE", quorum.to_string())
+            .env("RZK_ENSEMBLE_ELECTION_BASE", election.to_string())
+            .output()
+            .expect("run scripts/ensemble.sh");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "ensemble.sh {args:?} failed:\n{text}");
+        text
+    };
+    struct Stop<'a>(&'a dyn Fn(&[&str]) -> String);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.0)(&["stop"])));
+        }
+    }
+    let _stop = Stop(&run);
+    run(&["start"]);
+    let leader_of = |status: &str| -> Option<String> {
+        status
+            .lines()
+            .find(|l| l.split_whitespace().nth(3) == Some("leader"))
+            .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+    };
+    let status = run(&["status"]);
+    let leader = leader_of(&status).unwrap_or_else(|| panic!("no leader in:\n{status}"));
+    assert_eq!(status.matches("follower").count(), 2, "{status}");
+    run(&["kill", &leader]);
+    let deadline = Instant::now() + ELECTION;
+    let new_leader = loop {
+        let status = run(&["status"]);
+        match leader_of(&status) {
+            Some(l) if l != leader => break l,
+            _ if Instant::now() > deadline => panic!("no new leader:\n{status}"),
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        }
+    };
+    assert_ne!(new_leader, leader);
+    run(&["restart", &leader]);
+    let deadline = Instant::now() + ELECTION;
+    loop {
+        let status = run(&["status"]);
+        if status.matches("follower").count() == 2 && leader_of(&status).is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the restarted peer did not rejoin:\n{status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -247,6 +247,47 @@ fn garbage_on_quorum_and_election_ports_harms_nobody() {
     assert!(ens.log(leader).contains("bad packet"), "the leader logs why it closed");
 }
 
+/// `leaderServes=no`: the leader's client port answers like Apache's with no server attached
+/// (four-letter words say it is not serving, client connections are closed) while the
+/// followers take every client and their writes.
+#[test]
+fn leader_serves_no_keeps_clients_on_the_followers() {
+    let ens = Ensemble::start(Flavor::rzk(), 3, 0, |_, cfg| {
+        fast(cfg);
+        set_key(cfg, "leaderServes", "no");
+    });
+    let deadline = Instant::now() + ELECTION;
+    let leader = loop {
+        let quiet: Vec<u32> = ens
+            .ids()
+            .into_iter()
+            .filter(|&id| ens.log(id).contains("leader: serving epoch"))
+            .filter(|&id| {
+                four_letter(ens.client_addr(id), "srvr")
+                    .is_some_and(|a| a.contains("not currently serving"))
+            })
+            .collect();
+        let followers =
+            ens.ids().into_iter().filter(|&id| ens.mode(id).as_deref() == Some("follower"));
+        if quiet.len() == 1 && followers.count() == 2 {
+            break quiet[0];
+        }
+        assert!(Instant::now() < deadline, "no quiet leader:\n{}", ens.status());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let c = connect(config(&ens.connect_string()));
+    c.create("/through-followers", b"x", &open(), CreateMode::Persistent).expect("create");
+    let _ = c.close();
+    // A client that only knows the leader never gets a session.
+    let only = config(&ens.client_addr(leader).to_string()).connect().expect("client");
+    assert!(only.wait_connected(Duration::from_secs(2)).is_err(), "the leader took a client");
+    let _ = only.close();
+    for id in ens.ids().into_iter().filter(|&id| id != leader) {
+        let c = synced(&ens, id);
+        assert_eq!(c.get_data("/through-followers", false).expect("read").0, b"x");
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 
 const WRITERS: usize = 4;

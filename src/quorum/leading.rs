@@ -109,6 +109,7 @@ pub fn lead(ctx: &PeerCtx, rec: Recovered, accepted: i64, current: i64) -> RoleE
         Err(e) => return RoleEnd::Error(format!("cannot start the acceptor: {e}")),
     };
     let mut shell = LeaderShell {
+        not_serving: None,
         ctx,
         core,
         shared,
@@ -128,11 +129,16 @@ pub fn lead(ctx: &PeerCtx, rec: Recovered, accepted: i64, current: i64) -> RoleE
     if let Some(p) = shell.pipeline.take() {
         p.stop();
     }
+    if let Some(t) = shell.not_serving.take() {
+        t.stop();
+    }
     let _ = acceptor.join();
     end
 }
 
 struct LeaderShell<'a> {
+    /// With `leaderServes=no`: the client port answers as a server that is not running.
+    not_serving: Option<Threads>,
     ctx: &'a PeerCtx,
     core: Leader,
     shared: Arc<Shared>,
@@ -437,8 +443,14 @@ impl LeaderShell<'_> {
             shared.settings.prealloc_bytes,
         )
         .map_err(|e| format!("txn log: {e}"))?;
-        let mut threads = Threads::new(shared.clone(), self.ctx.serve_clients_as_leader())
-            .map_err(|e| format!("client port: {e}"))?;
+        let serve = self.ctx.serve_clients_as_leader();
+        if !serve {
+            // leaderServes=no: like Apache's leader, which then never attaches its server to
+            // the client port: connections are closed, four-letter words say it is not serving.
+            self.not_serving = Some(super::looking::start_not_serving(self.ctx)?);
+        }
+        let mut threads =
+            Threads::new(shared.clone(), serve).map_err(|e| format!("client port: {e}"))?;
         let prep =
             processor::prep::Prep::new(shared.clone(), make_zxid(epoch, 0), self.applied.clone());
         let prep_rx = threads.take_prep_rx();

@@ -299,7 +299,12 @@ impl Ensemble {
                 if let Some(status) = exited {
                     return Err(StartError::Other(format!("peer {id} exited ({status})")));
                 }
-                if self.mode(id).is_some() {
+                // With leaderServes=no a leader never answers srvr with a mode (its client port
+                // says it is not serving): its log tells that it leads.
+                let quiet_leader = std::fs::read_to_string(self.peers[i].dir.join("zoo.cfg"))
+                    .is_ok_and(|c| c.contains("leaderServes=no"))
+                    && log.contains("leader: serving epoch");
+                if quiet_leader || self.mode(id).is_some() {
                     serving += 1;
                 }
             }

@@ -21,10 +21,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use harness::ensemble::{four_letter, set_key, Ensemble, Flavor};
-use rzk::client::{Client, ClientConfig, Error, State, Watcher};
-use rzk::jute::data::Acl;
-use rzk::proto::{CreateMode, ErrorCode, EventType, SessionId};
+use harness::ensemble_client::{open, subtree, wait_until, Clients};
+use rzk::client::{Client, ClientConfig, State, Watcher};
+use rzk::proto::{CreateMode, EventType, SessionId};
 
+const C: Clients = Clients { patience: ELECTION, request_timeout: Duration::from_secs(10) };
 const ELECTION: Duration = Duration::from_secs(30);
 
 /// Short ticks, but generous limits: JVMs and debug builds share 2 cores.
@@ -86,70 +87,6 @@ fn start_with_observers(flavors: Vec<Flavor>, observers: usize) -> Option<Ensemb
     Some(ens)
 }
 
-fn open() -> Vec<Acl> {
-    Acl::open_unsafe()
-}
-
-fn config(connect_string: &str) -> ClientConfig {
-    ClientConfig::new(connect_string, Duration::from_secs(15))
-        .request_timeout(Duration::from_secs(10))
-}
-
-/// A connected client from `cfg` (bounded retries: a server may be between leaders).
-fn connect(cfg: ClientConfig) -> Client {
-    let deadline = Instant::now() + ELECTION;
-    loop {
-        let c = cfg.clone().connect().expect("client");
-        match c.wait_connected(Duration::from_secs(5)) {
-            Ok(()) => return c,
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("connect to {}: {e}; retrying", cfg.connect_string);
-                let _ = c.close();
-            }
-            Err(e) => panic!("cannot connect to {}: {e}", cfg.connect_string),
-        }
-    }
-}
-
-/// A client of peer `id` only.
-fn client_of(ens: &Ensemble, id: u32) -> Client {
-    connect(config(&ens.client_addr(id).to_string()))
-}
-
-/// A client of peer `id` only, caught up with the leader (sync).
-fn synced(ens: &Ensemble, id: u32) -> Client {
-    let c = client_of(ens, id);
-    c.sync("/").unwrap_or_else(|e| panic!("sync through peer {id}: {e}"));
-    c
-}
-
-/// `path`'s data through peer `id` after a sync; `None` when it does not exist.
-fn read_through(ens: &Ensemble, id: u32, path: &str) -> Option<Vec<u8>> {
-    let c = synced(ens, id);
-    match c.get_data(path, false) {
-        Ok((d, _)) => Some(d),
-        Err(Error::Server(ErrorCode::NoNode)) => None,
-        Err(e) => panic!("get {path} through peer {id}: {e}"),
-    }
-}
-
-/// Creates `path` through `connect_string`, retrying (fresh clients) while the ensemble has
-/// no leader; NodeExists after a lost reply counts as done.
-fn create_until_ok(connect_string: &str, path: &str, data: &[u8]) {
-    let deadline = Instant::now() + ELECTION;
-    loop {
-        let c = connect(config(connect_string));
-        match c.create(path, data, &open(), CreateMode::Persistent) {
-            Ok(_) | Err(Error::Server(ErrorCode::NodeExists)) => return,
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("create {path} through {connect_string}: {e}; retrying");
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err(e) => panic!("create {path} through {connect_string}: {e}"),
-        }
-    }
-}
-
 /// `n` creates of `{parent}/n{i:04}` (data `i`) through `c`, at most 200 in flight.
 fn create_many(c: &Client, parent: &str, n: usize) {
     let (tx, rx) = crossbeam_channel::unbounded();
@@ -173,30 +110,12 @@ fn create_many(c: &Client, parent: &str, n: usize) {
     }
 }
 
-/// Every child of `parent` with its data, through `c`.
-fn subtree(c: &Client, parent: &str) -> BTreeMap<String, Vec<u8>> {
-    let names = c.get_children(parent, false).unwrap_or_else(|e| panic!("ls {parent}: {e}"));
-    let (tx, rx) = crossbeam_channel::unbounded();
-    for n in &names {
-        let (tx, n2) = (tx.clone(), n.clone());
-        let path = format!("{}/{n}", parent.trim_end_matches('/'));
-        c.get_data_async(&path, false, move |r| drop(tx.send((n2, r))));
-    }
-    let mut out = BTreeMap::new();
-    for _ in &names {
-        let (n, r) = rx.recv_timeout(Duration::from_secs(30)).expect("pipelined getData");
-        let d = r.unwrap_or_else(|e| panic!("get {parent}/{n}: {e}")).0;
-        out.insert(n, d);
-    }
-    out
-}
-
 /// `subtree(parent)` through every live peer (after a sync); asserts they are all equal and
 /// returns it.
 fn same_everywhere(ens: &Ensemble, ids: &[u32], parent: &str) -> BTreeMap<String, Vec<u8>> {
     let mut reference: Option<(u32, BTreeMap<String, Vec<u8>>)> = None;
     for &id in ids {
-        let tree = subtree(&synced(ens, id), parent);
+        let tree = subtree(&C.synced(ens, id), parent);
         match &reference {
             None => reference = Some((id, tree)),
             Some((r, t)) => assert!(
@@ -208,15 +127,6 @@ fn same_everywhere(ens: &Ensemble, ids: &[u32], parent: &str) -> BTreeMap<String
         }
     }
     reference.map(|(_, t)| t).unwrap_or_default()
-}
-
-/// Waits until `f()` holds (panics with `what` after `timeout`).
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The `key` line of `mntr` on peer `id`.
@@ -238,11 +148,11 @@ fn serves_session(ens: &Ensemble, id: u32, sid: i64) -> bool {
 fn writes_watches_ephemerals(ens: &Ensemble) {
     let ids = ens.ids();
     let name = |id: u32| ens.flavor_of(id).name();
-    create_until_ok(&ens.client_addr(ids[0]).to_string(), "/mixed", b"");
+    C.create_until_ok(&ens.client_addr(ids[0]).to_string(), "/mixed", b"");
 
     // Writes through every peer, visible through every peer.
     for &w in &ids {
-        let c = client_of(ens, w);
+        let c = C.client_of(ens, w);
         let data = format!("from {w} ({})", name(w));
         c.create(&format!("/mixed/via{w}"), data.as_bytes(), &open(), CreateMode::Persistent)
             .unwrap_or_else(|e| panic!("create through {w}: {e}"));
@@ -250,7 +160,7 @@ fn writes_watches_ephemerals(ens: &Ensemble) {
         let _ = c.close();
     }
     for &r in &ids {
-        let c = synced(ens, r);
+        let c = C.synced(ens, r);
         for &w in &ids {
             let (d, _) = c.get_data(&format!("/mixed/via{w}"), false).unwrap();
             assert_eq!(d, format!("from {w} ({})", name(w)).as_bytes(), "/via{w} through {r}");
@@ -270,9 +180,9 @@ fn writes_watches_ephemerals(ens: &Ensemble) {
             .expect("a peer of the other flavor");
         let watched = format!("/mixed/watch{r}");
         let later = format!("/mixed/later{r}");
-        let wc = client_of(ens, w);
+        let wc = C.client_of(ens, w);
         wc.create(&watched, b"v0", &open(), CreateMode::Persistent).unwrap();
-        let rc = synced(ens, r);
+        let rc = C.synced(ens, r);
         let (tx, events) = crossbeam_channel::unbounded();
         let watcher = Watcher::channel(tx);
         assert_eq!(rc.get_data(&watched, &watcher).unwrap().0, b"v0");
@@ -302,16 +212,16 @@ fn writes_watches_ephemerals(ens: &Ensemble) {
     // session closes.
     for &e in &ids {
         let path = format!("/mixed/eph{e}");
-        let c = client_of(ens, e);
+        let c = C.client_of(ens, e);
         let sid = c.session_id();
         c.create(&path, b"e", &open(), CreateMode::Ephemeral).unwrap();
         for &r in &ids {
-            let stat = synced(ens, r).exists(&path, false).unwrap();
+            let stat = C.synced(ens, r).exists(&path, false).unwrap();
             assert_eq!(stat.map(|s| s.ephemeral_owner), Some(sid.0), "{path} through {r}");
         }
         c.close().unwrap();
         for &r in &ids {
-            assert_eq!(read_through(ens, r, &path), None, "{path} through {r} after close");
+            assert_eq!(C.read_through(ens, r, &path), None, "{path} through {r} after close");
         }
     }
 }
@@ -322,7 +232,7 @@ fn writes_watches_ephemerals(ens: &Ensemble) {
 /// ephemeral goes on every peer.
 fn sessions_expire_through(ens: &Ensemble, f: u32) {
     let ids = ens.ids();
-    let live = connect(
+    let live = C.connect(
         ClientConfig::new(&ens.client_addr(f).to_string(), Duration::from_millis(1500))
             .request_timeout(Duration::from_secs(5)),
     );
@@ -333,13 +243,13 @@ fn sessions_expire_through(ens: &Ensemble, f: u32) {
     let mut orphan = harness::wire::Session::open_with_timeout(ens.client_addr(f), 1500);
     assert_eq!(orphan.create(&orphan_path, b"", 1).0.err, 0);
     for &id in &ids {
-        assert!(read_through(ens, id, &orphan_path).is_some(), "peer {id}");
+        assert!(C.read_through(ens, id, &orphan_path).is_some(), "peer {id}");
     }
     drop(orphan);
     let gone = Instant::now();
     for &id in &ids {
         wait_until("the orphan's ephemeral to expire", Duration::from_secs(15), || {
-            read_through(ens, id, &orphan_path).is_none()
+            C.read_through(ens, id, &orphan_path).is_none()
         });
     }
     eprintln!("orphan session through peer {f} expired within {:?}", gone.elapsed());
@@ -347,12 +257,12 @@ fn sessions_expire_through(ens: &Ensemble, f: u32) {
     assert_eq!(live.state(), State::Connected);
     assert_eq!(live.session_id(), sid);
     for &id in &ids {
-        let stat = synced(ens, id).exists(&path, false).unwrap();
+        let stat = C.synced(ens, id).exists(&path, false).unwrap();
         assert_eq!(stat.map(|s| s.ephemeral_owner), Some(sid.0), "{path} through {id}");
     }
     live.close().unwrap();
     for &id in &ids {
-        assert_eq!(read_through(ens, id, &path), None, "{path} through {id} after close");
+        assert_eq!(C.read_through(ens, id, &path), None, "{path} through {id} after close");
     }
 }
 
@@ -413,10 +323,10 @@ fn failover_between_implementations() {
     let Some(mut ens) = start(vec![Flavor::Apache, Flavor::rzk(), Flavor::Apache]) else { return };
     let all = ens.ids();
     assert_eq!(ens.leader(), Some(3));
-    let setup = client_of(&ens, 1);
+    let setup = C.client_of(&ens, 1);
     setup.create("/fo", b"", &open(), CreateMode::Persistent).unwrap();
     for &id in &all {
-        let c = client_of(&ens, id);
+        let c = C.client_of(&ens, id);
         c.create(&format!("/fo/before{id}"), b"b", &open(), CreateMode::Persistent).unwrap();
         let _ = c.close();
     }
@@ -438,7 +348,11 @@ fn failover_between_implementations() {
         let survivors: Vec<u32> = all.iter().copied().filter(|&id| id != killed).collect();
         for &s in &survivors {
             for _ in 0..5 {
-                create_until_ok(&ens.client_addr(s).to_string(), &format!("/fo/w{next:03}"), b"s");
+                C.create_until_ok(
+                    &ens.client_addr(s).to_string(),
+                    &format!("/fo/w{next:03}"),
+                    b"s",
+                );
                 next += 1;
             }
         }
@@ -450,7 +364,7 @@ fn failover_between_implementations() {
         let tree = same_everywhere(&ens, &all, "/fo");
         assert_eq!(tree.len(), all.len() + next, "{tree:?}");
         // It keeps following: a write through it is seen through the others.
-        create_until_ok(&ens.client_addr(killed).to_string(), &format!("/fo/w{next:03}"), b"r");
+        C.create_until_ok(&ens.client_addr(killed).to_string(), &format!("/fo/w{next:03}"), b"r");
         next += 1;
         let tree = same_everywhere(&ens, &all, "/fo");
         assert_eq!(tree.len(), all.len() + next);
@@ -471,13 +385,13 @@ fn catch_up(
     snap_seen: impl Fn(&str, &str) -> bool,
 ) {
     let ids = ens.ids();
-    let lc = client_of(ens, leader);
+    let lc = C.client_of(ens, leader);
     lc.create("/diff", b"", &open(), CreateMode::Persistent).unwrap();
     lc.create("/snap", b"", &open(), CreateMode::Persistent).unwrap();
     same_everywhere(ens, &ids, "/");
     // A session of the leader whose ephemerals are created while `f` is down: `f` learns
     // them (and the session) from the DIFF / SNAP, and drops them when the session closes.
-    let e = client_of(ens, leader);
+    let e = C.client_of(ens, leader);
 
     for (parent, n, seen) in
         [("/diff", 10, &diff_seen as &dyn Fn(&str, &str) -> bool), ("/snap", 700, &snap_seen)]
@@ -492,7 +406,7 @@ fn catch_up(
         ens.restart(f);
         ens.wait_for_mode(f, "follower", ELECTION);
         eprintln!("peer {f} follows again after {:?}", t.elapsed());
-        let tree = subtree(&synced(ens, f), parent);
+        let tree = subtree(&C.synced(ens, f), parent);
         assert_eq!(tree.len(), n, "{parent} through peer {f}");
         for (i, (name, data)) in tree.iter().enumerate() {
             assert_eq!((name.clone(), data.clone()), (format!("n{i:04}"), i.to_string().into()));
@@ -506,18 +420,18 @@ fn catch_up(
             &flog[ffrom..]
         );
         same_everywhere(ens, &ids, parent);
-        let stat = synced(ens, f).exists(&format!("{parent}-eph"), false).unwrap();
+        let stat = C.synced(ens, f).exists(&format!("{parent}-eph"), false).unwrap();
         assert_eq!(stat.map(|s| s.ephemeral_owner), Some(e.session_id().0), "{parent}-eph");
     }
     e.close().unwrap();
     for id in ids.iter().copied() {
-        assert_eq!(read_through(ens, id, "/diff-eph"), None, "peer {id} after close");
-        assert_eq!(read_through(ens, id, "/snap-eph"), None, "peer {id} after close");
+        assert_eq!(C.read_through(ens, id, "/diff-eph"), None, "peer {id} after close");
+        assert_eq!(C.read_through(ens, id, "/snap-eph"), None, "peer {id} after close");
     }
     // It follows on.
     lc.create("/snap/after", b"x", &open(), CreateMode::Persistent).unwrap();
-    assert_eq!(read_through(ens, f, "/snap/after").as_deref(), Some(&b"x"[..]));
-    assert_eq!(subtree(&synced(ens, f), "/diff").len(), 10);
+    assert_eq!(C.read_through(ens, f, "/snap/after").as_deref(), Some(&b"x"[..]));
+    assert_eq!(subtree(&C.synced(ens, f), "/diff").len(), 10);
 }
 
 /// The N of the rzk leader's first "with DIFF of N txns" line in `log`: here the 10 creates
@@ -580,7 +494,7 @@ fn apache_follower_catches_up_from_rzk_leader() {
 fn sessions_move_from_apache_to_rzk() {
     let t0 = Instant::now();
     let Some(mut ens) = start(vec![Flavor::rzk(), Flavor::Apache, Flavor::Apache]) else { return };
-    create_until_ok(&ens.client_addr(3).to_string(), "/moved", b"");
+    C.create_until_ok(&ens.client_addr(3).to_string(), "/moved", b"");
 
     // (a) Re-attach.
     let (sid, passwd) = {
@@ -589,7 +503,7 @@ fn sessions_move_from_apache_to_rzk() {
         assert_eq!(reply.err, 0, "ephemeral through Apache 2");
         (w.id, w.passwd.clone())
     };
-    let y = connect(config(&ens.client_addr(1).to_string()).session(SessionId(sid), passwd));
+    let y = C.connect(C.config(&ens.client_addr(1).to_string()).session(SessionId(sid), passwd));
     assert_eq!(y.session_id(), SessionId(sid), "re-attached through rzk 1");
     assert!(serves_session(&ens, 1, sid));
     let stat = y.exists("/moved/eph-a", false).unwrap().expect("ephemeral kept");
@@ -600,15 +514,15 @@ fn sessions_move_from_apache_to_rzk() {
     assert_eq!(ephs, ["/moved/eph-a", "/moved/eph-a2"]);
     y.close().unwrap();
     for id in ens.ids() {
-        assert_eq!(read_through(&ens, id, "/moved/eph-a"), None, "peer {id} after close");
-        assert_eq!(read_through(&ens, id, "/moved/eph-a2"), None, "peer {id} after close");
+        assert_eq!(C.read_through(&ens, id, "/moved/eph-a"), None, "peer {id} after close");
+        assert_eq!(C.read_through(&ens, id, "/moved/eph-a2"), None, "peer {id} after close");
     }
 
     // (b) Fail over: a client of 2 and 1 that landed on 2 (the client shuffles its hosts).
     let cs = ens.connect_string_of(&[2, 1]);
     let mut tries = 0;
     let x = loop {
-        let x = connect(config(&cs));
+        let x = C.connect(C.config(&cs));
         if serves_session(&ens, 2, x.session_id().0) {
             break x;
         }
@@ -625,11 +539,11 @@ fn sessions_move_from_apache_to_rzk() {
     let stat = x.exists("/moved/eph-b", false).unwrap().expect("ephemeral kept");
     assert_eq!(stat.ephemeral_owner, sid.0);
     x.create("/moved/after-failover", b"", &open(), CreateMode::Persistent).unwrap();
-    assert_eq!(read_through(&ens, 3, "/moved/eph-b").as_deref(), Some(&b"b"[..]));
+    assert_eq!(C.read_through(&ens, 3, "/moved/eph-b").as_deref(), Some(&b"b"[..]));
     x.close().unwrap();
     for id in [1, 3] {
-        assert_eq!(read_through(&ens, id, "/moved/eph-b"), None, "peer {id} after close");
-        assert!(read_through(&ens, id, "/moved/after-failover").is_some());
+        assert_eq!(C.read_through(&ens, id, "/moved/eph-b"), None, "peer {id} after close");
+        assert!(C.read_through(&ens, id, "/moved/after-failover").is_some());
     }
     eprintln!("scenario 5 in {:?}", t0.elapsed());
 }

@@ -16,10 +16,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use harness::ensemble::{four_letter, set_key, Ensemble, Flavor};
-use rzk::client::{Client, ClientConfig, Error, Op, State, Watcher};
-use rzk::jute::data::Acl;
+use harness::ensemble_client::{open, subtree, wait_until, Clients};
+use rzk::client::{ClientConfig, Error, Op, State, Watcher};
 use rzk::proto::{CreateMode, ErrorCode, EventType};
 
+const C: Clients = Clients { patience: ELECTION, request_timeout: Duration::from_secs(5) };
 const ELECTION: Duration = Duration::from_secs(20);
 
 /// Short ticks, generous init/sync limits (debug builds on a busy 2-core machine) and long
@@ -38,65 +39,6 @@ fn start(participants: usize, observers: usize) -> Ensemble {
     ens.wait_all_serving(ELECTION);
     eprintln!("ensemble of {participants}+{observers} up in {:?}", t0.elapsed());
     ens
-}
-
-fn open() -> Vec<Acl> {
-    Acl::open_unsafe()
-}
-
-/// A connected client from `cfg` (bounded retries: a server may be between leaders).
-fn connect(cfg: ClientConfig) -> Client {
-    let deadline = Instant::now() + ELECTION;
-    loop {
-        let c = cfg.clone().connect().expect("client");
-        match c.wait_connected(Duration::from_secs(5)) {
-            Ok(()) => return c,
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("connect to {}: {e}; retrying", cfg.connect_string);
-                let _ = c.close();
-            }
-            Err(e) => panic!("cannot connect to {}: {e}", cfg.connect_string),
-        }
-    }
-}
-
-fn config(connect_string: &str) -> ClientConfig {
-    ClientConfig::new(connect_string, Duration::from_secs(15))
-        .request_timeout(Duration::from_secs(5))
-}
-
-/// A client of peer `id` only, caught up with the leader (sync).
-fn synced(ens: &Ensemble, id: u32) -> Client {
-    let c = connect(config(&ens.client_addr(id).to_string()));
-    c.sync("/").unwrap_or_else(|e| panic!("sync through peer {id}: {e}"));
-    c
-}
-
-/// `path`'s data through peer `id` after a sync; `None` when it does not exist.
-fn read_through(ens: &Ensemble, id: u32, path: &str) -> Option<Vec<u8>> {
-    let c = synced(ens, id);
-    match c.get_data(path, false) {
-        Ok((d, _)) => Some(d),
-        Err(Error::Server(ErrorCode::NoNode)) => None,
-        Err(e) => panic!("get {path} through peer {id}: {e}"),
-    }
-}
-
-/// Creates `path` through `connect_string`, retrying (fresh clients) while the ensemble has
-/// no leader; NodeExists after a lost reply counts as done.
-fn create_until_ok(connect_string: &str, path: &str, data: &[u8]) {
-    let deadline = Instant::now() + ELECTION;
-    loop {
-        let c = connect(config(connect_string));
-        match c.create(path, data, &open(), CreateMode::Persistent) {
-            Ok(_) | Err(Error::Server(ErrorCode::NodeExists)) => return,
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("create {path} through {connect_string}: {e}; retrying");
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err(e) => panic!("create {path} through {connect_string}: {e}"),
-        }
-    }
 }
 
 /// Issues many calls with at most `window` outstanding; `issue(i, r` must call `done`
@@ -124,23 +66,6 @@ fn pipelined<T: Send + 'static>(
     out.into_iter().map(|r| r.expect("every reply")).collect()
 }
 
-/// Every child of `parent` with its data, through `c` (data read pipelined).
-fn subtree(c: &Client, parent: &str) -> BTreeMap<String, Vec<u8>> {
-    let mut names = c.get_children(parent, false).unwrap_or_else(|e| panic!("ls {parent}: {e}"));
-    names.sort();
-    let datas = pipelined(names.len(), 256, |i, done| {
-        c.get_data_async(&format!("{parent}/{}", names[i]), false, done)
-    });
-    names
-        .into_iter()
-        .zip(datas)
-        .map(|(n, d)| {
-            let d = d.unwrap_or_else(|e| panic!("get {parent}/{n}: {e}")).0;
-            (n, d)
-        })
-        .collect()
-}
-
 /// The Zxid line of peer `id`'s srvr answer.
 fn srvr_zxid(ens: &Ensemble, id: u32) -> Option<String> {
     let a = four_letter(ens.client_addr(id), "srvr")?;
@@ -151,15 +76,6 @@ fn srvr_zxid(ens: &Ensemble, id: u32) -> Option<String> {
 fn sync_line(log: &str, from: usize, sid: u32) -> Option<String> {
     let needle = format!("syncing learner Some(ServerId({sid}))");
     log.get(from..)?.lines().find(|l| l.contains(&needle)).map(str::to_string)
-}
-
-/// Waits until `f()` holds (panics with `what` after `timeout`).
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn followers(ens: &Ensemble, leader: u32) -> Vec<u32> {
@@ -175,7 +91,7 @@ fn writes_through_any_server_are_seen_by_all() {
     let ens = start(3, 0);
     let ids = ens.ids();
     for &w in &ids {
-        let c = connect(config(&ens.client_addr(w).to_string()));
+        let c = C.connect(C.config(&ens.client_addr(w).to_string()));
         c.create(
             &format!("/via{w}"),
             format!("from {w}").as_bytes(),
@@ -186,7 +102,7 @@ fn writes_through_any_server_are_seen_by_all() {
         let _ = c.close();
     }
     for &r in &ids {
-        let c = synced(&ens, r);
+        let c = C.synced(&ens, r);
         for &w in &ids {
             let (d, _) = c.get_data(&format!("/via{w}"), false).unwrap();
             assert_eq!(d, format!("from {w}").as_bytes(), "/via{w} read through {r}");
@@ -239,7 +155,7 @@ fn garbage_on_quorum_and_election_ports_harms_nobody() {
     }
     assert_eq!(ens.leader(), Some(leader), "the leader is unchanged");
     for id in ens.ids() {
-        let c = connect(config(&ens.client_addr(id).to_string()));
+        let c = C.connect(C.config(&ens.client_addr(id).to_string()));
         c.create(&format!("/after-garbage-{id}"), b"", &open(), CreateMode::Persistent)
             .unwrap_or_else(|e| panic!("create through {id}: {e}"));
         let _ = c.close();
@@ -275,15 +191,15 @@ fn leader_serves_no_keeps_clients_on_the_followers() {
         assert!(Instant::now() < deadline, "no quiet leader:\n{}", ens.status());
         std::thread::sleep(Duration::from_millis(100));
     };
-    let c = connect(config(&ens.connect_string()));
+    let c = C.connect(C.config(&ens.connect_string()));
     c.create("/through-followers", b"x", &open(), CreateMode::Persistent).expect("create");
     let _ = c.close();
     // A client that only knows the leader never gets a session.
-    let only = config(&ens.client_addr(leader).to_string()).connect().expect("client");
+    let only = C.config(&ens.client_addr(leader).to_string()).connect().expect("client");
     assert!(only.wait_connected(Duration::from_secs(2)).is_err(), "the leader took a client");
     let _ = only.close();
     for id in ens.ids().into_iter().filter(|&id| id != leader) {
-        let c = synced(&ens, id);
+        let c = C.synced(&ens, id);
         assert_eq!(c.get_data("/through-followers", false).expect("read").0, b"x");
     }
 }
@@ -314,7 +230,7 @@ const WRITER_WINDOW: usize = 8;
 /// /load/w{i} and every 8th op a multi (two creates and a setData), until `stop`.
 fn writer(i: usize, cs: String, stop: Arc<AtomicBool>, total: Arc<AtomicUsize>) -> Acked {
     let mut acked = Acked::default();
-    let mut c = connect(config(&cs));
+    let mut c = C.connect(C.config(&cs));
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) && n < 5000 {
         let first = n;
@@ -363,7 +279,7 @@ fn writer(i: usize, cs: String, stop: Arc<AtomicBool>, total: Arc<AtomicUsize>) 
         if let Some(e) = failed {
             if !c.state().is_alive() {
                 eprintln!("writer {i}: {e}; client is {:?}, new session", c.state());
-                c = connect(config(&cs));
+                c = C.connect(C.config(&cs));
             } else {
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -386,7 +302,7 @@ fn leader_kill9_under_write_load_loses_no_acknowledged_write() {
     let leader = ens.wait_for_leader(ELECTION);
     ens.wait_all_serving(ELECTION);
     let all = ens.ids();
-    let setup = connect(config(&ens.connect_string()));
+    let setup = C.connect(C.config(&ens.connect_string()));
     for p in ["/load", "/load/m"] {
         setup.create(p, b"", &open(), CreateMode::Persistent).unwrap();
     }
@@ -446,7 +362,7 @@ fn leader_kill9_under_write_load_loses_no_acknowledged_write() {
 
     let mut reference: Option<Vec<BTreeMap<String, Vec<u8>>>> = None;
     for &id in &all {
-        let c = synced(&ens, id);
+        let c = C.synced(&ens, id);
         let mut trees = Vec::new();
         for (i, a) in acked.iter().enumerate() {
             let tree = subtree(&c, &format!("/load/w{i}"));
@@ -491,7 +407,7 @@ fn follower_catches_up_by_diff_then_snap() {
     let mut ens = start(3, 0);
     let leader = ens.leader().expect("leader");
     let f = followers(&ens, leader)[0];
-    let lc = connect(config(&ens.client_addr(leader).to_string()));
+    let lc = C.connect(C.config(&ens.client_addr(leader).to_string()));
     lc.create("/diff", b"", &open(), CreateMode::Persistent).unwrap();
     lc.create("/snap", b"", &open(), CreateMode::Persistent).unwrap();
 
@@ -503,7 +419,7 @@ fn follower_catches_up_by_diff_then_snap() {
     let from = ens.log(leader).len();
     ens.restart(f);
     ens.wait_for_mode(f, "follower", ELECTION);
-    let c = synced(&ens, f);
+    let c = C.synced(&ens, f);
     assert_eq!(subtree(&c, "/diff").len(), 10, "peer {f} after DIFF");
     let _ = c.close();
     let line = sync_line(&ens.log(leader), from, f).expect("the leader logged the sync");
@@ -522,7 +438,7 @@ fn follower_catches_up_by_diff_then_snap() {
     let from = ens.log(leader).len();
     ens.restart(f);
     ens.wait_for_mode(f, "follower", ELECTION);
-    let c = synced(&ens, f);
+    let c = C.synced(&ens, f);
     let tree = subtree(&c, "/snap");
     assert_eq!(tree.len(), 1500, "peer {f} after SNAP");
     for (i, (name, data)) in tree.iter().enumerate() {
@@ -538,7 +454,7 @@ fn follower_catches_up_by_diff_then_snap() {
 
     // It follows on: a new write through the leader is seen through it.
     lc.create("/snap/after", b"x", &open(), CreateMode::Persistent).unwrap();
-    assert_eq!(read_through(&ens, f, "/snap/after").as_deref(), Some(&b"x"[..]));
+    assert_eq!(C.read_through(&ens, f, "/snap/after").as_deref(), Some(&b"x"[..]));
     eprintln!("scenario 3 in {:?}", t0.elapsed());
 }
 
@@ -584,9 +500,9 @@ fn stale_leader(thaw: Thaw, rejoin_first: bool) {
     let mut ens = start(3, 0);
     let leader = ens.leader().expect("leader");
     let fs = followers(&ens, leader);
-    create_until_ok(&ens.client_addr(leader).to_string(), "/base", b"");
+    C.create_until_ok(&ens.client_addr(leader).to_string(), "/base", b"");
 
-    let c = connect(
+    let c = C.connect(
         ClientConfig::new(&ens.client_addr(leader).to_string(), Duration::from_secs(15))
             .request_timeout(Duration::from_secs(1)),
     );
@@ -620,7 +536,7 @@ fn stale_leader(thaw: Thaw, rejoin_first: bool) {
     let new_leader = ens.wait_for_leader(ELECTION);
     assert!(fs.contains(&new_leader));
     if !rejoin_first {
-        create_until_ok(&ens.connect_string_of(&fs), "/after", b"new");
+        C.create_until_ok(&ens.connect_string_of(&fs), "/after", b"new");
     }
     let from = ens.log(new_leader).len();
     ens.restart(leader);
@@ -629,23 +545,23 @@ fn stale_leader(thaw: Thaw, rejoin_first: bool) {
     eprintln!("old leader synced: {line}");
     if rejoin_first {
         assert!(line.contains("with TRUNC"), "{line}");
-        create_until_ok(&ens.connect_string_of(&fs), "/after", b"new");
+        C.create_until_ok(&ens.connect_string_of(&fs), "/after", b"new");
     }
-    let survived = read_through(&ens, new_leader, "/uncommitted");
+    let survived = C.read_through(&ens, new_leader, "/uncommitted");
     eprintln!("{thaw:?}: /uncommitted on the new leader: {survived:?}");
     if thaw == Thaw::Kill {
         assert_eq!(survived, None, "only the old leader had the txn");
     }
     for id in ens.ids() {
-        assert_eq!(read_through(&ens, id, "/uncommitted"), survived, "peer {id}");
-        assert_eq!(read_through(&ens, id, "/after").as_deref(), Some(&b"new"[..]), "peer {id}");
+        assert_eq!(C.read_through(&ens, id, "/uncommitted"), survived, "peer {id}");
+        assert_eq!(C.read_through(&ens, id, "/after").as_deref(), Some(&b"new"[..]), "peer {id}");
     }
     // The outcome holds on disk: once more from the old leader's own data.
     ens.kill9(leader);
     ens.restart(leader);
     ens.wait_for_mode(leader, "follower", ELECTION);
-    assert_eq!(read_through(&ens, leader, "/uncommitted"), survived, "after a second restart");
-    assert_eq!(read_through(&ens, leader, "/after").as_deref(), Some(&b"new"[..]));
+    assert_eq!(C.read_through(&ens, leader, "/uncommitted"), survived, "after a second restart");
+    assert_eq!(C.read_through(&ens, leader, "/after").as_deref(), Some(&b"new"[..]));
     eprintln!("scenario 4 ({thaw:?}) in {:?}", t0.elapsed());
 }
 
@@ -676,10 +592,10 @@ fn observer_watches_and_sync() {
     let observer = ens.observers()[0];
     ens.wait_for_mode(observer, "observer", ELECTION);
     let participant = ens.participants()[1];
-    let pc = connect(config(&ens.client_addr(participant).to_string()));
+    let pc = C.connect(C.config(&ens.client_addr(participant).to_string()));
     pc.create("/watched", b"v0", &open(), CreateMode::Persistent).unwrap();
 
-    let oc = synced(&ens, observer);
+    let oc = C.synced(&ens, observer);
     let (tx, events) = crossbeam_channel::unbounded();
     let w = Watcher::channel(tx);
     assert_eq!(oc.get_data("/watched", &w).unwrap().0, b"v0");
@@ -713,7 +629,7 @@ fn observer_watches_and_sync() {
     // Writes through the observer are forwarded to the leader and seen everywhere.
     oc.create("/from-observer", b"o", &open(), CreateMode::Persistent).unwrap();
     for id in ens.participants() {
-        assert_eq!(read_through(&ens, id, "/from-observer").as_deref(), Some(&b"o"[..]));
+        assert_eq!(C.read_through(&ens, id, "/from-observer").as_deref(), Some(&b"o"[..]));
     }
     drop(oc);
 
@@ -731,7 +647,7 @@ fn observer_watches_and_sync() {
     ens.wait_for_mode(observer, "observer", ELECTION);
     let line = sync_line(&ens.log(leader), from, observer).expect("the leader logged the sync");
     assert!(line.contains("with SNAP"), "{line}");
-    let oc = synced(&ens, observer);
+    let oc = C.synced(&ens, observer);
     assert_eq!(subtree(&oc, "/obs-snap").len(), 600);
     pc.set_data("/watched", b"last", -1).unwrap();
     oc.sync("/").unwrap();
@@ -751,7 +667,7 @@ fn minority_cannot_commit() {
     let leader = ens.leader().expect("leader");
     let fs = followers(&ens, leader);
     let (survivor, other) = (fs[0], fs[1]);
-    let c = connect(config(&ens.client_addr(survivor).to_string()));
+    let c = C.connect(C.config(&ens.client_addr(survivor).to_string()));
     c.create("/before", b"", &open(), CreateMode::Persistent).unwrap();
 
     ens.kill9(leader);
@@ -773,7 +689,7 @@ fn minority_cannot_commit() {
     ens.restart(other);
     let new_leader = ens.wait_for_leader(ELECTION);
     eprintln!("peer {new_leader} leads again");
-    create_until_ok(&ens.client_addr(survivor).to_string(), "/after", b"");
+    C.create_until_ok(&ens.client_addr(survivor).to_string(), "/after", b"");
     let outcome = match early {
         Ok(r) => r,
         Err(_) => rx.recv_timeout(ELECTION).expect("the queued create completes"),
@@ -781,9 +697,9 @@ fn minority_cannot_commit() {
     eprintln!("create through the minority: {outcome:?}");
     let expected = outcome.is_ok();
     for id in [survivor, other] {
-        assert_eq!(read_through(&ens, id, "/minority").is_some(), expected, "peer {id}");
-        assert!(read_through(&ens, id, "/before").is_some());
-        assert!(read_through(&ens, id, "/after").is_some());
+        assert_eq!(C.read_through(&ens, id, "/minority").is_some(), expected, "peer {id}");
+        assert!(C.read_through(&ens, id, "/before").is_some());
+        assert!(C.read_through(&ens, id, "/after").is_some());
     }
     eprintln!("scenario 6 in {:?}", t0.elapsed());
 }
@@ -804,8 +720,8 @@ fn read_only_mode_when_out_of_quorum() {
     ens.wait_all_serving(ELECTION);
     let fs = followers(&ens, leader);
     let survivor = fs[0];
-    create_until_ok(&ens.connect_string(), "/ro", b"data");
-    assert_eq!(read_through(&ens, survivor, "/ro").as_deref(), Some(&b"data"[..]));
+    C.create_until_ok(&ens.connect_string(), "/ro", b"data");
+    assert_eq!(C.read_through(&ens, survivor, "/ro").as_deref(), Some(&b"data"[..]));
     let survivor_addr = ens.client_addr(survivor);
     let isro = || four_letter(survivor_addr, "isro").map(|s| s.trim().to_string());
     assert_eq!(isro().as_deref(), Some("rw"));
@@ -814,7 +730,7 @@ fn read_only_mode_when_out_of_quorum() {
     ens.kill9(fs[1]);
     wait_until("isro = ro", ELECTION, || isro().as_deref() == Some("ro"));
 
-    let ro = connect(config(&ens.connect_string()).can_be_read_only(true));
+    let ro = C.connect(C.config(&ens.connect_string()).can_be_read_only(true));
     assert_eq!(ro.state(), State::ConnectedReadOnly);
     assert_eq!(ro.get_data("/ro", false).unwrap().0, b"data");
     assert_eq!(ro.get_children("/", false).map(|c| c.contains(&"ro".to_string())).ok(), Some(true));
@@ -837,7 +753,7 @@ fn read_only_mode_when_out_of_quorum() {
     assert_eq!(state, State::Connected, "the read-only client found a read-write server");
     ro.create("/ro-write", b"w", &open(), CreateMode::Persistent).unwrap();
     for id in ens.ids() {
-        assert_eq!(read_through(&ens, id, "/ro-write").as_deref(), Some(&b"w"[..]), "peer {id}");
+        assert_eq!(C.read_through(&ens, id, "/ro-write").as_deref(), Some(&b"w"[..]), "peer {id}");
     }
     eprintln!("scenario 7 in {:?}", t0.elapsed());
 }
@@ -852,14 +768,14 @@ fn five_peers_survive_two_failures() {
     let mut ens = start(5, 0);
     let leader = ens.leader().expect("leader");
     let f = followers(&ens, leader)[0];
-    create_until_ok(&ens.connect_string(), "/five", b"0");
+    C.create_until_ok(&ens.connect_string(), "/five", b"0");
     ens.kill9(leader);
     ens.kill9(f);
     let new_leader = ens.wait_for_leader(ELECTION);
     let rest: Vec<u32> = ens.ids().into_iter().filter(|&id| id != leader && id != f).collect();
     assert!(rest.contains(&new_leader));
-    create_until_ok(&ens.connect_string_of(&rest), "/five/during", b"1");
-    let c = connect(config(&ens.connect_string_of(&rest)));
+    C.create_until_ok(&ens.connect_string_of(&rest), "/five/during", b"1");
+    let c = C.connect(C.config(&ens.connect_string_of(&rest)));
     for n in 0..50 {
         c.create(&format!("/five/n{n}"), b"", &open(), CreateMode::Persistent).unwrap();
     }
@@ -873,7 +789,7 @@ fn five_peers_survive_two_failures() {
     ens.wait_all_serving(ELECTION);
     let mut reference = None;
     for id in ens.ids() {
-        let c = synced(&ens, id);
+        let c = C.synced(&ens, id);
         let tree = (c.get_data("/five", false).unwrap().0, subtree(&c, "/five"));
         assert_eq!(tree.0, b"2", "peer {id}");
         assert_eq!(tree.1.len(), 51, "peer {id}");
@@ -902,7 +818,7 @@ fn sessions_move_between_servers_and_expire() {
     let mut ens = start(3, 0);
     let leader = ens.leader().expect("leader");
     let fs = followers(&ens, leader);
-    let x = connect(config(&ens.connect_string_of(&fs)));
+    let x = C.connect(C.config(&ens.connect_string_of(&fs)));
     let sid = x.session_id();
     x.create("/eph-x", b"x", &open(), CreateMode::Ephemeral).unwrap();
     let marker = format!("sid=0x{:x}", sid.0);
@@ -922,32 +838,32 @@ fn sessions_move_between_servers_and_expire() {
     assert!(four_letter(ens.client_addr(other), "cons").unwrap().contains(&marker));
 
     // Re-attach the same session through the leader.
-    let y =
-        connect(config(&ens.client_addr(leader).to_string()).session(sid, x.session_password()));
+    let y = C
+        .connect(C.config(&ens.client_addr(leader).to_string()).session(sid, x.session_password()));
     assert_eq!(y.session_id(), sid);
     assert_eq!(y.get_ephemerals("/").unwrap(), vec!["/eph-x".to_string()]);
-    assert_eq!(read_through(&ens, other, "/eph-x").as_deref(), Some(&b"x"[..]));
+    assert_eq!(C.read_through(&ens, other, "/eph-x").as_deref(), Some(&b"x"[..]));
     y.close().unwrap();
     for id in [leader, other] {
-        assert_eq!(read_through(&ens, id, "/eph-x"), None, "peer {id} after close");
+        assert_eq!(C.read_through(&ens, id, "/eph-x"), None, "peer {id} after close");
     }
     drop(x);
     ens.restart(on);
     ens.wait_for_mode(on, "follower", ELECTION);
-    assert_eq!(read_through(&ens, on, "/eph-x"), None, "peer {on} after restart");
+    assert_eq!(C.read_through(&ens, on, "/eph-x"), None, "peer {on} after restart");
 
     // Expiry: a raw session creates an ephemeral and vanishes without closing.
     let mut z = harness::wire::Session::open_with_timeout(ens.client_addr(other), 2000);
     let (reply, _, _) = z.create("/eph-z", b"z", 1);
     assert_eq!(reply.err, 0);
     for id in ens.ids() {
-        assert!(read_through(&ens, id, "/eph-z").is_some(), "peer {id}");
+        assert!(C.read_through(&ens, id, "/eph-z").is_some(), "peer {id}");
     }
     drop(z);
     let gone = Instant::now();
     for id in ens.ids() {
         wait_until("the expired session's ephemeral to go", Duration::from_secs(15), || {
-            read_through(&ens, id, "/eph-z").is_none()
+            C.read_through(&ens, id, "/eph-z").is_none()
         });
     }
     eprintln!(
@@ -967,7 +883,7 @@ fn sessions_survive_leader_failover_and_orphans_expire() {
     let mut ens = start(3, 0);
     let leader = ens.leader().expect("leader");
     let fs = followers(&ens, leader);
-    let live = connect(
+    let live = C.connect(
         ClientConfig::new(&ens.connect_string_of(&fs), Duration::from_secs(4))
             .request_timeout(Duration::from_secs(5)),
     );
@@ -982,19 +898,19 @@ fn sessions_survive_leader_failover_and_orphans_expire() {
     assert_eq!(live.wait_for_state(|s| s == State::Connected, ELECTION), State::Connected);
     let other = *fs.iter().find(|&&id| id != new_leader).unwrap();
     wait_until("the orphan's ephemeral to expire", Duration::from_secs(20), || {
-        read_through(&ens, other, "/orphan").is_none()
+        C.read_through(&ens, other, "/orphan").is_none()
     });
     // Over two session timeouts under the new leader: the live session stays.
     std::thread::sleep(Duration::from_secs(9));
     assert_eq!(live.state(), State::Connected);
     assert_eq!(live.session_id(), sid);
     for id in fs.iter().copied() {
-        let c = synced(&ens, id);
+        let c = C.synced(&ens, id);
         let stat = c.exists("/live", false).unwrap();
         assert_eq!(stat.map(|s| s.ephemeral_owner), Some(sid.0), "peer {id}");
         assert!(c.exists("/orphan", false).unwrap().is_none(), "peer {id}");
     }
     live.close().unwrap();
-    assert_eq!(read_through(&ens, other, "/live"), None);
+    assert_eq!(C.read_through(&ens, other, "/live"), None);
     eprintln!("scenario 9b in {:?}", t0.elapsed());
 }

@@ -14,6 +14,7 @@ use rzk::jute::Jute;
 use rzk::server::{Server, Settings};
 
 pub mod ensemble;
+pub mod ensemble_client;
 pub mod wire;
 
 /// A running in-process server.

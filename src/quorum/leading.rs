@@ -157,7 +157,6 @@ impl LeaderShell<'_> {
             if let Some(end) = self.drain_actions() {
                 return end;
             }
-            self.publish_stats();
             let timer = match self.core.poll_timeout() {
                 Some(at) => crossbeam_channel::at(at),
                 None => never(),
@@ -180,7 +179,11 @@ impl LeaderShell<'_> {
                     Ok(r) => self.on_logged(r),
                     Err(_) => return RoleEnd::Error("sync stage stopped".into()),
                 },
-                recv(timer) -> _ => self.core.handle_timeout(Instant::now()),
+                recv(timer) -> _ => {
+                    self.core.handle_timeout(Instant::now());
+                    // mntr's leader counters, refreshed every half tick (not per packet).
+                    self.publish_stats();
+                }
             }
             if !self.ctx.running() {
                 return RoleEnd::Shutdown;

@@ -351,7 +351,9 @@ pub fn run(config: ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
         )
         .into());
     }
-    drop(rec);
+    // The first role plays on this database; later ones recover again (the role before
+    // changed the data on disk).
+    let mut first = Some(rec);
     let core =
         Election::new(quorum.server_id, qv.clone(), Zxid(last), current, ElectionConfig::default());
     let (control, control_rx) = unbounded();
@@ -367,11 +369,14 @@ pub fn run(config: ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
         ctx.quorum.servers.len()
     );
     loop {
-        let rec = database::recover(
-            &ctx.settings.data_dir,
-            &ctx.settings.data_log_dir,
-            ctx.settings.extended_types,
-        )?;
+        let rec = match first.take() {
+            Some(rec) => rec,
+            None => database::recover(
+                &ctx.settings.data_dir,
+                &ctx.settings.data_log_dir,
+                ctx.settings.extended_types,
+            )?,
+        };
         let last = rec.tree.last_processed_zxid;
         let current = read_epoch_file(&ctx.settings, "currentEpoch", last)?;
         let accepted = read_epoch_file(&ctx.settings, "acceptedEpoch", last)?;

@@ -37,7 +37,6 @@ use super::zab::packet::{
 };
 use super::zab::snap::{read_snap, SnapState};
 use crate::jute::txn::{Txn, TxnEntry};
-use crate::persistence::{txnlog, version_dir};
 use crate::proto::{OpCode, ServerId};
 use crate::server::database::{self, LogSink, Recovered};
 use crate::server::processor::{self, Kind, Request};
@@ -418,25 +417,9 @@ impl LearnerShell<'_> {
 
     fn truncate(&mut self, zxid: i64) -> Result<(), String> {
         self.sink = None;
-        let dir = version_dir(&self.shared.settings.data_log_dir);
-        match txnlog::truncate(&dir, zxid) {
-            Ok(()) => {}
-            Err(txnlog::LogError::NoLogForZxid { .. }) => {}
-            Err(e) => return Err(format!("truncating to 0x{zxid:x}: {e}")),
-        }
         let s = &self.shared.settings;
-        // A snapshot newer than the cut (taken after replaying txns that never committed)
-        // would bring them back: like FileTxnSnapLog.truncateLog, remove it.
-        let snap_dir = version_dir(&s.data_dir);
-        let snaps =
-            crate::persistence::snapshot::find_n_most_recent_snapshots(&snap_dir, usize::MAX)
-                .map_err(|e| format!("listing snapshots: {e}"))?;
-        for (snap_zxid, path) in snaps {
-            if snap_zxid > zxid {
-                info!("learner: removing {} (newer than the TRUNC point)", path.display());
-                std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            }
-        }
+        database::truncate(&s.data_dir, &s.data_log_dir, zxid)
+            .map_err(|e| format!("truncating to 0x{zxid:x}: {e}"))?;
         let rec = database::recover(&s.data_dir, &s.data_log_dir, s.extended_types)
             .map_err(|e| format!("reloading after TRUNC: {e}"))?;
         info!("learner: truncated to 0x{zxid:x}, tree at 0x{:x}", rec.tree.last_processed_zxid);

@@ -262,6 +262,29 @@ const SNAPSHOT_CHUNK: usize = 2048;
 /// Pause between snapshot chunks (a million nodes: ~0.5 s more per snapshot).
 const SNAPSHOT_PAUSE: Duration = Duration::from_micros(1000);
 
+/// Removes every txn after `zxid` from the logs of `data_log_dir` and every snapshot of
+/// `data_dir` newer than `zxid` (`FileTxnSnapLog.truncateLog`, a learner's TRUNC): such a
+/// snapshot was taken after replaying txns that never committed and would bring them back.
+/// No log writer may be open.
+pub fn truncate(data_dir: &Path, data_log_dir: &Path, zxid: i64) -> Result<(), DbError> {
+    match txnlog::truncate(&version_dir(data_log_dir), zxid) {
+        Ok(()) | Err(LogError::NoLogForZxid { .. }) => {}
+        Err(e) => return Err(DbError::Log(e)),
+    }
+    let snap_dir = version_dir(data_dir);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DbError::Io { path, source }
+    };
+    let snaps =
+        snapshot::find_n_most_recent_snapshots(&snap_dir, usize::MAX).map_err(io(&snap_dir))?;
+    for (snap_zxid, path) in snaps.into_iter().filter(|(z, _)| *z > zxid) {
+        info!("removing snapshot 0x{snap_zxid:x}: newer than the truncation point 0x{zxid:x}");
+        std::fs::remove_file(&path).map_err(io(&path))?;
+    }
+    Ok(())
+}
+
 /// Writes a fuzzy snapshot of the running server to `<dataDir>/version-2`; returns its path.
 pub fn take_snapshot(shared: &Shared) -> Result<PathBuf, DbError> {
     let snap_dir = version_dir(&shared.settings.data_dir);

@@ -30,14 +30,14 @@
 
 mod sim;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use rzk::proto::{ServerId, Zxid};
 use rzk::quorum::election::{DecisionPath, Election, ElectionConfig, Outcome};
 use rzk::quorum::vote::{QuorumMaj, ServerState};
 use rzk::quorum::wire::Notification;
-use sim::Rng;
+use sim::{InFlight, Rng};
 
 /// Stand-in for `initLimit * tickTime`: how long a decided peer may stay unestablished.
 const SYNC_TIMEOUT_MS: u64 = 2_000;
@@ -118,11 +118,8 @@ struct Sim {
     now: u64,
     peers: Vec<Peer>,
     qv: QuorumMaj,
-    /// (deliver at, sequence) -> (from index, to index, message).
-    inflight: BTreeMap<(u64, u64), (usize, usize, Notification)>,
-    /// Undelivered messages per directed link, oldest first (keys into `inflight`).
-    links: BTreeMap<(usize, usize), VecDeque<(u64, u64)>>,
-    seq: u64,
+    /// Election messages in flight.
+    inflight: InFlight<Notification>,
     net: NetParams,
     /// Partition group of each peer; messages pass only within a group.
     group: Vec<u8>,
@@ -169,9 +166,7 @@ impl Sim {
             now: 0,
             peers,
             qv,
-            inflight: BTreeMap::new(),
-            links: BTreeMap::new(),
-            seq: 0,
+            inflight: InFlight::new(LINK_CAPACITY),
             net: HEALTHY,
             group: vec![0; n as usize],
             leaders_by_round: BTreeMap::new(),
@@ -249,14 +244,7 @@ impl Sim {
         let copies = if self.rng.chance(self.net.dup_p) { 2 } else { 1 };
         for _ in 0..copies {
             let at = self.now + self.rng.range(0, self.net.max_delay_ms);
-            self.seq += 1;
-            self.inflight.insert((at, self.seq), (from, to, n.clone()));
-            let queue = self.links.entry((from, to)).or_default();
-            queue.push_back((at, self.seq));
-            if queue.len() > LINK_CAPACITY {
-                let oldest = queue.pop_front().expect("over capacity");
-                self.inflight.remove(&oldest);
-            }
+            self.inflight.push(at, from, to, n.clone());
         }
     }
 
@@ -390,7 +378,7 @@ impl Sim {
 
     fn next_event(&self, until: u64) -> u64 {
         let mut next = until;
-        if let Some((&(at, _), _)) = self.inflight.first_key_value() {
+        if let Some(at) = self.inflight.next_at() {
             next = next.min(at);
         }
         for p in &self.peers {
@@ -429,15 +417,7 @@ impl Sim {
 
     /// Everything due at `now`: deliveries, timers, the role loop, then the checks.
     fn step(&mut self) -> Check {
-        while let Some(entry) = self.inflight.first_entry() {
-            if entry.key().0 > self.now {
-                break;
-            }
-            let key = *entry.key();
-            let (from, to, n) = entry.remove();
-            if let Some(queue) = self.links.get_mut(&(from, to)) {
-                queue.retain(|k| *k != key);
-            }
+        while let Some((from, to, n)) = self.inflight.pop_due(self.now) {
             if !self.link_up(from, to) {
                 continue;
             }

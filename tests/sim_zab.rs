@@ -71,7 +71,7 @@ use rzk::quorum::wire::Notification;
 use rzk::quorum::zab::leader::{self, Handle, Leader, LeaderConfig};
 use rzk::quorum::zab::learner::{self, Learner, LearnerConfig};
 use rzk::quorum::zab::msg::{make_zxid, Msg, Payload};
-use sim::Rng;
+use sim::{InFlight, Rng};
 
 const DEFAULT_RUNS: u64 = 100;
 
@@ -336,9 +336,8 @@ struct Sim {
     peers: Vec<Peer>,
     qv: QuorumMaj,
     election_cfg: ElectionConfig,
-    inflight: BTreeMap<(u64, u64), (usize, usize, Notification)>,
-    links: BTreeMap<(usize, usize), VecDeque<(u64, u64)>>,
-    seq: u64,
+    /// Election messages in flight.
+    inflight: InFlight<Notification>,
     net: NetParams,
     group: Vec<u8>,
     conns: BTreeMap<Handle, Conn>,
@@ -391,9 +390,7 @@ impl Sim {
                 max_notification_interval: Duration::from_millis(4_000),
                 finalize_wait: Duration::from_millis(200),
             },
-            inflight: BTreeMap::new(),
-            links: BTreeMap::new(),
-            seq: 0,
+            inflight: InFlight::new(LINK_CAPACITY),
             net: HEALTHY,
             group: vec![0; n as usize],
             conns: BTreeMap::new(),
@@ -591,14 +588,7 @@ impl Sim {
         let copies = if self.rng.chance(self.net.dup_p) { 2 } else { 1 };
         for _ in 0..copies {
             let at = self.now + self.rng.range(0, self.net.max_delay_ms);
-            self.seq += 1;
-            self.inflight.insert((at, self.seq), (from, to, n.clone()));
-            let queue = self.links.entry((from, to)).or_default();
-            queue.push_back((at, self.seq));
-            if queue.len() > LINK_CAPACITY {
-                let oldest = queue.pop_front().expect("over capacity");
-                self.inflight.remove(&oldest);
-            }
+            self.inflight.push(at, from, to, n.clone());
         }
     }
 
@@ -912,7 +902,7 @@ impl Sim {
 
     fn next_event(&self, until: u64) -> u64 {
         let mut next = until;
-        if let Some((&(at, _), _)) = self.inflight.first_key_value() {
+        if let Some(at) = self.inflight.next_at() {
             next = next.min(at);
         }
         for c in self.conns.values() {
@@ -967,15 +957,7 @@ impl Sim {
     fn step(&mut self) -> Check {
         let now = self.instant(self.now);
         // Election notifications.
-        while let Some(entry) = self.inflight.first_entry() {
-            if entry.key().0 > self.now {
-                break;
-            }
-            let key = *entry.key();
-            let (from, to, n) = entry.remove();
-            if let Some(queue) = self.links.get_mut(&(from, to)) {
-                queue.retain(|k| *k != key);
-            }
+        while let Some((from, to, n)) = self.inflight.pop_due(self.now) {
             if !self.link_up(from, to) {
                 continue;
             }

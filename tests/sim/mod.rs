@@ -1,5 +1,6 @@
 //! Pieces shared by the cluster simulations (`sim_election.rs`, `sim_zab.rs`): the seeded
-//! random number generator and the seed-selection convention.
+//! random number generator, the seed-selection convention, and the lossy network's queue of
+//! messages in flight.
 //!
 //! Seeds: `ZK_SIM_SEED=<n>` replays one seed (the simulations print it on failure);
 //! `ZK_SIM_RUNS=<n>` sets the number of seeds per scenario.
@@ -37,4 +38,72 @@ pub fn seeds(salt: u64, default_runs: u64) -> Vec<u64> {
     let runs: u64 =
         std::env::var("ZK_SIM_RUNS").map_or(default_runs, |r| r.parse().expect("a number"));
     (0..runs).map(|r| salt * 1_000_000 + r).collect()
+}
+
+/// Messages in flight on the simulated lossy network, by delivery time; each directed link
+/// holds at most `capacity` undelivered messages (a new one pushes out the link's oldest, as
+/// a send queue of one-ish would).
+pub struct InFlight<M> {
+    /// (deliver at, sequence) -> (from index, to index, message).
+    by_time: std::collections::BTreeMap<(u64, u64), (usize, usize, M)>,
+    /// Undelivered messages per directed link, oldest first (keys into `by_time`).
+    links: std::collections::BTreeMap<(usize, usize), std::collections::VecDeque<(u64, u64)>>,
+    seq: u64,
+    capacity: usize,
+}
+
+impl<M> InFlight<M> {
+    /// An empty network whose links hold `capacity` messages each.
+    pub fn new(capacity: usize) -> InFlight<M> {
+        InFlight {
+            by_time: std::collections::BTreeMap::new(),
+            links: std::collections::BTreeMap::new(),
+            seq: 0,
+            capacity,
+        }
+    }
+
+    /// Queues `m` from `from` to `to` for delivery at `at`.
+    pub fn push(&mut self, at: u64, from: usize, to: usize, m: M) {
+        self.seq += 1;
+        self.by_time.insert((at, self.seq), (from, to, m));
+        let queue = self.links.entry((from, to)).or_default();
+        queue.push_back((at, self.seq));
+        if queue.len() > self.capacity {
+            if let Some(oldest) = queue.pop_front() {
+                self.by_time.remove(&oldest);
+            }
+        }
+    }
+
+    /// The next message due at or before `now`, as (from, to, message).
+    pub fn pop_due(&mut self, now: u64) -> Option<(usize, usize, M)> {
+        let entry = self.by_time.first_entry()?;
+        if entry.key().0 > now {
+            return None;
+        }
+        let key = *entry.key();
+        let (from, to, m) = entry.remove();
+        if let Some(queue) = self.links.get_mut(&(from, to)) {
+            queue.retain(|k| *k != key);
+        }
+        Some((from, to, m))
+    }
+
+    /// When the next message is due.
+    pub fn next_at(&self) -> Option<u64> {
+        self.by_time.first_key_value().map(|(&(at, _), _)| at)
+    }
+
+    /// Messages in flight.
+    #[allow(dead_code)] // sim_zab does not bound the count
+    pub fn len(&self) -> usize {
+        self.by_time.len()
+    }
+
+    /// Whether nothing is in flight.
+    #[allow(dead_code)]
+    pub fn is_empty(&self) -> bool {
+        self.by_time.is_empty()
+    }
 }

@@ -73,41 +73,16 @@ impl Default for ServerOptions {
     }
 }
 
+#[path = "../slots/mod.rs"]
+mod slots;
+
 /// How many servers the tests of one binary run at once (`RZK_TEST_SERVERS`, default 2):
 /// the machine has few cores and timing-sensitive tests fail when a dozen JVMs compete.
-fn max_servers() -> usize {
-    std::env::var("RZK_TEST_SERVERS").ok().and_then(|v| v.parse().ok()).unwrap_or(2).max(1)
-}
-
-static RUNNING: (Mutex<usize>, std::sync::Condvar) = (Mutex::new(0), std::sync::Condvar::new());
-
-/// A slot among the [`max_servers`] allowed; freed on drop.
-struct Permit;
-
-impl Permit {
-    fn acquire() -> Permit {
-        let (lock, cond) = &RUNNING;
-        let mut n = lock.lock().unwrap_or_else(|e| e.into_inner());
-        while *n >= max_servers() {
-            n = cond.wait(n).unwrap_or_else(|e| e.into_inner());
-        }
-        *n += 1;
-        Permit
-    }
-}
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        let (lock, cond) = &RUNNING;
-        let mut n = lock.lock().unwrap_or_else(|e| e.into_inner());
-        *n -= 1;
-        cond.notify_one();
-    }
-}
+static RUNNING: slots::Slots = slots::Slots::new();
 
 /// A running server; killed on drop.
 pub struct TestServer {
-    _permit: Permit,
+    _permit: slots::Slot,
     target: Target,
     port: u16,
     dir: tempfile::TempDir,
@@ -150,7 +125,7 @@ impl TestServer {
             eprintln!("SKIPPED: RZK_TEST_TARGET=apache but `java` is not installed");
             return None;
         }
-        let permit = Permit::acquire();
+        let permit = RUNNING.acquire(slots::limit("RZK_TEST_SERVERS", 2));
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let peers = if target == Target::RzkEnsemble {

@@ -17,7 +17,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Condvar, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Which server a peer runs.
@@ -127,7 +127,7 @@ pub struct Ensemble {
     flavors: Vec<Flavor>,
     dir: Option<tempfile::TempDir>,
     peers: Vec<Peer>,
-    _permit: Permit,
+    _permit: slots::Slot,
 }
 
 /// What went wrong while starting the peers.
@@ -168,7 +168,7 @@ impl Ensemble {
         assert!(flavors.len() > observers, "an ensemble needs a participant");
         let participants = flavors.len() - observers;
         let _ = env_logger::builder().is_test(true).try_init();
-        let permit = Permit::acquire();
+        let permit = RUNNING.acquire(slots::limit("RZK_TEST_ENSEMBLES", 1));
         let dir = tempfile::Builder::new().prefix("rzk-ensemble.").tempdir().expect("temp dir");
         let mut ens = Ensemble { flavors, dir: Some(dir), peers: Vec::new(), _permit: permit };
         for attempt in 1..=START_ATTEMPTS {
@@ -659,32 +659,8 @@ pub fn free_ports(n: usize) -> Vec<u16> {
     ports
 }
 
-fn max_ensembles() -> usize {
-    std::env::var("RZK_TEST_ENSEMBLES").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1)
-}
+#[path = "../slots/mod.rs"]
+mod slots;
 
-static RUNNING: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
-
-/// A slot among the [`max_ensembles`] allowed at once; freed on drop.
-struct Permit;
-
-impl Permit {
-    fn acquire() -> Permit {
-        let (lock, cond) = &RUNNING;
-        let mut n = lock.lock().unwrap_or_else(|e| e.into_inner());
-        while *n >= max_ensembles() {
-            n = cond.wait(n).unwrap_or_else(|e| e.into_inner());
-        }
-        *n += 1;
-        Permit
-    }
-}
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        let (lock, cond) = &RUNNING;
-        let mut n = lock.lock().unwrap_or_else(|e| e.into_inner());
-        *n -= 1;
-        cond.notify_one();
-    }
-}
+/// Ensembles one test binary runs at once (`RZK_TEST_ENSEMBLES`, default 1).
+static RUNNING: slots::Slots = slots::Slots::new();

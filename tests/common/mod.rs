@@ -127,15 +127,16 @@ impl TestServer {
         }
         let permit = RUNNING.acquire(slots::limit("RZK_TEST_SERVERS", 2));
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let peers = if target == Target::RzkEnsemble {
-            let mut p = vec![(port, free_port(), free_port())];
-            for _ in 1..3 {
-                p.push((free_port(), free_port(), free_port()));
-            }
-            p
+        let (port, peers) = if target == Target::RzkEnsemble {
+            // All nine bound at once, so the kernel cannot hand out one port twice.
+            let held: Vec<TcpListener> = (0..9)
+                .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
+                .collect();
+            let p: Vec<u16> =
+                held.iter().map(|l| l.local_addr().expect("local addr").port()).collect();
+            (p[0], p.chunks(3).map(|c| (c[0], c[1], c[2])).collect())
         } else {
-            Vec::new()
+            (free_port(), Vec::new())
         };
         let mut s = TestServer {
             _permit: permit,

@@ -119,6 +119,10 @@ pub const PRE_ALLOC_SIZE_DEFAULT_KIB: u64 = 65536;
 /// [ZooKeeperServer.getSnapCount; persistence-formats.md §5.1].
 pub const SNAP_COUNT_DEFAULT: u32 = 100_000;
 
+/// Default `snapshotSizeFactor`: a learner behind the committed log is synced from the txn log
+/// when that sends at most this fraction of the newest snapshot's bytes [ZKDatabase].
+pub const SNAPSHOT_SIZE_FACTOR_DEFAULT: f64 = 0.33;
+
 /// Smallest `snapCount`; Apache raises smaller values to it with a warning, because the
 /// randomised threshold `snapCount / 2 + r` needs `snapCount / 2 >= 1`.
 pub const SNAP_COUNT_MIN: u32 = 2;

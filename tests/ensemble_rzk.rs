@@ -460,6 +460,83 @@ fn follower_catches_up_by_diff_then_snap() {
 
 // ---------------------------------------------------------------------------------------
 
+/// The zxids of the snapshots in peer `id`'s data dir.
+fn snapshot_zxids(ens: &Ensemble, id: u32) -> Vec<i64> {
+    let Ok(entries) = std::fs::read_dir(ens.dir(id).join("version-2")) else { return vec![] };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            i64::from_str_radix(name.strip_prefix("snapshot.")?, 16).ok()
+        })
+        .collect()
+}
+
+/// Scenario 3b: a follower behind the leader's committed log (500 txns) but not behind its
+/// newest snapshot catches up by a DIFF read from the leader's txn log, as ZooKeeper's
+/// `snapshotSizeFactor` sync does, because the 1500 small txns it missed are far smaller than a
+/// third of the snapshot (big nodes written first; `snapSizeLimitInKb` makes the peers snapshot
+/// them).
+#[test]
+fn follower_behind_the_committed_log_catches_up_from_the_txn_log() {
+    let t0 = Instant::now();
+    let mut ens = Ensemble::start(Flavor::rzk(), 3, 0, |_, cfg| {
+        fast(cfg);
+        set_key(cfg, "snapSizeLimitInKb", "2048");
+    });
+    ens.wait_for_leader(ELECTION);
+    ens.wait_all_serving(ELECTION);
+    let leader = ens.leader().expect("leader");
+    let f = followers(&ens, leader)[0];
+    let lc = C.connect(C.config(&ens.client_addr(leader).to_string()));
+    lc.create("/big", b"", &open(), CreateMode::Persistent).unwrap();
+    let big = vec![b'b'; 900_000];
+    for n in 0..4 {
+        lc.create(&format!("/big/b{n}"), &big, &open(), CreateMode::Persistent).unwrap();
+    }
+    let deadline = Instant::now() + ELECTION;
+    while !snapshot_zxids(&ens, leader).iter().any(|z| *z > 0) {
+        assert!(Instant::now() < deadline, "the leader took no snapshot of the big nodes");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    lc.create("/log-diff", b"", &open(), CreateMode::Persistent).unwrap();
+    // The follower has everything so far, so it is not behind the leader's snapshot.
+    let c = C.synced(&ens, f);
+    assert!(c.exists("/log-diff", false).unwrap().is_some());
+    drop(c);
+    ens.kill9(f);
+    let results = pipelined(1500, 200, |i, done| {
+        let path = format!("/log-diff/n{i:04}");
+        lc.create_async(&path, format!("{i}").as_bytes(), &open(), CreateMode::Persistent, done)
+    });
+    assert!(results.iter().all(|r| r.is_ok()), "pipelined creates");
+    let from = ens.log(leader).len();
+    ens.restart(f);
+    ens.wait_for_mode(f, "follower", ELECTION);
+    let c = C.synced(&ens, f);
+    let tree = subtree(&c, "/log-diff");
+    assert_eq!(tree.len(), 1500, "peer {f} after the txn-log DIFF");
+    for (i, (name, data)) in tree.iter().enumerate() {
+        assert_eq!(
+            (name.as_str(), data.as_slice()),
+            (format!("n{i:04}").as_str(), format!("{i}").as_bytes())
+        );
+    }
+    assert_eq!(c.get_data("/big/b3", false).unwrap().0.len(), 900_000);
+    let line = sync_line(&ens.log(leader), from, f).expect("the leader logged the sync");
+    eprintln!("{line}");
+    assert!(line.contains("with DIFF of 1500 txns from the txn log"), "{line}");
+    // It follows on, and a restart recovers the same tree from its own files.
+    lc.create("/log-diff/after", b"x", &open(), CreateMode::Persistent).unwrap();
+    assert_eq!(C.read_through(&ens, f, "/log-diff/after").as_deref(), Some(&b"x"[..]));
+    ens.kill9(f);
+    ens.restart(f);
+    ens.wait_for_mode(f, "follower", ELECTION);
+    let c = C.synced(&ens, f);
+    assert_eq!(subtree(&c, "/log-diff").len(), 1501);
+    eprintln!("scenario 3b in {:?}", t0.elapsed());
+}
+
 /// Whether some file under `dir` (the peer's data, not its output) contains `needle`.
 fn data_files_contain(dir: &std::path::Path, needle: &[u8]) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else { return false };

@@ -156,7 +156,7 @@ impl std::error::Error for ConfigError {
 /// The parser is the only producer of values from user input, and it checks every rule below;
 /// the fields are public for reading and for tests, and their types carry the rules where they
 /// can (durations, `None` for unlimited or off, [`SessionTimeouts`] keeps min <= max).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// `dataDir`: where snapshots live (in its `version-2` subdirectory). Relative paths are
     /// relative to the working directory, as in Apache.
@@ -274,7 +274,7 @@ impl SessionTimeouts {
 ///
 /// Invariants: `servers` is sorted by id, ids are unique, `server_id` is among them, and there
 /// is more than one participant (or `standaloneEnabled=false`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QuorumConfig {
     /// This server's id, from `dataDir/myid`.
     pub server_id: ServerId,
@@ -298,6 +298,11 @@ pub struct QuorumConfig {
     pub leader_serves: bool,
     /// `syncEnabled`: observers persist txns to disk as well.
     pub sync_enabled: bool,
+    /// `snapshotSizeFactor` (ZooKeeper's `zookeeper.snapshotSizeFactor`, default 0.33): a
+    /// learner behind the leader's committed log is synced from the txn log when the txns to
+    /// send add up to at most this fraction of the newest snapshot's size; negative turns
+    /// txn-log sync off.
+    pub snapshot_size_factor: f64,
 }
 
 impl QuorumConfig {

@@ -91,6 +91,7 @@ const SUPPORTED_KEYS: &[&str] = &[
     "quorumListenOnAllIPs",
     "leaderServes",
     "syncEnabled",
+    "snapshotSizeFactor",
     "dynamicConfigFile",
 ];
 
@@ -465,6 +466,7 @@ pub(super) fn build(
     let quorum_listen_on_all_ips = s.bool("quorumListenOnAllIPs")?.unwrap_or(false);
     let leader_serves = s.yes_no("leaderServes")?.unwrap_or(true);
     let sync_enabled = s.bool("syncEnabled")?.unwrap_or(true);
+    let snapshot_size_factor = snapshot_size_factor(s.take("snapshotSizeFactor"));
     if s.take("dynamicConfigFile").is_some() {
         return Err(ConfigError::Unsupported {
             key: "dynamicConfigFile".to_string(),
@@ -504,6 +506,7 @@ pub(super) fn build(
         quorum_listen_on_all_ips,
         leader_serves,
         sync_enabled,
+        snapshot_size_factor,
     };
     let (quorum, client_address) = quorum_and_client_address(
         servers,
@@ -575,6 +578,24 @@ struct Extras {
     quorum_listen_on_all_ips: bool,
     leader_serves: bool,
     sync_enabled: bool,
+    snapshot_size_factor: f64,
+}
+
+/// `snapshotSizeFactor` as ZKDatabase reads it: a number, at most 1; anything else is logged
+/// and the default is used.
+fn snapshot_size_factor(setting: Option<Setting>) -> f64 {
+    let default = limits::SNAPSHOT_SIZE_FACTOR_DEFAULT;
+    let Some(setting) = setting else { return default };
+    match setting.value.parse::<f64>() {
+        Ok(f) if f.is_finite() && f <= 1.0 => f,
+        _ => {
+            warn!(
+                "snapshotSizeFactor {:?} is not a number at most 1; using {default}",
+                setting.value
+            );
+            default
+        }
+    }
 }
 
 /// Decides standalone versus quorum as QuorumPeerConfig.parseDynamicConfig and isDistributed
@@ -686,6 +707,7 @@ fn quorum_and_client_address(
         quorum_listen_on_all_ips: extras.quorum_listen_on_all_ips,
         leader_serves: extras.leader_serves,
         sync_enabled: extras.sync_enabled,
+        snapshot_size_factor: extras.snapshot_size_factor,
     };
     Ok((Some(quorum), client_address))
 }
@@ -1176,6 +1198,20 @@ mod tests {
         assert_eq!(q.peer_type, LearnerType::Participant);
         assert!(!q.quorum_listen_on_all_ips && q.leader_serves && q.sync_enabled);
         assert_eq!(c.client_address, "0.0.0.0:2181".parse().unwrap());
+    }
+
+    #[test]
+    fn snapshot_size_factor_as_zkdatabase_reads_it() {
+        let none = SystemProperties::new();
+        let factor = |line: &str| {
+            let text = format!("{QUORUM}{line}\n");
+            parse_with(&text, &none, Some("2\n")).unwrap().quorum.unwrap().snapshot_size_factor
+        };
+        assert_eq!(factor(""), 0.33);
+        assert_eq!(factor("snapshotSizeFactor=0.5"), 0.5);
+        assert_eq!(factor("snapshotSizeFactor=-1"), -1.0, "negative turns txn-log sync off");
+        assert_eq!(factor("snapshotSizeFactor=2"), 0.33, "above 1: the default");
+        assert_eq!(factor("snapshotSizeFactor=lots"), 0.33, "not a number: the default");
     }
 
     #[test]

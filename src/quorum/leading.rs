@@ -377,6 +377,12 @@ impl LeaderShell<'_> {
                     self.send(h, &packet);
                 }
                 Action::SendSnap(h) => self.send_snap(h),
+                Action::ReadLog { h, from, to } => {
+                    let factor = self.ctx.quorum.snapshot_size_factor;
+                    let txns =
+                        super::peer::committed_txns_from_log(&self.ctx.settings, factor, from, to);
+                    self.core.log_read(h, txns);
+                }
                 Action::Close(h, why) => {
                     info!("leader: closing learner {h}: {why}");
                     self.drop_learner(h);

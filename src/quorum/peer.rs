@@ -139,6 +139,79 @@ pub fn committed_log_tail(settings: &Settings, last_zxid: i64) -> Vec<(i64, Payl
     out.into_iter().collect()
 }
 
+/// The committed txns with zxids in `from..=to` from the txn log, for a learner behind the
+/// leader's committed log (ZooKeeper's `ZKDatabase.getProposalsFromTxnLog`). `None` when
+/// txn-log sync is off (`snapshotSizeFactor` < 0), when the txns to send would add up to more
+/// than `snapshotSizeFactor` times the newest snapshot's size (no limit without a snapshot,
+/// as in ZooKeeper), when `from` is older than the newest snapshot (see below), or when the
+/// log cannot be read; the leader core checks that what came
+/// back starts at `from`, reaches `to` and has no gap. ZooKeeper compares the log *files'*
+/// sizes, preallocation included; rzk counts the bytes it would send.
+pub fn committed_txns_from_log(
+    settings: &Settings,
+    factor: f64,
+    from: i64,
+    to: i64,
+) -> Option<Vec<(i64, Payload)>> {
+    if factor < 0.0 {
+        info!("txn-log sync is off (snapshotSizeFactor {factor})");
+        return None;
+    }
+    let snap_dir = version_dir(&settings.data_dir);
+    let newest = crate::persistence::snapshot::find_n_most_recent_snapshots(&snap_dir, 1)
+        .ok()
+        .and_then(|v| v.into_iter().next());
+    if let Some((snap_zxid, _)) = &newest {
+        if from < *snap_zxid {
+            // Log entries older than the newest snapshot may be ones a SNAP sync replaced (a
+            // txn this peer logged but that never committed stays in its old log file); only
+            // the log after the snapshot is known to be this peer's history.
+            info!("txn-log sync from 0x{from:x}: older than the newest snapshot (0x{snap_zxid:x})");
+            return None;
+        }
+    }
+    let newest_snapshot =
+        newest.and_then(|(_, path)| std::fs::metadata(path).ok()).map_or(0, |m| m.len());
+    let limit = (newest_snapshot as f64 * factor) as u64;
+    let iter = match txnlog::read_log(&version_dir(&settings.data_log_dir), from) {
+        Ok(iter) => iter,
+        Err(e) => {
+            warn!("txn-log sync from 0x{from:x}: {e}");
+            return None;
+        }
+    };
+    let mut out = Vec::new();
+    let mut bytes = 0u64;
+    for t in iter {
+        let t = match t {
+            Ok(t) => t,
+            Err(e) => {
+                warn!("txn-log sync from 0x{from:x}: {e}");
+                return None;
+            }
+        };
+        let zxid = t.entry.header.zxid;
+        if zxid > to {
+            break;
+        }
+        let mut encoded = Vec::new();
+        t.entry.encode(&mut encoded);
+        bytes += encoded.len() as u64;
+        if limit > 0 && bytes > limit {
+            info!(
+                "txn-log sync from 0x{from:x}: more than {limit} bytes ({factor} of the newest \
+                 snapshot's {newest_snapshot}); a snapshot it is"
+            );
+            return None;
+        }
+        out.push((zxid, Arc::from(encoded)));
+        if zxid == to {
+            break;
+        }
+    }
+    Some(out)
+}
+
 /// The client-facing threads of one role: selector, apply and whatever the role adds.
 pub struct Threads {
     /// Shared state.

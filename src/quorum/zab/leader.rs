@@ -4,8 +4,8 @@
 //! Inputs: learner connections coming and going ([`Leader::connected`],
 //! [`Leader::disconnected`]), their messages ([`Leader::handle_msg`]), the local pipeline's
 //! proposals and fsyncs ([`Leader::propose`], [`Leader::logged`]), the applied zxid
-//! ([`Leader::set_applied`]), the snapshot the shell streamed ([`Leader::snap_sent`]) and the
-//! clock ([`Leader::handle_timeout`]). Outputs: [`Action`]s drained with [`Leader::poll_action`]
+//! ([`Leader::set_applied`]), the snapshot the shell streamed ([`Leader::snap_sent`]), the txns
+//! the shell read from its txn log ([`Leader::log_read`]) and the clock ([`Leader::handle_timeout`]). Outputs: [`Action`]s drained with [`Leader::poll_action`]
 //! and the next deadline from [`Leader::poll_timeout`].
 //!
 //! Phases:
@@ -13,7 +13,8 @@
 //!    connecting participant's accepted epoch until the participants heard from (leader
 //!    included) form a quorum; then LEADERINFO goes out and ACKEPOCHs are collected, again
 //!    until a quorum. A learner whose history is more recent than the leader's is dropped.
-//! 2. **Sync**, per learner: DIFF (committed proposals it lacks), TRUNC (it has txns the
+//! 2. **Sync**, per learner: DIFF (committed proposals it lacks, from the committed log or,
+//!    for a learner further behind, from the shell's txn log), TRUNC (it has txns the
 //!    leader does not) or SNAP (the shell streams the tree), then the outstanding proposals,
 //!    then NEWLEADER. A quorum of NEWLEADER acks starts the leader serving; every synced
 //!    learner then gets UPTODATE.
@@ -61,6 +62,18 @@ pub enum Action {
     /// the tree's last applied zxid at serialization; then call [`Leader::snap_sent`] before
     /// feeding anything else.
     SendSnap(Handle),
+    /// A learner is behind the committed log: read the committed txns with zxids in
+    /// `from..=to` from the txn log (ZooKeeper's txn-log sync) and call [`Leader::log_read`]
+    /// before feeding anything else, with `None` when the log does not have them or they are
+    /// over the size limit (a SNAP follows).
+    ReadLog {
+        /// The learner.
+        h: Handle,
+        /// The learner's last zxid: the first txn read must be this one.
+        from: i64,
+        /// The first zxid of the committed log (or the last committed zxid when it is empty).
+        to: i64,
+    },
     /// Close a learner's connection.
     Close(Handle, String),
     /// Persist `acceptedEpoch`.
@@ -89,6 +102,8 @@ enum Phase {
     LeaderInfoSent,
     /// ACKEPOCH received; waiting for the epoch-ack quorum before syncing.
     EpochAcked,
+    /// Txns requested from the shell's txn log.
+    ReadingLog,
     /// SNAP requested from the shell.
     Snapping,
     /// Sync queued and NEWLEADER sent; waiting for its ACK.
@@ -449,6 +464,12 @@ impl Leader {
                 }
                 None => return self.request_snap(h),
             }
+        } else if peer < min {
+            if let Some(l) = self.learners.get_mut(&h) {
+                l.phase = Phase::ReadingLog;
+            }
+            self.out.push_back(Action::ReadLog { h, from: peer, to: min });
+            return;
         } else {
             return self.request_snap(h);
         }
@@ -496,6 +517,43 @@ impl Leader {
             out.push((z, p.clone()));
         }
         Some((op.unwrap_or(Msg::Diff { zxid: self.last_committed }), out))
+    }
+
+    /// The shell read the txn log for a learner behind the committed log ([`Action::ReadLog`]):
+    /// `txns` ascending from the learner's last zxid to the start of the committed log. A DIFF
+    /// of them and the committed log follows when they start exactly at the learner's zxid,
+    /// reach the committed log and have no gap (consecutive counters within an epoch, a new
+    /// epoch starting at counter 1); otherwise, or with `None`, a SNAP.
+    pub fn log_read(&mut self, h: Handle, txns: Option<Vec<(i64, Payload)>>) {
+        let Some(l) = self.learners.get(&h) else { return };
+        if l.phase != Phase::ReadingLog {
+            return;
+        }
+        let (peer, sid) = (l.last_zxid, l.sid);
+        let reach = self.committed_log.front().map_or(self.last_committed, |e| e.0);
+        let Some(txns) = txns.filter(|t| log_covers(t, peer, reach)) else {
+            return self.request_snap(h);
+        };
+        // With an empty committed log, `reach` is the last committed txn and comes from the
+        // txn log too.
+        let in_memory = !self.committed_log.is_empty();
+        let mut tail: Vec<(i64, Payload)> =
+            txns.into_iter().filter(|(z, _)| *z > peer && (!in_memory || *z < reach)).collect();
+        tail.extend(self.committed_log.iter().cloned());
+        let mut queue = vec![Msg::Diff { zxid: self.last_committed }];
+        for (z, p) in tail {
+            queue.push(Msg::Proposal { zxid: z, payload: p });
+            queue.push(Msg::Commit { zxid: z });
+        }
+        info!(
+            "leader: syncing learner {sid:?} (last zxid 0x{peer:x}) with DIFF of {} txns from \
+             the txn log",
+            queue.len() / 2
+        );
+        for m in queue {
+            self.out.push_back(Action::Send(h, m));
+        }
+        self.finish_sync(h);
     }
 
     fn request_snap(&mut self, h: Handle) {
@@ -770,5 +828,141 @@ impl Leader {
                 synced.iter().map(|s| s.0).collect::<Vec<_>>()
             ));
         }
+    }
+}
+
+/// Whether txns read from the log can sync a learner at `peer` up to `reach`: they start at
+/// `peer`, end at `reach`, and have no gap (a log that skipped txns, say because a SNAP
+/// replaced them, shows as a jump in counters).
+fn log_covers(txns: &[(i64, Payload)], peer: i64, reach: i64) -> bool {
+    let (Some(first), Some(last)) = (txns.first(), txns.last()) else {
+        return false;
+    };
+    let contiguous = txns.windows(2).all(|w| {
+        let (a, b) = (w[0].0, w[1].0);
+        if epoch_of(a) == epoch_of(b) {
+            b == a + 1
+        } else {
+            epoch_of(b) > epoch_of(a) && counter_of(b) == 1
+        }
+    });
+    first.0 == peer && last.0 == reach && contiguous
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn payload(z: i64) -> Payload {
+        Arc::from(format!("txn {z:x}").into_bytes())
+    }
+
+    fn txns(epoch: i64, counters: std::ops::RangeInclusive<i64>) -> Vec<(i64, Payload)> {
+        counters.map(|c| (make_zxid(epoch, c), payload(make_zxid(epoch, c)))).collect()
+    }
+
+    /// A leader of sids 1..=3 whose log ends at (1, 20) with (1, 11..=20) in memory, and a
+    /// follower (sid 2, last zxid `peer`) that has acked the new epoch: the core's actions.
+    fn leader_with_follower(peer: i64) -> (Leader, Vec<Action>) {
+        let now = Instant::now();
+        let qv = QuorumMaj::new([1, 2, 3].map(ServerId), [], 0, "version=0".into());
+        let cfg = LeaderConfig {
+            my_sid: ServerId(1),
+            qv,
+            tick: Duration::from_millis(100),
+            init_limit: 10,
+            sync_limit: 5,
+            commit_log_count: 10,
+        };
+        let mut l = Leader::new(cfg, 1, 1, make_zxid(1, 20), txns(1, 11..=20), now);
+        l.connected(7);
+        l.handle_msg(
+            7,
+            Msg::LearnerInfo { sid: ServerId(2), accepted_epoch: 1, observer: false },
+            now,
+        );
+        l.handle_msg(7, Msg::AckEpoch { current_epoch: 1, last_zxid: peer }, now);
+        let acts = std::iter::from_fn(|| l.poll_action()).collect();
+        (l, acts)
+    }
+
+    fn sent(acts: &[Action]) -> Vec<Msg> {
+        acts.iter()
+            .filter_map(|a| match a {
+                Action::Send(7, m) if !matches!(m, Msg::LeaderInfo { .. } | Msg::Ping { .. }) => {
+                    Some(m.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn diff_of(acts: &[Action]) -> Vec<i64> {
+        let msgs = sent(acts);
+        assert_eq!(msgs.first(), Some(&Msg::Diff { zxid: make_zxid(1, 20) }), "{msgs:?}");
+        assert!(matches!(msgs.last(), Some(Msg::NewLeader { .. })), "{msgs:?}");
+        msgs.iter()
+            .filter_map(|m| match m {
+                Msg::Proposal { zxid, payload: p } => {
+                    assert_eq!(p, &payload(*zxid));
+                    Some(*zxid)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_learner_inside_the_committed_log_gets_a_diff_without_reading_the_log() {
+        let (_, acts) = leader_with_follower(make_zxid(1, 15));
+        assert!(!acts.iter().any(|a| matches!(a, Action::ReadLog { .. })));
+        assert_eq!(diff_of(&acts), (16..=20).map(|c| make_zxid(1, c)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_learner_behind_the_committed_log_is_synced_from_the_txn_log() {
+        let peer = make_zxid(1, 3);
+        let (mut l, acts) = leader_with_follower(peer);
+        let read = Action::ReadLog { h: 7, from: peer, to: make_zxid(1, 11) };
+        assert_eq!(acts.last(), Some(&read));
+        l.log_read(7, Some(txns(1, 3..=11)));
+        let acts: Vec<Action> = std::iter::from_fn(|| l.poll_action()).collect();
+        assert_eq!(diff_of(&acts), (4..=20).map(|c| make_zxid(1, c)).collect::<Vec<_>>());
+        // A second answer for the same learner is ignored.
+        l.log_read(7, Some(txns(1, 3..=11)));
+        assert_eq!(l.poll_action(), None);
+    }
+
+    #[test]
+    fn a_log_that_cannot_sync_the_learner_means_a_snap() {
+        let peer = make_zxid(1, 3);
+        let mut gap = txns(1, 3..=5);
+        gap.extend(txns(1, 7..=11));
+        let mut new_epoch_gap = txns(1, 3..=5);
+        new_epoch_gap.extend(txns(2, 2..=2));
+        let cases = [
+            ("no answer", None),
+            ("empty", Some(vec![])),
+            ("starts after the learner", Some(txns(1, 4..=11))),
+            ("stops short of the committed log", Some(txns(1, 3..=10))),
+            ("a gap", Some(gap)),
+            ("a new epoch not starting at 1", Some(new_epoch_gap)),
+        ];
+        for (what, answer) in cases {
+            let (mut l, _) = leader_with_follower(peer);
+            l.log_read(7, answer);
+            let acts: Vec<Action> = std::iter::from_fn(|| l.poll_action()).collect();
+            assert_eq!(acts, vec![Action::SendSnap(7)], "{what}");
+        }
+    }
+
+    #[test]
+    fn log_sync_crosses_epochs() {
+        let mut t = txns(1, 3..=4);
+        t.extend(txns(2, 1..=3));
+        assert!(log_covers(&t, make_zxid(1, 3), make_zxid(2, 3)));
+        assert!(!log_covers(&t, make_zxid(1, 2), make_zxid(2, 3)));
     }
 }

@@ -460,6 +460,56 @@ fn follower_catches_up_by_diff_then_snap() {
 
 // ---------------------------------------------------------------------------------------
 
+/// A client re-attaching its session through a follower gets its ConnectResponse only once the
+/// leader has revalidated the session (ZooKeeper's `Learner.validateSession`): nothing while the
+/// leader is frozen, the session as soon as it thaws; and once the leader has closed the
+/// session, a re-attach through a follower is told it expired.
+#[test]
+fn reattach_through_a_follower_waits_for_the_leader() {
+    use harness::wire::{connect_request, parse_connect_response};
+    use std::io::Read;
+    let t0 = Instant::now();
+    let mut ens = start(3, 0);
+    let leader = ens.leader().expect("leader");
+    let fs = followers(&ens, leader);
+    let mut a = harness::Raw::connect(ens.client_addr(fs[0]));
+    let first = a.handshake(30_000);
+    assert!(first.time_out > 0 && first.session_id != 0, "{first:?}");
+    let reattach = connect_request(0, 30_000, first.session_id, &first.passwd, Some(false));
+
+    ens.sigstop(leader);
+    let mut b = harness::Raw::connect(ens.client_addr(fs[1]));
+    b.send_frame(&reattach);
+    b.stream.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
+    let mut byte = [0u8; 1];
+    match b.stream.read(&mut byte) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) => {}
+        other => panic!("the follower answered without the leader: {other:?}"),
+    }
+    ens.sigcont(leader);
+    b.stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let f = b.read_frame().expect("a ConnectResponse once the leader answers");
+    let r = parse_connect_response(&f);
+    assert_eq!((r.session, r.timeout_ms), (first.session_id, 30_000), "{r:?}");
+    assert_eq!(ens.leader(), Some(leader), "the leader kept its role");
+
+    // Close the session (through the follower now holding it); a later re-attach through the
+    // other follower is refused as expired, and the connection is closed.
+    b.send_frame(&harness::wire::Enc::new().int(1).int(-11).done());
+    let _ = b.read_frame();
+    let mut c = harness::Raw::connect(ens.client_addr(fs[0]));
+    c.send_frame(&reattach);
+    let f = c.read_frame().expect("an answer");
+    let r = parse_connect_response(&f);
+    assert_eq!((r.session, r.timeout_ms), (0, 0), "expired: {r:?}");
+    assert!(c.is_closed());
+    eprintln!("re-attach scenario in {:?}", t0.elapsed());
+}
+
 /// The zxids of the snapshots in peer `id`'s data dir.
 fn snapshot_zxids(ens: &Ensemble, id: u32) -> Vec<i64> {
     let Ok(entries) = std::fs::read_dir(ens.dir(id).join("version-2")) else { return vec![] };

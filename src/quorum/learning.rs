@@ -17,7 +17,7 @@
 //! session and xid), a sync() for the leader's SYNC. Txns committed for other servers' clients
 //! go to apply at once, in commit order, so every server applies the same sequence.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufReader, BufWriter, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -40,7 +40,7 @@ use crate::jute::txn::{Txn, TxnEntry};
 use crate::proto::{OpCode, ServerId};
 use crate::server::database::{self, LogSink, Recovered};
 use crate::server::processor::{self, Kind, Request};
-use crate::server::{ServerMode, Shared};
+use crate::server::{ConnId, ServerMode, Shared};
 
 enum Event {
     Packet(QuorumPacket),
@@ -143,6 +143,7 @@ pub fn learn(
         sink: None,
         pipeline: None,
         fifo: VecDeque::new(),
+        revalidating: BTreeMap::new(),
         applied: Arc::new(AtomicI64::new(last_zxid)),
         observer,
     };
@@ -216,6 +217,8 @@ struct LearnerShell<'a> {
     sink: Option<LogSink>,
     pipeline: Option<Pipeline>,
     fifo: VecDeque<(Request, Wait)>,
+    /// Client connections re-attaching a session, waiting for the leader's REVALIDATE answer.
+    revalidating: BTreeMap<i64, Vec<ConnId>>,
     applied: Arc<AtomicI64>,
     observer: bool,
 }
@@ -278,15 +281,22 @@ impl LearnerShell<'_> {
             Input::Event(Some(Event::Packet(p)))
                 if p.packet_type() == Some(PacketType::Revalidate) =>
             {
-                // The leader's answer to a re-attach here: an invalid session is closed.
+                // The leader's answer to a re-attach here: the waiting connections get their
+                // ConnectResponse (or are told the session expired).
                 match RevalidateReply::decode(p.data()) {
-                    Ok(r) if !r.valid => {
-                        info!("learner: session 0x{:x} is not valid; closing it", r.session_id);
+                    Ok(r) => {
+                        let (session, valid) = (r.session_id, r.valid);
+                        info!("learner: the leader says session 0x{session:x} is valid: {valid}");
+                        let waiting = self.revalidating.remove(&session).unwrap_or_default();
                         if let Some(pl) = &self.pipeline {
-                            pl.threads.close_session(r.session_id);
+                            for conn in waiting {
+                                pl.threads.revalidated(conn, session, valid);
+                            }
+                            if !valid {
+                                pl.threads.close_session(session);
+                            }
                         }
                     }
-                    Ok(_) => {}
                     Err(e) => warn!("learner: undecodable REVALIDATE reply: {e}"),
                 }
                 self.core.handle_msg(Msg::Other, now);
@@ -517,10 +527,15 @@ impl LearnerShell<'_> {
             (Kind::Reattach { timeout_ms }, _) => {
                 // The leader makes this server the session's owner (SESSIONMOVED for writes
                 // still coming through the old server) and touches it.
+                // The client's connection waits for the answer.
                 let body = RevalidateRequest { session_id: r.session, timeout_ms: *timeout_ms };
                 let p = QuorumPacket::new(PacketType::Revalidate, -1, Some(body.encode()));
                 if let Err(e) = self.send(&p) {
+                    // The role ends with the leader connection, closing client connections.
                     warn!("learner: cannot revalidate session 0x{:x}: {e}", r.session);
+                }
+                if let Some(conn) = r.conn {
+                    self.revalidating.entry(r.session).or_default().push(conn);
                 }
                 return;
             }

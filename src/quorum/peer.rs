@@ -31,7 +31,7 @@ use crate::proto::Zxid;
 use crate::server::cnxn::Selector;
 use crate::server::processor::{Outbound, Request};
 use crate::server::session::SessionTracker;
-use crate::server::{database, processor, reaper, Settings, Shared};
+use crate::server::{database, processor, reaper, ConnId, Settings, Shared};
 
 /// How a role ended.
 #[derive(Debug)]
@@ -297,6 +297,13 @@ impl Threads {
             self.spawn("cnxn", move || sel.run())?;
         }
         Ok(())
+    }
+
+    /// Finishes the handshake of a client connection re-attaching `session` with the leader's
+    /// REVALIDATE answer.
+    pub fn revalidated(&self, conn: ConnId, session: i64, valid: bool) {
+        let _ = self.out_tx.send(Outbound::Revalidated { conn, session, valid });
+        let _ = self.waker.wake();
     }
 
     /// Closes the client connection holding `session`, if any (a session the leader

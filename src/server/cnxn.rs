@@ -68,6 +68,8 @@ struct Conn {
     state: State,
     session: i64,
     timeout_ms: i32,
+    /// The ConnectRequest carried the readOnly flag (so the response carries it too).
+    new_protocol: bool,
     auth: Arc<AuthInfo>,
     last_recv: Instant,
     close_after_flush: bool,
@@ -283,6 +285,7 @@ impl Selector {
                 state: State::Handshake,
                 session: 0,
                 timeout_ms: 0,
+                new_protocol: false,
                 auth: Arc::new(AuthInfo::for_address(ip)),
                 last_recv: Instant::now(),
                 close_after_flush: false,
@@ -479,6 +482,7 @@ impl Selector {
         let timeout = req.base.time_out.clamp(s.min_session_timeout_ms, s.max_session_timeout_ms);
         let new_protocol = req.read_only.is_some();
         conn.timeout_ms = timeout;
+        conn.new_protocol = new_protocol;
         let now = shared.now_ms();
         if req.base.session_id == 0 {
             let id = shared.with_sessions(|t| t.create(timeout, now));
@@ -495,7 +499,11 @@ impl Selector {
         }
         let id = req.base.session_id;
         let passwd_ok = req.base.passwd.as_deref() == Some(&password(id)[..]);
-        let valid = passwd_ok && shared.with_sessions(|t| t.touch(id, timeout, now));
+        // A follower or observer asks the leader, which owns global sessions, and answers the
+        // client when the leader has (ZooKeeper's Learner.validateSession).
+        let ask_leader = passwd_ok
+            && matches!(shared.settings.mode, ServerMode::Follower | ServerMode::Observer);
+        let valid = passwd_ok && !ask_leader && shared.with_sessions(|t| t.touch(id, timeout, now));
         let conn_id = conn.id;
         let peer = conn.peer;
         if let Some(old) = self.by_session.get(&id).copied() {
@@ -507,35 +515,29 @@ impl Selector {
             }
         }
         let Some(conn) = self.conns.get_mut(key) else { return false };
+        if ask_leader {
+            // Nothing after the ConnectRequest is read until the leader answers.
+            conn.session = id;
+            conn.state = State::AwaitSession;
+            self.by_session.insert(id, conn_id);
+            info!("session 0x{id:x} re-attaching from {peer}: revalidating with the leader");
+            let kind = Kind::Reattach { timeout_ms: timeout };
+            self.submit(Request::new(Some(conn_id), id, 0, OpCode::CreateSession.code(), kind));
+            return true;
+        }
         let mut reattached = false;
-        let resp = if valid {
+        if valid {
             conn.session = id;
             conn.state = State::Established;
             conn.lop = "SESS";
             self.by_session.insert(id, conn_id);
             info!("session 0x{id:x} re-established from {peer}, timeout {timeout}ms");
             reattached = true;
-            ConnectResponse {
-                protocol_version: 0,
-                time_out: timeout,
-                session_id: id,
-                passwd: password(id).to_vec(),
-                read_only: new_protocol.then_some(read_only),
-            }
         } else {
             info!("invalid session 0x{id:x} for client {peer}, probably expired");
             conn.close_after_flush = true;
-            ConnectResponse {
-                protocol_version: 0,
-                time_out: 0,
-                session_id: 0,
-                passwd: vec![0; 16],
-                read_only: new_protocol.then_some(read_only),
-            }
-        };
-        let mut f = Vec::new();
-        frame::write(&mut f, &resp.to_bytes());
-        conn.queue(&f);
+        }
+        conn.queue(&connect_response(valid, id, timeout, new_protocol.then_some(read_only)));
         self.shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
         if reattached && shared.settings.mode != ServerMode::Standalone {
             let kind = Kind::Reattach { timeout_ms: timeout };
@@ -695,6 +697,46 @@ impl Selector {
                         // Requests that arrived behind the ConnectRequest can run now.
                         if self.process_input(key) && paused {
                             self.read(key);
+                        }
+                    }
+                }
+                Outbound::Revalidated { conn, session, valid } => {
+                    let Some((key, c)) = self.conn_by_id(conn) else { continue };
+                    if c.session != session || c.state != State::AwaitSession {
+                        continue;
+                    }
+                    let timeout = c.timeout_ms;
+                    let read_only = c.new_protocol.then_some(false);
+                    c.queue(&connect_response(valid, session, timeout, read_only));
+                    touched.push(key);
+                    if valid {
+                        info!(
+                            "session 0x{session:x} re-established from {}, timeout {timeout}ms",
+                            c.peer
+                        );
+                        c.state = State::Established;
+                        c.lop = "SESS";
+                        let paused = c.read_paused;
+                        let now = self.shared.now_ms();
+                        self.shared.with_sessions(|t| t.touch(session, timeout, now));
+                        self.shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+                        // Requests that arrived behind the ConnectRequest can run now.
+                        if self.process_input(key) && paused {
+                            self.read(key);
+                        }
+                    } else {
+                        info!(
+                            "invalid session 0x{session:x} for client {}, probably expired",
+                            c.peer
+                        );
+                        // As if the handshake had failed here: no session to clean up.
+                        c.state = State::Handshake;
+                        c.session = 0;
+                        c.close_after_flush = true;
+                        c.inbuf.clear();
+                        self.shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+                        if self.by_session.get(&session) == Some(&conn) {
+                            self.by_session.remove(&session);
                         }
                     }
                 }
@@ -890,6 +932,31 @@ impl Selector {
 }
 
 /// `cons`'s abbreviation of an op [Request.op2String].
+/// A ConnectResponse frame: the session and its negotiated timeout, or (not `valid`) the
+/// expired answer ZooKeeper sends (timeout 0, session 0, a zero password).
+fn connect_response(valid: bool, id: i64, timeout: i32, read_only: Option<bool>) -> Vec<u8> {
+    let resp = if valid {
+        ConnectResponse {
+            protocol_version: 0,
+            time_out: timeout,
+            session_id: id,
+            passwd: password(id).to_vec(),
+            read_only,
+        }
+    } else {
+        ConnectResponse {
+            protocol_version: 0,
+            time_out: 0,
+            session_id: 0,
+            passwd: vec![0; 16],
+            read_only,
+        }
+    };
+    let mut f = Vec::new();
+    frame::write(&mut f, &resp.to_bytes());
+    f
+}
+
 fn short_op_name(op: OpCode) -> &'static str {
     match op {
         OpCode::Ping => "PING",

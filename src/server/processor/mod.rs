@@ -133,6 +133,16 @@ pub enum Outbound {
         /// The whole frame.
         frame: Vec<u8>,
     },
+    /// The leader's answer to a re-attach through this learner (REVALIDATE): finish the
+    /// handshake of `conn`, which waits for it like ZooKeeper's `Learner.validateSession`.
+    Revalidated {
+        /// Connection.
+        conn: ConnId,
+        /// Session id.
+        session: i64,
+        /// Whether the session is live (else the client is told it expired).
+        valid: bool,
+    },
     /// A session was closed by expiry: close its connection without a message.
     SessionExpired {
         /// Session id.

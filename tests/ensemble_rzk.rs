@@ -510,6 +510,48 @@ fn reattach_through_a_follower_waits_for_the_leader() {
     eprintln!("re-attach scenario in {:?}", t0.elapsed());
 }
 
+/// On a follower, a read waits only behind its own session's outstanding writes (ZooKeeper's
+/// CommitProcessor): with the leader frozen, session S's setData cannot commit, so S's next
+/// read waits, while session T's read on the same follower is answered at once. When the
+/// leader thaws, S gets its two replies in order and its read sees its write.
+#[test]
+fn follower_reads_wait_only_for_their_own_sessions_writes() {
+    use harness::wire::{op, path_watch, set_data, Dec, Session};
+    use std::io::Read;
+    let t0 = Instant::now();
+    let mut ens = start(3, 0);
+    let leader = ens.leader().expect("leader");
+    let f = followers(&ens, leader)[0];
+    let mut s = Session::open(ens.client_addr(f));
+    assert_eq!(s.create("/held", b"before", 0).0.err, 0);
+    let mut t = Session::open(ens.client_addr(f));
+
+    ens.sigstop(leader);
+    s.send(101, op::SET_DATA, &set_data("/held", b"after", -1));
+    s.send(102, op::GET_DATA, &path_watch("/held", false));
+    t.raw.stream.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    let (data, _) = t.get_data("/held");
+    assert_eq!(data.as_deref(), Some(&b"before"[..]), "T reads the committed state at once");
+    s.raw.stream.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut byte = [0u8; 1];
+    match s.raw.stream.read(&mut byte) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) => {}
+        other => panic!("S was answered before its write committed: {other:?}"),
+    }
+    ens.sigcont(leader);
+    s.raw.stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (h, _) = s.reply_to(101);
+    assert_eq!(h.err, 0, "setData");
+    let (h, body) = s.reply_to(102);
+    assert_eq!(h.err, 0, "getData");
+    assert_eq!(Dec::new(&body).buf().as_deref(), Some(&b"after"[..]), "S reads its own write");
+    eprintln!("held-reads scenario in {:?}", t0.elapsed());
+}
+
 /// The zxids of the snapshots in peer `id`'s data dir.
 fn snapshot_zxids(ens: &Ensemble, id: u32) -> Vec<i64> {
     let Ok(entries) = std::fs::read_dir(ens.dir(id).join("version-2")) else { return vec![] };

@@ -12,12 +12,14 @@
 //!              +-- commit queue -> apply -> replies
 //! ```
 //!
-//! The commit queue holds local requests in arrival order. Reads leave as soon as they reach
-//! the head; a forwarded write waits at the head for the COMMIT of its own txn (matched by
-//! session and xid), a sync() for the leader's SYNC. Txns committed for other servers' clients
-//! go to apply at once, in commit order, so every server applies the same sequence.
+//! The commit queue holds forwarded writes and syncs in the order they were sent; a write
+//! leaves when the COMMIT of its own txn arrives (matched by session and xid), a sync() with
+//! the leader's SYNC. Like ZooKeeper's CommitProcessor, a read waits only behind its own
+//! session's outstanding writes (held per session, in arrival order) and otherwise goes to
+//! apply at once. Txns committed for other servers' clients go to apply at once, in commit
+//! order, so every server applies the same sequence.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufReader, BufWriter, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -57,6 +59,14 @@ enum Input {
     Local(Option<Request>),
     Synced(Option<Request>),
     Timer,
+}
+
+/// A session's request behind one of its outstanding writes.
+enum Held {
+    /// An outstanding write or sync of the session (its request is in the FIFO).
+    Outstanding,
+    /// A request to run once the writes before it are done.
+    Ready(Box<Request>),
 }
 
 /// What a queued local request waits for.
@@ -143,6 +153,7 @@ pub fn learn(
         sink: None,
         pipeline: None,
         fifo: VecDeque::new(),
+        held: HashMap::new(),
         revalidating: BTreeMap::new(),
         applied: Arc::new(AtomicI64::new(last_zxid)),
         observer,
@@ -216,7 +227,13 @@ struct LearnerShell<'a> {
     writer: BufWriter<TcpStream>,
     sink: Option<LogSink>,
     pipeline: Option<Pipeline>,
+    /// Local writes and syncs forwarded to the leader, in the order their COMMITs (SYNCs)
+    /// come back.
     fifo: VecDeque<(Request, Wait)>,
+    /// Per session with a write or sync outstanding: its later requests, in order. Reads wait
+    /// only behind their own session's writes (ZooKeeper's CommitProcessor), not other
+    /// sessions'.
+    held: HashMap<i64, VecDeque<Held>>,
     /// Client connections re-attaching a session, waiting for the leader's REVALIDATE answer.
     revalidating: BTreeMap<i64, Vec<ConnId>>,
     applied: Arc<AtomicI64>,
@@ -469,7 +486,7 @@ impl LearnerShell<'_> {
                     req.txn = Some(entry);
                     let _ = p.apply_in.send(req);
                 }
-                self.release();
+                self.release(session);
                 return;
             }
         }
@@ -483,22 +500,32 @@ impl LearnerShell<'_> {
     fn sync_done(&mut self) {
         match self.fifo.front() {
             Some((_, Wait::Sync)) => {
-                if let (Some((req, _)), Some(p)) = (self.fifo.pop_front(), &self.pipeline) {
+                let Some((req, _)) = self.fifo.pop_front() else { return };
+                let session = req.session;
+                if let Some(p) = &self.pipeline {
                     let _ = p.apply_in.send(req);
                 }
-                self.release();
+                self.release(session);
             }
             _ => warn!("learner: SYNC from the leader without a pending sync"),
         }
     }
 
-    /// Sends the reads at the head of the queue on.
-    fn release(&mut self) {
+    /// One of `session`'s outstanding writes (the oldest) is done: send on the requests held
+    /// behind it, up to its next outstanding write.
+    fn release(&mut self, session: i64) {
         let Some(p) = &self.pipeline else { return };
-        while let Some((_, Wait::Nothing)) = self.fifo.front() {
-            if let Some((req, _)) = self.fifo.pop_front() {
-                let _ = p.apply_in.send(req);
+        let Some(q) = self.held.get_mut(&session) else { return };
+        if let Some(Held::Outstanding) = q.front() {
+            q.pop_front();
+        }
+        while let Some(Held::Ready(_)) = q.front() {
+            if let Some(Held::Ready(req)) = q.pop_front() {
+                let _ = p.apply_in.send(*req);
             }
+        }
+        if q.is_empty() {
+            self.held.remove(&session);
         }
     }
 
@@ -545,8 +572,19 @@ impl LearnerShell<'_> {
             }
             _ => Wait::Nothing,
         };
-        self.fifo.push_back((r, wait));
-        self.release();
+        let held = self.held.get_mut(&r.session);
+        match (wait, held) {
+            (Wait::Nothing, None) => {
+                if let Some(p) = &self.pipeline {
+                    let _ = p.apply_in.send(r);
+                }
+            }
+            (Wait::Nothing, Some(q)) => q.push_back(Held::Ready(Box::new(r))),
+            (wait, _) => {
+                self.held.entry(r.session).or_default().push_back(Held::Outstanding);
+                self.fifo.push_back((r, wait));
+            }
+        }
     }
 
     fn forward(&mut self, data: &RequestData, r: &Request) {

@@ -2,7 +2,8 @@
 //! server, kill -9 of the leader under write load with no acknowledged write lost, DIFF and
 //! SNAP catch-up of a follower, truncation of a stale leader's uncommitted txn, observers'
 //! watches and sync, a minority that cannot commit, read-only mode, a 5-peer ensemble losing
-//! two peers, and sessions moving between servers and expiring.
+//! two peers, sessions moving between servers and expiring, re-attach and read ordering on
+//! followers, txn-log catch-up, and quorumListenOnAllIPs.
 //!
 //! Every scenario uses short ticks (250 ms) so elections and failure detection take a second
 //! or two, and is bounded in time and in the number of operations. Ensembles run one at a
@@ -550,6 +551,51 @@ fn follower_reads_wait_only_for_their_own_sessions_writes() {
     assert_eq!(h.err, 0, "getData");
     assert_eq!(Dec::new(&body).buf().as_deref(), Some(&b"after"[..]), "S reads its own write");
     eprintln!("held-reads scenario in {:?}", t0.elapsed());
+}
+
+/// With `quorumListenOnAllIPs=true` every peer binds its quorum and election ports on the
+/// wildcard address (still reached over loopback here), and the ensemble forms and replicates.
+#[test]
+fn quorum_listen_on_all_ips_binds_the_wildcard_address() {
+    let ens = Ensemble::start(Flavor::rzk(), 3, 0, |_, cfg| {
+        fast(cfg);
+        set_key(cfg, "quorumListenOnAllIPs", "true");
+    });
+    let leader = ens.wait_for_leader(ELECTION);
+    ens.wait_all_serving(ELECTION);
+    let listening = listening_sockets();
+    for id in ens.ids() {
+        let election = ens.election_addr(id).port();
+        assert!(
+            listening.contains(&([0, 0, 0, 0], election)),
+            "peer {id}'s election port {election} is not bound on 0.0.0.0: {listening:?}"
+        );
+    }
+    let quorum = ens.quorum_addr(leader).port();
+    assert!(listening.contains(&([0, 0, 0, 0], quorum)), "leader's quorum port {quorum}");
+    let lc = C.connect(C.config(&ens.client_addr(leader).to_string()));
+    lc.create("/all-ips", b"y", &open(), CreateMode::Persistent).unwrap();
+    for id in ens.ids() {
+        assert_eq!(C.read_through(&ens, id, "/all-ips").as_deref(), Some(&b"y"[..]));
+    }
+}
+
+/// (IPv4 address, port) of every listening TCP socket, from /proc/net/tcp.
+fn listening_sockets() -> Vec<([u8; 4], u16)> {
+    let text = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // local_address is HEXIP:HEXPORT (IP in host byte order); state 0A is LISTEN.
+            if fields.get(3) != Some(&"0A") {
+                return None;
+            }
+            let (ip, port) = fields.get(1)?.split_once(':')?;
+            let ip = u32::from_str_radix(ip, 16).ok()?.to_le_bytes();
+            Some((ip, u16::from_str_radix(port, 16).ok()?))
+        })
+        .collect()
 }
 
 /// The zxids of the snapshots in peer `id`'s data dir.

@@ -33,6 +33,18 @@ fn fast(cfg: &mut String) {
     set_key(cfg, "maxSessionTimeout", "30000");
 }
 
+/// A 3-peer ensemble whose followers wait 5 s (syncLimit 20) before giving up on a frozen
+/// leader, for scenarios that freeze it on purpose for a moment.
+fn start_patient() -> Ensemble {
+    let ens = Ensemble::start(Flavor::rzk(), 3, 0, |_, cfg| {
+        fast(cfg);
+        set_key(cfg, "syncLimit", "20");
+    });
+    ens.wait_for_leader(ELECTION);
+    ens.wait_all_serving(ELECTION);
+    ens
+}
+
 fn start(participants: usize, observers: usize) -> Ensemble {
     let t0 = Instant::now();
     let ens = Ensemble::start(Flavor::rzk(), participants, observers, |_, cfg| fast(cfg));
@@ -470,7 +482,7 @@ fn reattach_through_a_follower_waits_for_the_leader() {
     use harness::wire::{connect_request, parse_connect_response};
     use std::io::Read;
     let t0 = Instant::now();
-    let mut ens = start(3, 0);
+    let mut ens = start_patient();
     let leader = ens.leader().expect("leader");
     let fs = followers(&ens, leader);
     let mut a = harness::Raw::connect(ens.client_addr(fs[0]));
@@ -496,7 +508,6 @@ fn reattach_through_a_follower_waits_for_the_leader() {
     let f = b.read_frame().expect("a ConnectResponse once the leader answers");
     let r = parse_connect_response(&f);
     assert_eq!((r.session, r.timeout_ms), (first.session_id, 30_000), "{r:?}");
-    assert_eq!(ens.leader(), Some(leader), "the leader kept its role");
 
     // Close the session (through the follower now holding it); a later re-attach through the
     // other follower is refused as expired, and the connection is closed.
@@ -520,7 +531,7 @@ fn follower_reads_wait_only_for_their_own_sessions_writes() {
     use harness::wire::{op, path_watch, set_data, Dec, Session};
     use std::io::Read;
     let t0 = Instant::now();
-    let mut ens = start(3, 0);
+    let mut ens = start_patient();
     let leader = ens.leader().expect("leader");
     let f = followers(&ens, leader)[0];
     let mut s = Session::open(ens.client_addr(f));

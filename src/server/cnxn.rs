@@ -718,7 +718,13 @@ impl Selector {
                         c.lop = "SESS";
                         let paused = c.read_paused;
                         let now = self.shared.now_ms();
-                        self.shared.with_sessions(|t| t.touch(session, timeout, now));
+                        // The leader is the judge: a session whose createSession this
+                        // server has not applied yet is known here from now on.
+                        self.shared.with_sessions(|t| {
+                            if !t.touch(session, timeout, now) {
+                                t.add(session, timeout, now);
+                            }
+                        });
                         self.shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
                         // Requests that arrived behind the ConnectRequest can run now.
                         if self.process_input(key) && paused {

@@ -473,6 +473,19 @@ fn follower_catches_up_by_diff_then_snap() {
 
 // ---------------------------------------------------------------------------------------
 
+/// Asserts that nothing arrives on `stream` for `wait` (`what` was expected to stay silent),
+/// then sets a 10 s read timeout for what follows.
+fn assert_silent(stream: &mut std::net::TcpStream, wait: Duration, what: &str) {
+    use std::io::{ErrorKind, Read};
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte) {
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+        other => panic!("{what} answered: {other:?}"),
+    }
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+}
+
 /// A client re-attaching its session through a follower gets its ConnectResponse only once the
 /// leader has revalidated the session (ZooKeeper's `Learner.validateSession`): nothing while the
 /// leader is frozen, the session as soon as it thaws; and once the leader has closed the
@@ -480,7 +493,6 @@ fn follower_catches_up_by_diff_then_snap() {
 #[test]
 fn reattach_through_a_follower_waits_for_the_leader() {
     use harness::wire::{connect_request, parse_connect_response};
-    use std::io::Read;
     let t0 = Instant::now();
     let mut ens = start_patient();
     let leader = ens.leader().expect("leader");
@@ -493,18 +505,8 @@ fn reattach_through_a_follower_waits_for_the_leader() {
     ens.sigstop(leader);
     let mut b = harness::Raw::connect(ens.client_addr(fs[1]));
     b.send_frame(&reattach);
-    b.stream.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
-    let mut byte = [0u8; 1];
-    match b.stream.read(&mut byte) {
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ) => {}
-        other => panic!("the follower answered without the leader: {other:?}"),
-    }
+    assert_silent(&mut b.stream, Duration::from_millis(700), "the follower without the leader");
     ens.sigcont(leader);
-    b.stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let f = b.read_frame().expect("a ConnectResponse once the leader answers");
     let r = parse_connect_response(&f);
     assert_eq!((r.session, r.timeout_ms), (first.session_id, 30_000), "{r:?}");
@@ -529,7 +531,6 @@ fn reattach_through_a_follower_waits_for_the_leader() {
 #[test]
 fn follower_reads_wait_only_for_their_own_sessions_writes() {
     use harness::wire::{op, path_watch, set_data, Dec, Session};
-    use std::io::Read;
     let t0 = Instant::now();
     let mut ens = start_patient();
     let leader = ens.leader().expect("leader");
@@ -544,18 +545,8 @@ fn follower_reads_wait_only_for_their_own_sessions_writes() {
     t.raw.stream.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
     let (data, _) = t.get_data("/held");
     assert_eq!(data.as_deref(), Some(&b"before"[..]), "T reads the committed state at once");
-    s.raw.stream.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    let mut byte = [0u8; 1];
-    match s.raw.stream.read(&mut byte) {
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ) => {}
-        other => panic!("S was answered before its write committed: {other:?}"),
-    }
+    assert_silent(&mut s.raw.stream, Duration::from_millis(300), "S before its write commits");
     ens.sigcont(leader);
-    s.raw.stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let (h, _) = s.reply_to(101);
     assert_eq!(h.err, 0, "setData");
     let (h, body) = s.reply_to(102);

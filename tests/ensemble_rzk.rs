@@ -33,16 +33,21 @@ fn fast(cfg: &mut String) {
     set_key(cfg, "maxSessionTimeout", "30000");
 }
 
-/// A 3-peer ensemble whose followers wait 5 s (syncLimit 20) before giving up on a frozen
-/// leader, for scenarios that freeze it on purpose for a moment.
-fn start_patient() -> Ensemble {
+/// A 3-peer ensemble with [`fast`] settings plus `key=value`, once every peer serves.
+fn start_with(key: &str, value: &str) -> Ensemble {
     let ens = Ensemble::start(Flavor::rzk(), 3, 0, |_, cfg| {
         fast(cfg);
-        set_key(cfg, "syncLimit", "20");
+        set_key(cfg, key, value);
     });
     ens.wait_for_leader(ELECTION);
     ens.wait_all_serving(ELECTION);
     ens
+}
+
+/// A 3-peer ensemble whose followers wait 5 s (syncLimit 20) before giving up on a frozen
+/// leader, for scenarios that freeze it on purpose for a moment.
+fn start_patient() -> Ensemble {
+    start_with("syncLimit", "20")
 }
 
 fn start(participants: usize, observers: usize) -> Ensemble {
@@ -308,12 +313,8 @@ fn writer(i: usize, cs: String, stop: Arc<AtomicBool>, total: Arc<AtomicUsize>) 
 #[test]
 fn leader_kill9_under_write_load_loses_no_acknowledged_write() {
     let t0 = Instant::now();
-    let mut ens = Ensemble::start(Flavor::rzk(), 3, 0, |_, cfg| {
-        fast(cfg);
-        set_key(cfg, "forceSync", "yes");
-    });
-    let leader = ens.wait_for_leader(ELECTION);
-    ens.wait_all_serving(ELECTION);
+    let mut ens = start_with("forceSync", "yes");
+    let leader = ens.leader().expect("leader");
     let all = ens.ids();
     let setup = C.connect(C.config(&ens.connect_string()));
     for p in ["/load", "/load/m"] {
@@ -412,6 +413,20 @@ fn leader_kill9_under_write_load_loses_no_acknowledged_write() {
 
 // ---------------------------------------------------------------------------------------
 
+/// Asserts that `parent`'s children are exactly n0000..n{count-1}, child i holding "i" (what
+/// the pipelined creates of the catch-up scenarios wrote).
+fn assert_numbered(c: &rzk::client::Client, parent: &str, count: usize, what: &str) {
+    let tree = subtree(c, parent);
+    assert_eq!(tree.len(), count, "{what}");
+    for (i, (name, data)) in tree.iter().enumerate() {
+        assert_eq!(
+            (name.as_str(), data.as_slice()),
+            (format!("n{i:04}").as_str(), format!("{i}").as_bytes()),
+            "{what}"
+        );
+    }
+}
+
 /// Scenario 3: a follower that was down catches up by DIFF after a few writes and by SNAP after
 /// more writes than the leader's committed log holds (500).
 #[test]
@@ -452,14 +467,7 @@ fn follower_catches_up_by_diff_then_snap() {
     ens.restart(f);
     ens.wait_for_mode(f, "follower", ELECTION);
     let c = C.synced(&ens, f);
-    let tree = subtree(&c, "/snap");
-    assert_eq!(tree.len(), 1500, "peer {f} after SNAP");
-    for (i, (name, data)) in tree.iter().enumerate() {
-        assert_eq!(
-            (name.as_str(), data.as_slice()),
-            (format!("n{i:04}").as_str(), format!("{i}").as_bytes())
-        );
-    }
+    assert_numbered(&c, "/snap", 1500, &format!("peer {f} after SNAP"));
     assert_eq!(subtree(&c, "/diff").len(), 10);
     let line = sync_line(&ens.log(leader), from, f).expect("the leader logged the sync");
     eprintln!("{line}");
@@ -559,12 +567,8 @@ fn follower_reads_wait_only_for_their_own_sessions_writes() {
 /// wildcard address (still reached over loopback here), and the ensemble forms and replicates.
 #[test]
 fn quorum_listen_on_all_ips_binds_the_wildcard_address() {
-    let ens = Ensemble::start(Flavor::rzk(), 3, 0, |_, cfg| {
-        fast(cfg);
-        set_key(cfg, "quorumListenOnAllIPs", "true");
-    });
-    let leader = ens.wait_for_leader(ELECTION);
-    ens.wait_all_serving(ELECTION);
+    let ens = start_with("quorumListenOnAllIPs", "true");
+    let leader = ens.leader().expect("leader");
     let listening = listening_sockets();
     for id in ens.ids() {
         let election = ens.election_addr(id).port();
@@ -620,12 +624,7 @@ fn snapshot_zxids(ens: &Ensemble, id: u32) -> Vec<i64> {
 #[test]
 fn follower_behind_the_committed_log_catches_up_from_the_txn_log() {
     let t0 = Instant::now();
-    let mut ens = Ensemble::start(Flavor::rzk(), 3, 0, |_, cfg| {
-        fast(cfg);
-        set_key(cfg, "snapSizeLimitInKb", "2048");
-    });
-    ens.wait_for_leader(ELECTION);
-    ens.wait_all_serving(ELECTION);
+    let mut ens = start_with("snapSizeLimitInKb", "2048");
     let leader = ens.leader().expect("leader");
     let f = followers(&ens, leader)[0];
     let lc = C.connect(C.config(&ens.client_addr(leader).to_string()));
@@ -654,14 +653,7 @@ fn follower_behind_the_committed_log_catches_up_from_the_txn_log() {
     ens.restart(f);
     ens.wait_for_mode(f, "follower", ELECTION);
     let c = C.synced(&ens, f);
-    let tree = subtree(&c, "/log-diff");
-    assert_eq!(tree.len(), 1500, "peer {f} after the txn-log DIFF");
-    for (i, (name, data)) in tree.iter().enumerate() {
-        assert_eq!(
-            (name.as_str(), data.as_slice()),
-            (format!("n{i:04}").as_str(), format!("{i}").as_bytes())
-        );
-    }
+    assert_numbered(&c, "/log-diff", 1500, &format!("peer {f} after the txn-log DIFF"));
     assert_eq!(c.get_data("/big/b3", false).unwrap().0.len(), 900_000);
     let line = sync_line(&ens.log(leader), from, f).expect("the leader logged the sync");
     eprintln!("{line}");
@@ -929,12 +921,8 @@ fn minority_cannot_commit() {
 #[test]
 fn read_only_mode_when_out_of_quorum() {
     let t0 = Instant::now();
-    let mut ens = Ensemble::start(Flavor::rzk(), 3, 0, |_, cfg| {
-        fast(cfg);
-        set_key(cfg, "readonlymode.enabled", "true");
-    });
-    let leader = ens.wait_for_leader(ELECTION);
-    ens.wait_all_serving(ELECTION);
+    let mut ens = start_with("readonlymode.enabled", "true");
+    let leader = ens.leader().expect("leader");
     let fs = followers(&ens, leader);
     let survivor = fs[0];
     C.create_until_ok(&ens.connect_string(), "/ro", b"data");

@@ -553,8 +553,8 @@ impl LearnerShell<'_> {
             }
             (Kind::Reattach { timeout_ms }, _) => {
                 // The leader makes this server the session's owner (SESSIONMOVED for writes
-                // still coming through the old server) and touches it.
-                // The client's connection waits for the answer.
+                // still coming through the old server) and touches it; the client's
+                // connection waits for its answer.
                 let body = RevalidateRequest { session_id: r.session, timeout_ms: *timeout_ms };
                 let p = QuorumPacket::new(PacketType::Revalidate, -1, Some(body.encode()));
                 if let Err(e) = self.send(&p) {

@@ -748,8 +748,13 @@ impl Selector {
                 }
                 Outbound::SessionExpired { session } => {
                     if let Some(conn) = self.by_session.get(&session).copied() {
-                        if let Some((key, _)) = self.conn_by_id(conn) {
-                            self.close(key);
+                        // A connection still waiting for its handshake's answer (a re-attach
+                        // the leader is revalidating) gets that answer instead: the close may
+                        // have been meant for the connection it replaced.
+                        match self.conn_by_id(conn) {
+                            Some((_, c)) if c.state == State::AwaitSession => {}
+                            Some((key, _)) => self.close(key),
+                            None => {}
                         }
                     }
                 }

@@ -37,7 +37,7 @@ use rzk::proto::{ServerId, Zxid};
 use rzk::quorum::election::{DecisionPath, Election, ElectionConfig, Outcome};
 use rzk::quorum::vote::{QuorumMaj, ServerState};
 use rzk::quorum::wire::Notification;
-use sim::{InFlight, Rng};
+use sim::{InFlight, NetParams, Rng};
 
 /// Stand-in for `initLimit * tickTime`: how long a decided peer may stay unestablished.
 const SYNC_TIMEOUT_MS: u64 = 2_000;
@@ -62,13 +62,6 @@ const LINK_CAPACITY: usize = 2;
 
 /// Messages in flight at once; more means the protocol (or the simulation) amplifies traffic.
 const MAX_INFLIGHT: usize = 10_000;
-
-#[derive(Clone, Copy, Debug)]
-struct NetParams {
-    drop_p: f64,
-    dup_p: f64,
-    max_delay_ms: u64,
-}
 
 const HEALTHY: NetParams = NetParams { drop_p: 0.0, dup_p: 0.05, max_delay_ms: 50 };
 
@@ -238,13 +231,8 @@ impl Sim {
     }
 
     fn transmit(&mut self, from: usize, to: usize, n: Notification) {
-        if !self.link_up(from, to) || self.rng.chance(self.net.drop_p) {
-            return;
-        }
-        let copies = if self.rng.chance(self.net.dup_p) { 2 } else { 1 };
-        for _ in 0..copies {
-            let at = self.now + self.rng.range(0, self.net.max_delay_ms);
-            self.inflight.push(at, from, to, n.clone());
+        if self.link_up(from, to) {
+            self.inflight.transmit(&mut self.rng, &self.net, self.now, from, to, n);
         }
     }
 
@@ -458,17 +446,9 @@ impl Sim {
                 }
             }
             3 => self.group.iter_mut().for_each(|g| *g = 0),
-            _ => self.net = random_net(&mut self.rng),
+            _ => self.net = NetParams::random(&mut self.rng),
         }
         Ok(())
-    }
-}
-
-fn random_net(rng: &mut Rng) -> NetParams {
-    NetParams {
-        drop_p: [0.0, 0.05, 0.2, 0.5][rng.below(4) as usize],
-        dup_p: [0.0, 0.1, 0.3][rng.below(3) as usize],
-        max_delay_ms: [10, 100, 400, 1500][rng.below(4) as usize],
     }
 }
 
@@ -479,7 +459,7 @@ fn run(seed: u64, scenario: &Scenario) -> Result<Stats, String> {
     let heal_at = if scenario.calm {
         0
     } else {
-        sim.net = random_net(&mut sim.rng);
+        sim.net = NetParams::random(&mut sim.rng);
         sim.rng.range(1_000, 40_000)
     };
     for i in 0..n {

@@ -72,7 +72,7 @@ use rzk::quorum::wire::Notification;
 use rzk::quorum::zab::leader::{self, Handle, Leader, LeaderConfig};
 use rzk::quorum::zab::learner::{self, Learner, LearnerConfig};
 use rzk::quorum::zab::msg::{make_zxid, Msg, Payload};
-use sim::{InFlight, Rng};
+use sim::{InFlight, NetParams, Rng};
 
 const DEFAULT_RUNS: u64 = 100;
 
@@ -117,22 +117,7 @@ macro_rules! check {
     };
 }
 
-#[derive(Clone, Copy, Debug)]
-struct NetParams {
-    drop_p: f64,
-    dup_p: f64,
-    max_delay_ms: u64,
-}
-
 const HEALTHY: NetParams = NetParams { drop_p: 0.0, dup_p: 0.05, max_delay_ms: 30 };
-
-fn random_net(rng: &mut Rng) -> NetParams {
-    NetParams {
-        drop_p: [0.0, 0.05, 0.2, 0.5][rng.below(4) as usize],
-        dup_p: [0.0, 0.1, 0.3][rng.below(3) as usize],
-        max_delay_ms: [10, 100, 400, 1500][rng.below(4) as usize],
-    }
-}
 
 fn last_zxid(seq: &[Entry]) -> i64 {
     seq.last().map_or(0, |e| e.0)
@@ -585,13 +570,8 @@ impl Sim {
     }
 
     fn transmit(&mut self, from: usize, to: usize, n: Notification) {
-        if !self.link_up(from, to) || self.rng.chance(self.net.drop_p) {
-            return;
-        }
-        let copies = if self.rng.chance(self.net.dup_p) { 2 } else { 1 };
-        for _ in 0..copies {
-            let at = self.now + self.rng.range(0, self.net.max_delay_ms);
-            self.inflight.push(at, from, to, n.clone());
+        if self.link_up(from, to) {
+            self.inflight.transmit(&mut self.rng, &self.net, self.now, from, to, n);
         }
     }
 
@@ -1212,7 +1192,7 @@ impl Sim {
                     self.set_groups(g);
                 }
                 3 => self.set_groups(vec![0; n]),
-                _ => self.net = random_net(&mut self.rng),
+                _ => self.net = NetParams::random(&mut self.rng),
             },
             Fault::Chaos => match self.rng.below(6) {
                 0 | 1 => {
@@ -1233,7 +1213,7 @@ impl Sim {
                         self.crash(l);
                     }
                 }
-                _ => self.net = random_net(&mut self.rng),
+                _ => self.net = NetParams::random(&mut self.rng),
             },
         }
     }

@@ -1,6 +1,6 @@
 //! Pieces shared by the cluster simulations (`sim_election.rs`, `sim_zab.rs`): the seeded
-//! random number generator, the seed-selection convention, and the lossy network's queue of
-//! messages in flight.
+//! random number generator, the seed-selection convention, and the lossy network (its
+//! parameters and its queue of messages in flight).
 //!
 //! Seeds: `ZK_SIM_SEED=<n>` replays one seed (the simulations print it on failure);
 //! `ZK_SIM_RUNS=<n>` sets the number of seeds per scenario.
@@ -40,6 +40,28 @@ pub fn seeds(salt: u64, default_runs: u64) -> Vec<u64> {
     (0..runs).map(|r| salt * 1_000_000 + r).collect()
 }
 
+/// How lossy the simulated network is.
+#[derive(Clone, Copy, Debug)]
+pub struct NetParams {
+    /// Probability that a message is dropped.
+    pub drop_p: f64,
+    /// Probability that a message is delivered twice.
+    pub dup_p: f64,
+    /// Each copy is delayed by 0..=this many ms.
+    pub max_delay_ms: u64,
+}
+
+impl NetParams {
+    /// One of the chaos presets, chosen by `rng`.
+    pub fn random(rng: &mut Rng) -> NetParams {
+        NetParams {
+            drop_p: [0.0, 0.05, 0.2, 0.5][rng.below(4) as usize],
+            dup_p: [0.0, 0.1, 0.3][rng.below(3) as usize],
+            max_delay_ms: [10, 100, 400, 1500][rng.below(4) as usize],
+        }
+    }
+}
+
 /// Messages in flight on the simulated lossy network, by delivery time; each directed link
 /// holds at most `capacity` undelivered messages (a new one pushes out the link's oldest, as
 /// a send queue of one-ish would).
@@ -73,6 +95,28 @@ impl<M> InFlight<M> {
             if let Some(oldest) = queue.pop_front() {
                 self.by_time.remove(&oldest);
             }
+        }
+    }
+
+    /// Sends `m` over a link that is up: dropped, duplicated and delayed as `net` says.
+    pub fn transmit(
+        &mut self,
+        rng: &mut Rng,
+        net: &NetParams,
+        now: u64,
+        from: usize,
+        to: usize,
+        m: M,
+    ) where
+        M: Clone,
+    {
+        if rng.chance(net.drop_p) {
+            return;
+        }
+        let copies = if rng.chance(net.dup_p) { 2 } else { 1 };
+        for _ in 0..copies {
+            let at = now + rng.range(0, net.max_delay_ms);
+            self.push(at, from, to, m.clone());
         }
     }
 

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, never, select, unbounded, Receiver, Sender};
+use crossbeam_channel::{never, select, unbounded, Receiver, Sender};
 use log::{debug, error, info, warn};
 
 use super::peer::{write_epoch_file, PeerCtx, Pipeline, RoleEnd, Threads};
@@ -39,7 +39,7 @@ use super::zab::packet::{
 };
 use crate::proto::OpCode;
 use crate::server::acl::AuthInfo;
-use crate::server::database::{LogSink, Recovered};
+use crate::server::database::Recovered;
 use crate::server::processor::{self, Kind, Request};
 use crate::server::{ServerMode, Shared};
 
@@ -443,15 +443,7 @@ impl LeaderShell<'_> {
         let _ = self.ctx.election.send(super::election_thread::Control::UpdateElectionVote(epoch));
         let shared = &self.shared;
         let (prep_out_tx, prep_out) = unbounded::<Request>();
-        let (sync_in, sync_rx) = unbounded::<Request>();
-        let (sync_tx, sync_out) = unbounded::<Request>();
-        let (apply_in, apply_rx) = bounded::<Request>(16 * 1024);
-        let sink = LogSink::new(
-            shared.clone(),
-            shared.settings.snap_count,
-            shared.settings.prealloc_bytes,
-        )
-        .map_err(|e| format!("txn log: {e}"))?;
+        let sink = super::peer::log_sink(shared)?;
         let serve = self.ctx.serve_clients_as_leader();
         if !serve {
             // leaderServes=no: like Apache's leader, which then never attaches its server to
@@ -464,12 +456,8 @@ impl LeaderShell<'_> {
             processor::prep::Prep::new(shared.clone(), make_zxid(epoch, 0), self.applied.clone());
         let prep_rx = threads.take_prep_rx();
         threads.spawn("prep", move || prep.run(prep_rx, prep_out_tx))?;
-        let sync = processor::sync::Sync::new(
-            crate::server::BoxSink(Box::new(sink)),
-            shared.settings.fsync_warning,
-        );
-        threads.spawn("sync", move || sync.run(sync_rx, sync_tx))?;
-        threads.start_apply(self.applied.clone(), apply_rx)?;
+        let (sync_in, sync_out) = threads.start_sync(sink)?;
+        let apply_in = threads.start_apply(self.applied.clone())?;
         threads.start_leader_tasks()?;
         threads.start_selector()?;
         self.pipeline =

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, never, select, unbounded, Receiver, Sender};
+use crossbeam_channel::{never, select, unbounded, Receiver, Sender};
 use log::{debug, info, warn};
 
 use super::peer::{write_epoch_file, PeerCtx, Pipeline, RoleEnd, Threads};
@@ -41,7 +41,7 @@ use super::zab::snap::{read_snap, SnapState};
 use crate::jute::txn::{Txn, TxnEntry};
 use crate::proto::{OpCode, ServerId};
 use crate::server::database::{self, LogSink, Recovered};
-use crate::server::processor::{self, Kind, Request};
+use crate::server::processor::{Kind, Request};
 use crate::server::{ConnId, ServerMode, Shared};
 
 enum Event {
@@ -309,9 +309,6 @@ impl LearnerShell<'_> {
                             for conn in waiting {
                                 pl.threads.revalidated(conn, session, valid);
                             }
-                            if !valid {
-                                pl.threads.close_session(session);
-                            }
                         }
                     }
                     Err(e) => warn!("learner: undecodable REVALIDATE reply: {e}"),
@@ -361,10 +358,7 @@ impl LearnerShell<'_> {
 
     fn sink(&mut self) -> Result<&mut LogSink, String> {
         if self.sink.is_none() {
-            let s = &self.shared.settings;
-            let sink = LogSink::new(self.shared.clone(), s.snap_count, s.prealloc_bytes)
-                .map_err(|e| format!("txn log: {e}"))?;
-            self.sink = Some(sink);
+            self.sink = Some(super::peer::log_sink(&self.shared)?);
         }
         self.sink.as_mut().ok_or_else(|| "txn log".to_owned())
     }
@@ -604,25 +598,13 @@ impl LearnerShell<'_> {
         shared.with_sessions(|s| s.record_touches());
         let sink = match self.sink.take() {
             Some(s) => s,
-            None => LogSink::new(
-                shared.clone(),
-                shared.settings.snap_count,
-                shared.settings.prealloc_bytes,
-            )
-            .map_err(|e| format!("txn log: {e}"))?,
+            None => super::peer::log_sink(&shared)?,
         };
-        let (sync_in, sync_rx) = unbounded::<Request>();
-        let (sync_tx, sync_out) = unbounded::<Request>();
-        let (apply_in, apply_rx) = bounded::<Request>(16 * 1024);
         let mut threads =
             Threads::new(shared.clone(), true).map_err(|e| format!("client port: {e}"))?;
         let local = threads.take_prep_rx();
-        let sync = processor::sync::Sync::new(
-            crate::server::BoxSink(Box::new(sink)),
-            shared.settings.fsync_warning,
-        );
-        threads.spawn("sync", move || sync.run(sync_rx, sync_tx))?;
-        threads.start_apply(self.applied.clone(), apply_rx)?;
+        let (sync_in, sync_out) = threads.start_sync(sink)?;
+        let apply_in = threads.start_apply(self.applied.clone())?;
         threads.start_selector()?;
         self.pipeline = Some(Pipeline { threads, first_out: local, sync_in, sync_out, apply_in });
         Ok(())

@@ -14,7 +14,7 @@
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use log::info;
 
 use super::peer::{PeerCtx, Threads};
@@ -47,9 +47,8 @@ pub fn start_read_only(ctx: &PeerCtx) -> Result<Threads, String> {
     let shared = Arc::new(Shared::new(settings, rec.tree, ctx.tracker(&rec.sessions)));
     let mut t = Threads::new(shared.clone(), true).map_err(|e| format!("client port: {e}"))?;
     let rx = t.take_prep_rx();
-    let (apply_in, apply_rx) = bounded::<Request>(16 * 1024);
+    let apply_in = t.start_apply(Arc::new(AtomicI64::new(last)))?;
     t.spawn("read-only", move || read_only_stage(&shared, &rx, &apply_in))?;
-    t.start_apply(Arc::new(AtomicI64::new(last)), apply_rx)?;
     t.start_selector()?;
     info!("read-only server started at zxid 0x{last:x}");
     Ok(t)

@@ -29,6 +29,7 @@ use crate::config::{HostPort, LearnerType, QuorumConfig, ServerConfig};
 use crate::persistence::{epoch, txnlog, version_dir};
 use crate::proto::Zxid;
 use crate::server::cnxn::Selector;
+use crate::server::database::LogSink;
 use crate::server::processor::{Outbound, Request};
 use crate::server::session::SessionTracker;
 use crate::server::{database, processor, reaper, ConnId, Settings, Shared};
@@ -90,6 +91,11 @@ pub fn needs_snapshot(rec: &database::Recovered) -> bool {
     rec.snapshot_zxid < 0
 }
 
+/// The role's txn log writer.
+pub fn log_sink(shared: &Arc<Shared>) -> Result<LogSink, String> {
+    LogSink::new(shared.clone()).map_err(|e| format!("txn log: {e}"))
+}
+
 /// Writes a snapshot of `shared` now (before the role serves anyone).
 pub fn snapshot_now(shared: &Shared) -> Result<(), String> {
     database::take_snapshot(shared).map(|_| ()).map_err(|e| format!("snapshot: {e}"))
@@ -115,25 +121,35 @@ fn read_epoch_file(settings: &Settings, name: &str, last_zxid: i64) -> Result<i6
     }
 }
 
+/// The txns of the local log with zxids in `from..=to`, as the payloads Zab sends (a txn
+/// header and body); an `Err` item where a log file cannot be read.
+fn logged_payloads(
+    settings: &Settings,
+    from: i64,
+    to: i64,
+) -> Result<impl Iterator<Item = Result<(i64, Payload), String>>, String> {
+    let iter =
+        txnlog::read_log(&version_dir(&settings.data_log_dir), from).map_err(|e| e.to_string())?;
+    let payloads = iter.map(|t| {
+        let t = t.map_err(|e| e.to_string())?;
+        let mut bytes = Vec::new();
+        t.entry.encode(&mut bytes);
+        Ok((t.entry.header.zxid, Arc::from(bytes)))
+    });
+    Ok(payloads.take_while(move |t| t.as_ref().map_or(true, |(zxid, _)| *zxid <= to)))
+}
+
 /// The newest committed txns of the local log (at most 500, ending at `last_zxid`), for the
 /// leader's DIFFs.
 pub fn committed_log_tail(settings: &Settings, last_zxid: i64) -> Vec<(i64, Payload)> {
-    let dir = version_dir(&settings.data_log_dir);
     let from = make_zxid(epoch_of(last_zxid.max(0)), ((last_zxid & 0xffff_ffff) - 500).max(0));
     let mut out: VecDeque<(i64, Payload)> = VecDeque::new();
-    if let Ok(iter) = txnlog::read_log(&dir, from) {
-        for t in iter {
-            let Ok(t) = t else { break };
-            let zxid = t.entry.header.zxid;
-            if zxid > last_zxid {
-                break;
-            }
-            let mut bytes = Vec::new();
-            t.entry.encode(&mut bytes);
-            out.push_back((zxid, Arc::from(bytes)));
-            if out.len() > 500 {
-                out.pop_front();
-            }
+    let Ok(payloads) = logged_payloads(settings, from, last_zxid) else { return Vec::new() };
+    for t in payloads {
+        let Ok(t) = t else { break };
+        out.push_back(t);
+        if out.len() > 500 {
+            out.pop_front();
         }
     }
     out.into_iter().collect()
@@ -173,30 +189,24 @@ pub fn committed_txns_from_log(
     let newest_snapshot =
         newest.and_then(|(_, path)| std::fs::metadata(path).ok()).map_or(0, |m| m.len());
     let limit = (newest_snapshot as f64 * factor) as u64;
-    let iter = match txnlog::read_log(&version_dir(&settings.data_log_dir), from) {
-        Ok(iter) => iter,
+    let mut out = Vec::new();
+    let mut bytes = 0u64;
+    let payloads = match logged_payloads(settings, from, to) {
+        Ok(p) => p,
         Err(e) => {
             warn!("txn-log sync from 0x{from:x}: {e}");
             return None;
         }
     };
-    let mut out = Vec::new();
-    let mut bytes = 0u64;
-    for t in iter {
-        let t = match t {
+    for t in payloads {
+        let (zxid, payload) = match t {
             Ok(t) => t,
             Err(e) => {
                 warn!("txn-log sync from 0x{from:x}: {e}");
                 return None;
             }
         };
-        let zxid = t.entry.header.zxid;
-        if zxid > to {
-            break;
-        }
-        let mut encoded = Vec::new();
-        t.entry.encode(&mut encoded);
-        bytes += encoded.len() as u64;
+        bytes += payload.len() as u64;
         if limit > 0 && bytes > limit {
             info!(
                 "txn-log sync from 0x{from:x}: more than {limit} bytes ({factor} of the newest \
@@ -204,7 +214,7 @@ pub fn committed_txns_from_log(
             );
             return None;
         }
-        out.push((zxid, Arc::from(encoded)));
+        out.push((zxid, payload));
         if zxid == to {
             break;
         }
@@ -267,19 +277,31 @@ impl Threads {
         Ok(())
     }
 
-    /// Starts the apply stage.
-    pub fn start_apply(
+    /// Starts the sync stage, which writes to the local txn log through `sink`; returns its
+    /// input and output channels.
+    pub fn start_sync(
         &mut self,
-        applied: Arc<AtomicI64>,
-        rx: Receiver<Request>,
-    ) -> Result<(), String> {
+        sink: LogSink,
+    ) -> Result<(Sender<Request>, Receiver<Request>), String> {
+        let (sync_in, sync_rx) = unbounded::<Request>();
+        let (sync_tx, sync_out) = unbounded::<Request>();
+        let sink = crate::server::BoxSink(Box::new(sink));
+        let sync = processor::sync::Sync::new(sink, self.shared.settings.fsync_warning);
+        self.spawn("sync", move || sync.run(sync_rx, sync_tx))?;
+        Ok((sync_in, sync_out))
+    }
+
+    /// Starts the apply stage; returns its (bounded) input.
+    pub fn start_apply(&mut self, applied: Arc<AtomicI64>) -> Result<Sender<Request>, String> {
+        let (tx, rx) = crossbeam_channel::bounded::<Request>(crate::server::STAGE_QUEUE);
         let apply = processor::apply::Apply::new(
             self.shared.clone(),
             applied,
             self.out_tx.clone(),
             self.waker.clone(),
         );
-        self.spawn("apply", move || apply.run(rx))
+        self.spawn("apply", move || apply.run(rx))?;
+        Ok(tx)
     }
 
     /// Session expiry and the container reaper (leader only).
@@ -303,13 +325,6 @@ impl Threads {
     /// REVALIDATE answer.
     pub fn revalidated(&self, conn: ConnId, session: i64, valid: bool) {
         let _ = self.out_tx.send(Outbound::Revalidated { conn, session, valid });
-        let _ = self.waker.wake();
-    }
-
-    /// Closes the client connection holding `session`, if any (a session the leader
-    /// declared invalid).
-    pub fn close_session(&self, session: i64) {
-        let _ = self.out_tx.send(Outbound::SessionExpired { session });
         let _ = self.waker.wake();
     }
 

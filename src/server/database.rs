@@ -368,15 +368,13 @@ pub struct LogSink {
 }
 
 impl LogSink {
-    /// A sink writing to `<dataLogDir>/version-2`.
-    pub fn new(
-        shared: Arc<Shared>,
-        snap_count: u64,
-        prealloc_bytes: u64,
-    ) -> Result<LogSink, DbError> {
+    /// A sink writing to `<dataLogDir>/version-2`, with the server's `snapCount`,
+    /// `preAllocSize` and `forceSync`.
+    pub fn new(shared: Arc<Shared>) -> Result<LogSink, DbError> {
         let dir = version_dir(&shared.settings.data_log_dir);
-        let writer = TxnLogWriter::new(&dir, prealloc_bytes)?;
+        let writer = TxnLogWriter::new(&dir, shared.settings.prealloc_bytes)?;
         let force_sync = shared.settings.force_sync;
+        let snap_count = shared.settings.snap_count;
         let mut sink = LogSink {
             writer,
             shared,

@@ -44,7 +44,7 @@ use self::watch::WatchManager;
 use crate::proto::ErrorCode;
 
 /// Requests queued between two pipeline stages at most.
-const STAGE_QUEUE: usize = 16 * 1024;
+pub const STAGE_QUEUE: usize = 16 * 1024;
 
 /// Identifies one client connection across threads: slab key in the low 32 bits, a
 /// generation in the high 32 so a reused slot is never confused with the old connection.
@@ -433,10 +433,8 @@ pub fn start_standalone(settings: Settings) -> Result<Server, Box<dyn std::error
         sessions.add(*id, *timeout, 0);
     }
     let need_snapshot = rec.snapshot_zxid < 0 || rec.replayed > 0 || rec.truncated;
-    let (snap_count, prealloc) = (settings.snap_count, settings.prealloc_bytes);
     let server = Server::start(settings, rec.tree, sessions, |shared| {
-        let mut sink = database::LogSink::new(shared.clone(), snap_count, prealloc)
-            .map_err(std::io::Error::other)?;
+        let mut sink = database::LogSink::new(shared.clone()).map_err(std::io::Error::other)?;
         if need_snapshot {
             // In the background: the replayed log stays until a later purge, so a crash
             // before this snapshot is written only means replaying it again.

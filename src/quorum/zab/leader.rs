@@ -372,8 +372,7 @@ impl Leader {
         self.phase_deadline = now + self.cfg.tick * self.cfg.init_limit;
         info!("leader: proposing epoch 0x{:x}", self.epoch);
         self.electing.insert(self.cfg.my_sid);
-        let waiting: Vec<Handle> =
-            self.learners.iter().filter(|(_, l)| l.phase == Phase::Info).map(|(h, _)| *h).collect();
+        let waiting = self.learners_in(Phase::Info);
         for h in waiting {
             self.send_leader_info(h);
         }
@@ -427,12 +426,7 @@ impl Leader {
         self.phase_deadline = now + self.cfg.tick * self.cfg.init_limit;
         self.newleader_acks.insert(self.cfg.my_sid);
         info!("leader: epoch 0x{:x} acknowledged by {:?}", self.epoch, self.electing);
-        let waiting: Vec<Handle> = self
-            .learners
-            .iter()
-            .filter(|(_, l)| l.phase == Phase::EpochAcked)
-            .map(|(h, _)| *h)
-            .collect();
+        let waiting = self.learners_in(Phase::EpochAcked);
         for h in waiting {
             self.sync_learner(h);
         }
@@ -636,12 +630,7 @@ impl Leader {
         self.serving = true;
         info!("leader: epoch 0x{:x} established with {:?}", self.epoch, self.newleader_acks);
         self.out.push_back(Action::StartServing { epoch: self.epoch });
-        let acked: Vec<Handle> = self
-            .learners
-            .iter()
-            .filter(|(_, l)| l.phase == Phase::NewLeaderAcked)
-            .map(|(h, _)| *h)
-            .collect();
+        let acked = self.learners_in(Phase::NewLeaderAcked);
         let tick = self.tick();
         for h in acked {
             if let Some(l) = self.learners.get_mut(&h) {
@@ -749,6 +738,11 @@ impl Leader {
                 _ => break,
             }
         }
+    }
+
+    /// The learners in `phase`.
+    fn learners_in(&self, phase: Phase) -> Vec<Handle> {
+        self.learners.iter().filter(|(_, l)| l.phase == phase).map(|(h, _)| *h).collect()
     }
 
     fn tick(&self) -> u64 {

@@ -230,16 +230,11 @@ impl Learner {
                 self.pending.push_back((zxid, payload));
             }
             (Phase::Syncing { snapshot: true }, Msg::Commit { zxid }) => {
-                // The snapshot written at NEWLEADER will capture it: apply now.
-                match self.pending.pop_front() {
-                    Some((z, payload)) => {
-                        if z != zxid {
-                            warn!("learner: committing 0x{zxid:x} but next pending is 0x{z:x}");
-                        }
-                        self.last_zxid = self.last_zxid.max(z);
-                        self.out.push_back(Action::Apply { zxid: z, payload });
-                    }
-                    None => warn!("learner: COMMIT 0x{zxid:x} without a proposal"),
+                // The snapshot written at NEWLEADER will capture it: apply now. The COMMIT must
+                // name the oldest pending proposal, as in every other phase (one home for the
+                // invariant: `commit` aborts otherwise).
+                if self.commit(zxid) {
+                    self.last_zxid = self.last_zxid.max(zxid);
                 }
             }
             (Phase::Syncing { snapshot: false }, Msg::Commit { zxid }) => {
@@ -248,7 +243,9 @@ impl Learner {
             (Phase::Syncing { snapshot }, Msg::NewLeader { zxid }) => {
                 self.on_new_leader(zxid, snapshot)
             }
-            (Phase::NewLeader, Msg::Commit { zxid }) => self.commit(zxid),
+            (Phase::NewLeader, Msg::Commit { zxid }) => {
+                self.commit(zxid);
+            }
             (Phase::NewLeader, Msg::UpToDate) => {
                 let zxid = make_zxid(self.new_epoch, 0);
                 self.out.push_back(Action::Send(Msg::Ack { zxid }));
@@ -267,7 +264,9 @@ impl Learner {
                 self.out.push_back(Action::Log { zxid, payload: payload.clone() });
                 self.pending.push_back((zxid, payload));
             }
-            (Phase::Broadcast, Msg::Commit { zxid }) => self.commit(zxid),
+            (Phase::Broadcast, Msg::Commit { zxid }) => {
+                self.commit(zxid);
+            }
             // A late observer acks NEWLEADER and is forwarded INFORMs at once; those
             // committed before its UPTODATE arrives come in the NewLeader phase (ZooKeeper's
             // syncWithLeader logs and applies them too).
@@ -321,7 +320,9 @@ impl Learner {
         }
         self.out.push_back(Action::Flush);
         while let Some(z) = self.committed.pop_front() {
-            self.commit(z);
+            if !self.commit(z) {
+                return;
+            }
         }
         self.current_epoch = self.new_epoch;
         self.out.push_back(Action::WriteCurrentEpoch(self.new_epoch));
@@ -339,18 +340,25 @@ impl Learner {
         }
     }
 
-    fn commit(&mut self, zxid: i64) {
+    /// Applies the oldest pending proposal, which `zxid` must name; aborts otherwise. Returns
+    /// whether it applied.
+    fn commit(&mut self, zxid: i64) -> bool {
         match self.pending.front() {
             Some((z, _)) if *z == zxid => {
                 if let Some((z, payload)) = self.pending.pop_front() {
                     self.out.push_back(Action::Apply { zxid: z, payload });
                 }
+                true
             }
             Some((z, _)) => {
                 let z = *z;
                 self.abort(format!("committing zxid 0x{zxid:x} but next pending txn 0x{z:x}"));
+                false
             }
-            None => self.abort(format!("COMMIT 0x{zxid:x} without a pending proposal")),
+            None => {
+                self.abort(format!("COMMIT 0x{zxid:x} without a pending proposal"));
+                false
+            }
         }
     }
 }
@@ -440,5 +448,36 @@ mod tests {
                 matches!(drain(&mut l)[..], [Action::Apply { zxid, .. }] if zxid == make_zxid(2, 1))
             );
         }
+    }
+    /// A COMMIT during a SNAP sync must name the oldest pending proposal, as in every other
+    /// phase; one that does not is a protocol error, not a warning followed by applying the
+    /// wrong txn.
+    #[test]
+    fn commit_of_another_zxid_during_snap_sync_aborts() {
+        let now = Instant::now();
+        let mut l = learner(false, now);
+        l.handle_msg(Msg::LeaderInfo { epoch: 2 }, now);
+        l.handle_msg(Msg::Snap { zxid: make_zxid(1, 9) }, now);
+        let payload: Payload = Arc::from(&b"x"[..]);
+        l.handle_msg(Msg::Proposal { zxid: make_zxid(1, 10), payload }, now);
+        drain(&mut l);
+        l.handle_msg(Msg::Commit { zxid: make_zxid(1, 11) }, now);
+        let acts = drain(&mut l);
+        assert!(
+            matches!(acts[..], [Action::Abort(ref why)] if why.contains("0x10000000b")),
+            "{acts:?}"
+        );
+        // The matching commit in the same phase applies.
+        let mut l = learner(false, now);
+        l.handle_msg(Msg::LeaderInfo { epoch: 2 }, now);
+        l.handle_msg(Msg::Snap { zxid: make_zxid(1, 9) }, now);
+        let payload: Payload = Arc::from(&b"x"[..]);
+        l.handle_msg(Msg::Proposal { zxid: make_zxid(1, 10), payload }, now);
+        drain(&mut l);
+        l.handle_msg(Msg::Commit { zxid: make_zxid(1, 10) }, now);
+        assert!(
+            matches!(drain(&mut l)[..], [Action::Apply { zxid, .. }] if zxid == make_zxid(1, 10))
+        );
+        assert_eq!(l.last_zxid(), make_zxid(1, 10));
     }
 }

@@ -103,6 +103,12 @@ pub const OUTBOUND_BUFFERED_MAX_BYTES: usize = 4 * 1024 * 1024;
 // The outbound cap must hold several maximal responses (see above).
 const _: () = assert!(OUTBOUND_BUFFERED_MAX_BYTES >= 3 * JUTE_MAX_BUFFER_DEFAULT_BYTES);
 
+/// Requests queued between two pipeline stages at most (every stage queue, every role; no
+/// Apache counterpart: its processors' queues are unbounded). Far above
+/// `globalOutstandingLimit`, so in normal operation a queue never fills; when one does (a
+/// stalled disk), the stage before it waits and the selector stops reading clients.
+pub const STAGE_QUEUE: usize = 16 * 1024;
+
 /// Default `zookeeper.largeRequestMaxBytes`: total bytes of large requests in flight
 /// [ZooKeeperServer.java].
 pub const LARGE_REQUEST_MAX_BYTES_DEFAULT: usize = 100 * 1024 * 1024;

@@ -48,7 +48,7 @@ fn frame_length_above_jute_max_buffer_closes_the_connection() {
 
 #[test]
 fn frame_at_jute_max_buffer_is_accepted() {
-    let srv = TestServer::start_with(|s| s.jute_max_buffer = 4096);
+    let srv = TestServer::start_with(|s| s.jute_max_buffer_bytes = 4096);
     let mut s = Session::open(srv.addr);
     // header 8 + path 4+2 + data 4+n + version 4 = 4096
     let n = 4096 - 8 - 6 - 4 - 4;
@@ -175,7 +175,7 @@ fn top_level_check_is_unimplemented_then_close() {
 
 #[test]
 fn max_client_cnxns_refuses_the_extra_connection() {
-    let srv = TestServer::start_with(|s| s.max_client_cnxns = 3);
+    let srv = TestServer::start_with(|s| s.max_client_cnxns = std::num::NonZeroU32::new(3));
     let mut sessions: Vec<Session> = (0..3).map(|_| Session::open(srv.addr)).collect();
     let mut extra = Raw::connect(srv.addr);
     extra.send_frame(&wire::connect_request(0, 30_000, 0, &[0; 16], Some(false)));

@@ -85,7 +85,7 @@ fn never_used_container_is_kept_by_default() {
 fn never_used_container_is_reaped_after_max_never_used_interval() {
     let srv = TestServer::start_with(|s| {
         s.container_check_interval = Duration::from_millis(50);
-        s.container_max_never_used = Duration::from_millis(100);
+        s.container_max_never_used_interval = Some(Duration::from_millis(100));
     });
     let mut s = Session::open(srv.addr);
     create_container(&mut s, "/unused");

@@ -308,7 +308,7 @@ fn crst_resets_connection_stats() {
 #[test]
 fn words_outside_the_whitelist_are_refused_by_name() {
     let srv = TestServer::start_with(|s| {
-        s.four_letter_words = ["srvr".to_string()].into_iter().collect();
+        s.four_letter_words = ["srvr"].into_iter().collect();
     });
     for word in ["ruok", "stat", "mntr", "dump", "wchs"] {
         assert_eq!(

@@ -181,7 +181,7 @@ fn create_errors_have_zookeeper_codes_and_consume_a_zxid() {
 
 #[test]
 fn ttl_create_is_unimplemented_without_extended_types() {
-    let srv = TestServer::start_with(|s| s.extended_types = false);
+    let srv = TestServer::start_with(|s| s.extended_types_enabled = false);
     let mut s = Session::open(srv.addr);
     let body = Enc::new().str("/t").buf(Some(b"")).acls(wire::OPEN).int(5).long(1000).done();
     assert_eq!(s.code(op::CREATE_TTL, &body), err::UNIMPLEMENTED);

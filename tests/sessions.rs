@@ -59,8 +59,7 @@ fn new_session_response_is_37_bytes_with_java_password() {
 #[test]
 fn timeout_is_clamped_to_min_and_max() {
     let srv = TestServer::start_with(|s| {
-        s.min_session_timeout_ms = 1_000;
-        s.max_session_timeout_ms = 10_000;
+        s.session_timeouts = harness::timeouts(1_000, 10_000);
     });
     for (asked, got) in
         [(1, 1_000), (999, 1_000), (5_000, 5_000), (10_000, 10_000), (99_999, 10_000)]
@@ -72,7 +71,7 @@ fn timeout_is_clamped_to_min_and_max() {
 
 #[tokio::test]
 async fn client_sees_negotiated_timeout() {
-    let srv = TestServer::start_with(|s| s.max_session_timeout_ms = 10_000);
+    let srv = TestServer::start_with(|s| s.session_timeouts = harness::timeouts(400, 10_000));
     let zk = Client::connector()
         .with_session_timeout(Duration::from_secs(100))
         .connect(&srv.connect_string())

@@ -537,48 +537,19 @@ impl ServerConfig {
     }
 
     /// A standalone configuration with every other setting at Apache's default (for tests and
-    /// embedding; `client_address` may use port 0).
+    /// embedding; `client_address` may use port 0). The defaults are the parser's own: this
+    /// is what a zoo.cfg with only `dataDir` and `clientPort` means.
     pub fn standalone(data_dir: impl Into<PathBuf>, client_address: SocketAddr) -> ServerConfig {
+        let arguments = [("dataDir", "/"), ("clientPort", "0")];
+        let settings = Settings::new(&[], &SystemProperties::new(), &arguments);
+        let mut no_myid = |_: &Path| Ok(None);
+        let mut config = build(settings, &mut no_myid)
+            .expect("dataDir and clientPort alone are a valid standalone configuration");
         let data_dir = data_dir.into();
-        let tick_time = limits::TICK_TIME_DEFAULT;
-        ServerConfig {
-            data_log_dir: data_dir.clone(),
-            data_dir,
-            client_address,
-            secure_client_address: None,
-            client_port_listen_backlog: None,
-            tick_time,
-            session_timeouts: SessionTimeouts::for_tick(tick_time),
-            max_client_cnxns: NonZeroU32::new(limits::MAX_CLIENT_CNXNS_DEFAULT),
-            max_cnxns: NonZeroU32::new(limits::MAX_CNXNS_DEFAULT),
-            global_outstanding_limit: NonZeroU32::new(limits::GLOBAL_OUTSTANDING_LIMIT_DEFAULT)
-                .expect("the default is not zero"),
-            four_letter_words: BTreeSet::from(["srvr"]),
-            snap_retain_count: limits::SNAP_RETAIN_COUNT_MIN,
-            purge_interval: None,
-            snap_count: limits::SNAP_COUNT_DEFAULT,
-            snap_size_limit_bytes: Some(limits::SNAP_SIZE_LIMIT_DEFAULT_KIB * 1024),
-            txn_log_size_limit_bytes: None,
-            pre_alloc_bytes: limits::PRE_ALLOC_SIZE_DEFAULT_KIB * 1024,
-            force_sync: true,
-            fsync_warning_threshold: limits::FSYNC_WARNING_THRESHOLD_DEFAULT,
-            jute_max_buffer_bytes: limits::JUTE_MAX_BUFFER_DEFAULT_BYTES,
-            jute_max_buffer_extra_bytes: limits::JUTE_MAX_BUFFER_DEFAULT_BYTES,
-            extended_types_enabled: false,
-            container_check_interval: limits::CONTAINER_CHECK_INTERVAL_DEFAULT,
-            container_max_per_minute: NonZeroU32::new(limits::CONTAINER_MAX_PER_MINUTE_DEFAULT)
-                .expect("the default is not zero"),
-            container_max_never_used_interval: None,
-            super_digest: None,
-            skip_acl: false,
-            enforce_quota: false,
-            read_only_mode_enabled: false,
-            standalone_enabled: true,
-            reconfig_enabled: false,
-            local_sessions_enabled: false,
-            local_sessions_upgrading_enabled: false,
-            quorum: None,
-        }
+        config.data_log_dir = data_dir.clone();
+        config.data_dir = data_dir;
+        config.client_address = client_address;
+        config
     }
 
     /// Whether the four-letter word `word` (e.g. `"stat"`) may be answered.

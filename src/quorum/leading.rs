@@ -4,43 +4,50 @@
 //! Threads while leading:
 //!
 //! ```text
-//! quorum acceptor  accepts learners on the quorum port; per learner a reader thread
-//!                  (packets -> leader thread) and a writer thread (queued bytes -> socket)
+//! quorum acceptor  accepts learners on the quorum port; per learner a reader thread and a
+//!                  writer thread (queued bytes -> socket). The reader hands the learner's
+//!                  REQUEST and REVALIDATE packets straight to prep (in the learner's order,
+//!                  waiting while prep's queue is full: back-pressure on that learner's
+//!                  socket) and every other packet to the leader thread
 //! leader thread    this function's loop: select! over learner events, prep's output, the sync
 //!                  stage's output and the core's timer; feeds the core, carries out its
-//!                  actions; owns the commit queue
-//! pipeline         (once serving) cnxn -> prep -> leader thread -> sync -> leader thread ->
-//!                  apply, plus session expiry and the container reaper
+//!                  actions, drives the commit queue
+//! pipeline         (once serving) Stages::Leader: cnxn -> prep -> leader thread -> sync ->
+//!                  leader thread; leader thread -> apply; session expiry, container reaper
 //! ```
 //!
-//! The commit queue keeps every request in prep order after the local fsync; the head leaves
-//! for the apply stage when it has no txn or its zxid is committed, so replies keep each
-//! session's order and a read never sees a txn that is not committed. Forwarded requests
-//! (REQUEST packets) enter prep like local ones but carry their learner as `origin`; their
-//! replies are the learner's business.
+//! Out of prep, a txn is proposed, sent to the local log, and enters the commit queue
+//! ([`CommitQueue`], ZooKeeper's CommitProcessor) waiting for its commit; reads wait only
+//! behind their own session's writes; a local sync() waits for every txn before it.
+//! Forwarded requests carry their learner as `origin`; their replies are the learner's
+//! business. The leader thread never waits on the sync stage: it reads prep's output only
+//! while the sync stage's input has room.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::io::{BufReader, BufWriter, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{never, select, unbounded, Receiver, Sender};
+use crossbeam_channel::{bounded, never, select, unbounded, Receiver, SendTimeoutError, Sender};
 use log::{debug, error, info, warn};
 
-use super::peer::{write_epoch_file, PeerCtx, Pipeline, RoleEnd, Threads};
+use super::commit::{CommitQueue, Released, Wait};
+use super::peer::{write_epoch_file, PeerCtx, RoleEnd};
 use super::zab::codec::{from_packet, to_packet};
 use super::zab::leader::{Action, Handle, Leader, LeaderConfig};
 use super::zab::msg::{make_zxid, Msg};
 use super::zab::packet::{
-    decode_int_data, decode_ping_sessions, read_packet, write_packet, PacketType, QuorumPacket,
-    RequestData, RevalidateReply, RevalidateRequest,
+    decode_int_data, decode_ping_sessions, read_packet, write_packet, LearnerInfo, PacketType,
+    QuorumPacket, RequestData, RevalidateReply, RevalidateRequest,
 };
+use crate::limits;
 use crate::proto::OpCode;
 use crate::server::acl::AuthInfo;
 use crate::server::database::Recovered;
-use crate::server::processor::{self, Kind, Request};
+use crate::server::pipeline::{Pipeline, PipelineSpec, Stages};
+use crate::server::processor::{Kind, Origin, Request};
 use crate::server::{ServerMode, Shared};
 
 /// What learner connections report to the leader thread.
@@ -49,6 +56,11 @@ enum Event {
     Packet(Handle, QuorumPacket),
     Gone(Handle),
 }
+
+/// Where learners' readers hand forwarded requests: prep's input, while the leader serves.
+/// Readers clone the sender only for one hand-over, so taking it out at the end of the role
+/// lets prep see its input close.
+type Forward = Arc<Mutex<Option<Sender<Request>>>>;
 
 /// Leads until the core abandons leadership; returns why.
 pub fn lead(ctx: &PeerCtx, rec: Recovered, accepted: i64, current: i64) -> RoleEnd {
@@ -64,26 +76,25 @@ pub fn lead(ctx: &PeerCtx, rec: Recovered, accepted: i64, current: i64) -> RoleE
     if let Err(e) = listener.set_nonblocking(true) {
         return RoleEnd::Error(format!("quorum port: {e}"));
     }
-    let mut settings = ctx.settings.clone();
-    settings.mode = ServerMode::Leader;
     let last_zxid = rec.tree.last_processed_zxid;
     let snapshot_first = super::peer::needs_snapshot(&rec);
-    let shared = Arc::new(Shared::new(settings, rec.tree, ctx.tracker(&rec.sessions)));
+    let tracker = ctx.tracker(&rec.sessions);
+    let shared = Arc::new(Shared::new(ctx.config.clone(), ServerMode::Leader, rec.tree, tracker));
     if snapshot_first {
         if let Err(e) = super::peer::snapshot_now(&shared) {
             return RoleEnd::Error(e);
         }
     }
-    let committed_log = super::peer::committed_log_tail(&ctx.settings, last_zxid);
+    let committed_log = super::peer::committed_log_tail(&ctx.config, last_zxid);
     let now = Instant::now();
     let core = Leader::new(
         LeaderConfig {
             my_sid: q.server_id,
             qv: ctx.qv.clone(),
-            tick: ctx.settings.tick,
+            tick: ctx.config.tick_time,
             init_limit: q.init_limit_ticks,
             sync_limit: q.sync_limit_ticks,
-            commit_log_count: 500,
+            commit_log_count: limits::COMMIT_LOG_COUNT,
         },
         accepted,
         current,
@@ -95,14 +106,20 @@ pub fn lead(ctx: &PeerCtx, rec: Recovered, accepted: i64, current: i64) -> RoleE
         "LEADING: sid {} at zxid 0x{last_zxid:x}, accepted epoch {accepted}, current epoch {current}",
         q.server_id.0
     );
-    let (events_tx, events) = unbounded::<Event>();
+    let (events_tx, events) = bounded::<Event>(limits::STAGE_QUEUE);
     let stop = Arc::new(AtomicBool::new(false));
+    let forward: Forward = Arc::new(Mutex::new(None));
     let acceptor = {
-        let (tx, stop) = (events_tx.clone(), stop.clone());
-        let max = ctx.settings.jute_max_buffer.max(1 << 20) * 2;
+        let io = LearnerIo {
+            events: events_tx,
+            forward: forward.clone(),
+            shared: shared.clone(),
+            stop: stop.clone(),
+            max: quorum_packet_max(ctx),
+        };
         std::thread::Builder::new()
             .name("quorum-acceptor".into())
-            .spawn(move || accept_loop(listener, tx, stop, max))
+            .spawn(move || accept_loop(listener, io))
     };
     let acceptor = match acceptor {
         Ok(a) => a,
@@ -116,8 +133,9 @@ pub fn lead(ctx: &PeerCtx, rec: Recovered, accepted: i64, current: i64) -> RoleE
         writers: BTreeMap::new(),
         streams: BTreeMap::new(),
         sids: BTreeMap::new(),
-        fifo: VecDeque::new(),
+        commits: CommitQueue::new(),
         pipeline: None,
+        forward,
         applied: Arc::new(AtomicI64::new(last_zxid)),
     };
     let end = shell.run(&events);
@@ -126,6 +144,7 @@ pub fn lead(ctx: &PeerCtx, rec: Recovered, accepted: i64, current: i64) -> RoleE
         let _ = s.shutdown(std::net::Shutdown::Both);
     }
     shell.writers.clear();
+    shell.forward.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(p) = shell.pipeline.take() {
         p.stop();
     }
@@ -136,9 +155,17 @@ pub fn lead(ctx: &PeerCtx, rec: Recovered, accepted: i64, current: i64) -> RoleE
     end
 }
 
+/// The largest quorum packet read from a learner: a PROPOSAL may carry a txn with a full
+/// `jute.maxbuffer` of data, plus the extra size (BinaryInputArchive's bound).
+pub fn quorum_packet_max(ctx: &PeerCtx) -> usize {
+    let c = &ctx.config;
+    (c.jute_max_buffer_bytes + c.jute_max_buffer_extra_bytes)
+        .max(limits::QUORUM_PACKET_MAX_BYTES_DEFAULT)
+}
+
 struct LeaderShell<'a> {
     /// With `leaderServes=no`: the client port answers as a server that is not running.
-    not_serving: Option<Threads>,
+    not_serving: Option<Pipeline>,
     ctx: &'a PeerCtx,
     core: Leader,
     shared: Arc<Shared>,
@@ -146,8 +173,10 @@ struct LeaderShell<'a> {
     streams: BTreeMap<Handle, TcpStream>,
     /// Learner sids by connection, once their LearnerInfo arrived.
     sids: BTreeMap<Handle, u64>,
-    fifo: VecDeque<Request>,
+    /// Requests out of prep waiting for their commit (CommitProcessor).
+    commits: CommitQueue<Request, ()>,
     pipeline: Option<Pipeline>,
+    forward: Forward,
     applied: Arc<AtomicI64>,
 }
 
@@ -162,10 +191,15 @@ impl LeaderShell<'_> {
                 None => never(),
             };
             let none = never();
-            let (prep_out, sync_out) = match &self.pipeline {
-                Some(p) => (&p.first_out, &p.sync_out),
-                None => (&none, &none),
+            let taps = self.pipeline.as_ref().map(|p| &p.taps);
+            // Prep's output is read only while the sync stage has room for its txn: this
+            // thread never waits on the sync stage, whose output it must keep draining.
+            let sync_has_room = taps.and_then(|t| t.sync_in.as_ref()).is_some_and(|s| !s.is_full());
+            let prep_out = match taps.and_then(|t| t.first_out.as_ref()) {
+                Some(r) if sync_has_room => r,
+                _ => &none,
             };
+            let sync_out = taps.and_then(|t| t.sync_out.as_ref()).unwrap_or(&none);
             select! {
                 recv(events) -> e => match e {
                     Ok(e) => self.on_event(e),
@@ -176,8 +210,12 @@ impl LeaderShell<'_> {
                     Err(_) => return RoleEnd::Error("prep stage stopped".into()),
                 },
                 recv(sync_out) -> r => match r {
-                    Ok(r) => self.on_logged(r),
+                    Ok(r) => self.on_logged(&r),
                     Err(_) => return RoleEnd::Error("sync stage stopped".into()),
+                },
+                recv(self.ctx.fatal_rx) -> f => match f {
+                    Ok(f) => return RoleEnd::Fatal(f),
+                    Err(_) => return RoleEnd::Error("the fatal channel closed".into()),
                 },
                 recv(timer) -> _ => {
                     self.core.handle_timeout(Instant::now());
@@ -223,11 +261,8 @@ impl LeaderShell<'_> {
                 self.core.disconnected(h);
             }
             Event::Packet(h, p) => {
-                match p.packet_type() {
-                    Some(PacketType::Request) => self.on_request(h, &p),
-                    Some(PacketType::Ping) => self.on_ping(&p),
-                    Some(PacketType::Revalidate) => self.on_revalidate(h, &p),
-                    _ => {}
+                if p.packet_type() == Some(PacketType::Ping) {
+                    self.on_ping(&p);
                 }
                 match from_packet(&p) {
                     Ok(msg) => {
@@ -254,39 +289,6 @@ impl LeaderShell<'_> {
         }
     }
 
-    /// A client request forwarded by a learner: into prep, like a local one.
-    fn on_request(&mut self, h: Handle, p: &QuorumPacket) {
-        let Some(pipeline) = &self.pipeline else {
-            debug!("leader: REQUEST before serving, dropped");
-            return;
-        };
-        let data = match RequestData::decode(p.data()) {
-            Ok(d) => d,
-            Err(e) => return warn!("leader: undecodable REQUEST from learner {h}: {e}"),
-        };
-        let now_ms = self.shared.now_ms();
-        let mut req = if data.op == OpCode::CreateSession.code() {
-            let timeout = decode_int_data(&data.body).unwrap_or(0);
-            // Tracked at once, as PrepRequestProcessor does, so the session's next request
-            // (maybe through another learner) finds it.
-            self.shared.with_sessions(|s| s.add(data.session_id, timeout, now_ms));
-            let kind = Kind::NewSession { timeout_ms: timeout, read_only_flag: false };
-            Request::new(None, data.session_id, data.cxid, data.op, kind)
-        } else {
-            let mut r = Request::new(None, data.session_id, data.cxid, data.op, Kind::Client);
-            r.body = data.body;
-            r
-        };
-        if let Some(ids) = &p.authinfo {
-            req.auth = Arc::new(AuthInfo { ids: ids.clone() });
-        }
-        let Some(sid) = self.sids.get(&h) else {
-            return warn!("leader: REQUEST from learner {h} before its LearnerInfo");
-        };
-        req.origin = Some(*sid);
-        let _ = pipeline.threads.prep_tx.send(req);
-    }
-
     fn on_ping(&mut self, p: &QuorumPacket) {
         let Ok(touched) = decode_ping_sessions(p.data()) else { return };
         let now = self.shared.now_ms();
@@ -297,74 +299,73 @@ impl LeaderShell<'_> {
         });
     }
 
-    fn on_revalidate(&mut self, h: Handle, p: &QuorumPacket) {
-        let Ok(r) = RevalidateRequest::decode(p.data()) else { return };
-        let now = self.shared.now_ms();
-        let owner = self.sids.get(&h).copied();
-        let valid = self.shared.with_sessions(|s| {
-            let valid = s.touch(r.session_id, r.timeout_ms, now);
-            if let (true, Some(owner)) = (valid, owner) {
-                s.set_owner(r.session_id, owner);
-            }
-            valid
-        });
-        info!("leader: revalidated session 0x{:x} for learner {h}: {valid}", r.session_id);
-        let reply = RevalidateReply { session_id: r.session_id, valid };
-        let packet = QuorumPacket::new(PacketType::Revalidate, -1, Some(reply.encode()));
-        self.send(h, &packet);
-    }
-
-    /// A request out of prep: propose its txn, then on to the local log.
+    /// A request out of prep: forwarded syncs and revalidations are answered to their
+    /// learner; a txn is proposed and logged; everything else waits in the commit queue.
     fn on_prepared(&mut self, r: Request) {
-        if let (Some(sid), None) = (r.origin, &r.txn) {
-            if r.op == OpCode::Sync.code() {
-                let h = self.sids.iter().find(|(_, s)| **s == sid).map(|(h, _)| *h);
-                if let Some(h) = h {
-                    self.core.sync_request(h);
+        if let Some(origin) = r.origin {
+            if let Kind::Revalidate { .. } = r.kind {
+                let valid = r.err == crate::proto::ErrorCode::Ok;
+                info!(
+                    "leader: revalidated session 0x{:x} for learner {}: {valid}",
+                    r.session, origin.link
+                );
+                let reply = RevalidateReply { session_id: r.session, valid };
+                let packet = QuorumPacket::new(PacketType::Revalidate, -1, Some(reply.encode()));
+                return self.send(origin.link, &packet);
+            }
+            if r.txn.is_none() && r.op == OpCode::Sync.code() {
+                return self.core.sync_request(origin.link);
+            }
+        }
+        let wait = match &r.txn {
+            Some(entry) => {
+                let zxid = entry.header.zxid;
+                let mut payload = Vec::new();
+                entry.encode(&mut payload);
+                self.note_proposal_size(payload.len() as u64);
+                self.core.propose(zxid, Arc::from(payload));
+                let mut logged = Request::new(None, r.session, r.xid, r.op, Kind::Internal);
+                logged.txn = r.txn.clone();
+                if let Some(sync_in) = self.pipeline.as_ref().and_then(|p| p.taps.sync_in.as_ref())
+                {
+                    // Never blocks: prep's output is read only while this queue has room.
+                    let _ = sync_in.try_send(logged);
                 }
-                return;
+                Wait::Zxid(zxid)
             }
-        }
-        if let Some(entry) = &r.txn {
-            let mut payload = Vec::new();
-            entry.encode(&mut payload);
-            let q = &self.shared.quorum_stats;
-            let size = payload.len() as u64;
-            q.last_proposal_size.store(size, Ordering::Relaxed);
-            q.max_proposal_size.fetch_max(size, Ordering::Relaxed);
-            let min = q.min_proposal_size.load(Ordering::Relaxed);
-            if min == 0 || size < min {
-                q.min_proposal_size.store(size, Ordering::Relaxed);
-            }
-            self.core.propose(entry.header.zxid, Arc::from(payload));
-        }
-        if let Some(p) = &self.pipeline {
-            let _ = p.sync_in.send(r);
-        }
-    }
-
-    /// A request whose txn (if any) is durable locally: the leader's own ack.
-    fn on_logged(&mut self, r: Request) {
-        if let Some(entry) = &r.txn {
-            self.core.logged(entry.header.zxid);
-        }
-        self.fifo.push_back(r);
+            None if r.kind == Kind::Client && r.op == OpCode::Sync.code() => Wait::Barrier,
+            None => Wait::Nothing,
+        };
+        self.commits.submit(r.session, wait, r);
         self.release();
     }
 
-    /// Hands committed requests (and the reads queued behind them) to apply, in order.
+    fn note_proposal_size(&self, size: u64) {
+        let q = &self.shared.quorum_stats;
+        q.last_proposal_size.store(size, Ordering::Relaxed);
+        q.max_proposal_size.fetch_max(size, Ordering::Relaxed);
+        let min = q.min_proposal_size.load(Ordering::Relaxed);
+        if min == 0 || size < min {
+            q.min_proposal_size.store(size, Ordering::Relaxed);
+        }
+    }
+
+    /// A txn is durable in the local log: the leader's own ack.
+    fn on_logged(&mut self, r: &Request) {
+        if let Some(entry) = &r.txn {
+            self.core.logged(entry.header.zxid);
+        }
+    }
+
+    /// Hands what the commit queue released to apply, in order.
     fn release(&mut self) {
-        let Some(p) = &self.pipeline else { return };
-        let committed = self.core.last_committed();
-        while let Some(head) = self.fifo.front() {
-            if head.txn.as_ref().is_some_and(|e| e.header.zxid > committed) {
-                break;
-            }
-            if let Some(r) = self.fifo.pop_front() {
-                if r.origin.is_some() && r.txn.is_none() {
-                    continue;
-                }
-                let _ = p.apply_in.send(r);
+        let Some(apply_in) = self.pipeline.as_ref().and_then(|p| p.taps.apply_in.as_ref()) else {
+            return;
+        };
+        while let Some(released) = self.commits.poll_released() {
+            if let Released::Request(r) | Released::Committed(r, ()) = released {
+                // Apply never waits on this thread, so waiting for room here cannot deadlock.
+                let _ = apply_in.send(r);
             }
         }
     }
@@ -380,7 +381,7 @@ impl LeaderShell<'_> {
                 Action::ReadLog { h, from, to } => {
                     let factor = self.ctx.quorum.snapshot_size_factor;
                     let txns =
-                        super::peer::committed_txns_from_log(&self.ctx.settings, factor, from, to);
+                        super::peer::committed_txns_from_log(&self.ctx.config, factor, from, to);
                     self.core.log_read(h, txns);
                 }
                 Action::Close(h, why) => {
@@ -388,12 +389,12 @@ impl LeaderShell<'_> {
                     self.drop_learner(h);
                 }
                 Action::WriteAcceptedEpoch(e) => {
-                    if let Err(e) = write_epoch_file(&self.ctx.settings, "acceptedEpoch", e) {
+                    if let Err(e) = write_epoch_file(&self.ctx.config, "acceptedEpoch", e) {
                         return Some(RoleEnd::Error(e));
                     }
                 }
                 Action::WriteCurrentEpoch(e) => {
-                    if let Err(e) = write_epoch_file(&self.ctx.settings, "currentEpoch", e) {
+                    if let Err(e) = write_epoch_file(&self.ctx.config, "currentEpoch", e) {
                         return Some(RoleEnd::Error(e));
                     }
                 }
@@ -403,6 +404,7 @@ impl LeaderShell<'_> {
                     }
                 }
                 Action::Committed(_) => {
+                    self.commits.commit_through(self.core.last_committed());
                     self.release();
                     // Lets the core trim its committed log (kept for DIFF) down to
                     // commitLogCount: only entries the apply stage has passed may go.
@@ -441,40 +443,47 @@ impl LeaderShell<'_> {
     fn start_serving(&mut self, epoch: i64) -> Result<(), String> {
         info!("leader: serving epoch 0x{epoch:x}");
         let _ = self.ctx.election.send(super::election_thread::Control::UpdateElectionVote(epoch));
-        let shared = &self.shared;
-        let (prep_out_tx, prep_out) = unbounded::<Request>();
-        let sink = super::peer::log_sink(shared)?;
+        let sink = super::peer::log_sink(&self.shared)?;
         let serve = self.ctx.serve_clients_as_leader();
         if !serve {
             // leaderServes=no: like Apache's leader, which then never attaches its server to
             // the client port: connections are closed, four-letter words say it is not serving.
             self.not_serving = Some(super::looking::start_not_serving(self.ctx)?);
         }
-        let mut threads =
-            Threads::new(shared.clone(), serve).map_err(|e| format!("client port: {e}"))?;
-        let prep =
-            processor::prep::Prep::new(shared.clone(), make_zxid(epoch, 0), self.applied.clone());
-        let prep_rx = threads.take_prep_rx();
-        threads.spawn("prep", move || prep.run(prep_rx, prep_out_tx))?;
-        let (sync_in, sync_out) = threads.start_sync(sink)?;
-        let apply_in = threads.start_apply(self.applied.clone())?;
-        threads.start_leader_tasks()?;
-        threads.start_selector()?;
-        self.pipeline =
-            Some(Pipeline { threads, first_out: prep_out, sync_in, sync_out, apply_in });
+        let spec = PipelineSpec {
+            stages: Stages::Leader,
+            sink: Some(sink),
+            serve_clients: serve,
+            last_zxid: make_zxid(epoch, 0),
+            applied: self.applied.clone(),
+        };
+        let pipeline = Pipeline::start(self.shared.clone(), spec, &self.ctx.fatal)
+            .map_err(|e| format!("client pipeline: {e}"))?;
+        *self.forward.lock().unwrap_or_else(|p| p.into_inner()) = Some(pipeline.input().clone());
+        self.pipeline = Some(pipeline);
         Ok(())
     }
 }
 
-fn accept_loop(listener: TcpListener, tx: Sender<Event>, stop: Arc<AtomicBool>, max: usize) {
+/// What every learner connection's threads share.
+#[derive(Clone)]
+struct LearnerIo {
+    events: Sender<Event>,
+    forward: Forward,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    max: usize,
+}
+
+fn accept_loop(listener: TcpListener, io: LearnerIo) {
     let mut next: Handle = 1;
-    while !stop.load(Ordering::SeqCst) {
+    while !io.stop.load(Ordering::SeqCst) {
         match listener.accept() {
             Ok((stream, from)) => {
                 let h = next;
                 next += 1;
                 info!("leader: learner connection {h} from {from}");
-                if let Err(e) = start_learner_io(h, stream, &tx, max) {
+                if let Err(e) = start_learner_io(h, stream, &io) {
                     warn!("leader: cannot serve learner {from}: {e}");
                 }
             }
@@ -490,40 +499,19 @@ fn accept_loop(listener: TcpListener, tx: Sender<Event>, stop: Arc<AtomicBool>, 
     }
 }
 
-fn start_learner_io(
-    h: Handle,
-    stream: TcpStream,
-    tx: &Sender<Event>,
-    max: usize,
-) -> std::io::Result<()> {
+fn start_learner_io(h: Handle, stream: TcpStream, io: &LearnerIo) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_nodelay(true)?;
     let reader = stream.try_clone()?;
     let writer = stream.try_clone()?;
+    // The learner's send queue (ZooKeeper's LearnerHandler.queuedPackets): not a stage queue;
+    // it holds what the leader thread sends this learner until its socket takes it.
     let (wtx, wrx) = unbounded::<Vec<u8>>();
-    let _ = tx.send(Event::Connected(h, wtx, stream));
-    let events = tx.clone();
-    std::thread::Builder::new().name(format!("learner-reader-{h}")).spawn(move || {
-        let mut r = BufReader::with_capacity(64 * 1024, reader);
-        loop {
-            match read_packet(&mut r, max) {
-                Ok(p) => {
-                    if events.send(Event::Packet(h, p)).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    if e.kind() == std::io::ErrorKind::InvalidData {
-                        warn!("leader: closing learner connection {h}: bad packet: {e}");
-                    } else {
-                        info!("leader: learner connection {h} closed: {e}");
-                    }
-                    let _ = events.send(Event::Gone(h));
-                    return;
-                }
-            }
-        }
-    })?;
+    let _ = io.events.send(Event::Connected(h, wtx, stream));
+    let io = io.clone();
+    std::thread::Builder::new()
+        .name(format!("learner-reader-{h}"))
+        .spawn(move || read_learner(h, reader, &io))?;
     std::thread::Builder::new().name(format!("learner-writer-{h}")).spawn(move || {
         let mut w = BufWriter::with_capacity(64 * 1024, writer);
         while let Ok(bytes) = wrx.recv() {
@@ -542,4 +530,103 @@ fn start_learner_io(
         let _ = w.get_ref().shutdown(std::net::Shutdown::Both);
     })?;
     Ok(())
+}
+
+/// A learner connection's reader: REQUEST and REVALIDATE go to prep, everything else to the
+/// leader thread.
+fn read_learner(h: Handle, stream: TcpStream, io: &LearnerIo) {
+    let mut r = BufReader::with_capacity(64 * 1024, stream);
+    let mut sid: Option<u64> = None;
+    loop {
+        let p = match read_packet(&mut r, io.max) {
+            Ok(p) => p,
+            Err(e) => {
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    warn!("leader: closing learner connection {h}: bad packet: {e}");
+                } else {
+                    info!("leader: learner connection {h} closed: {e}");
+                }
+                let _ = io.events.send(Event::Gone(h));
+                return;
+            }
+        };
+        let forwarded = match p.packet_type() {
+            Some(PacketType::Request) => Some(forwarded_request(h, sid, &p, &io.shared)),
+            Some(PacketType::Revalidate) => Some(revalidation(h, sid, &p)),
+            Some(PacketType::FollowerInfo | PacketType::ObserverInfo) => {
+                sid = LearnerInfo::decode(p.data()).ok().map(|i| i.serverid as u64);
+                None
+            }
+            _ => None,
+        };
+        match forwarded {
+            None => {
+                if io.events.send(Event::Packet(h, p)).is_err() {
+                    return;
+                }
+            }
+            Some(Err(why)) => warn!("leader: learner {h}: {why}"),
+            Some(Ok(req)) => {
+                if !forward(io, req) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Hands a forwarded request to prep, waiting while its queue is full; false when the role
+/// is ending.
+fn forward(io: &LearnerIo, mut req: Request) -> bool {
+    let prep = io.forward.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let Some(prep) = prep else {
+        debug!("leader: forwarded request before serving, dropped");
+        return true;
+    };
+    loop {
+        match prep.send_timeout(req, Duration::from_millis(100)) {
+            Ok(()) => return true,
+            Err(SendTimeoutError::Timeout(r)) if !io.stop.load(Ordering::SeqCst) => req = r,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// A learner's REQUEST as a request for prep.
+fn forwarded_request(
+    h: Handle,
+    sid: Option<u64>,
+    p: &QuorumPacket,
+    shared: &Shared,
+) -> Result<Request, String> {
+    let sid = sid.ok_or("REQUEST before its LearnerInfo")?;
+    let data = RequestData::decode(p.data()).map_err(|e| format!("undecodable REQUEST: {e}"))?;
+    let mut req = if data.op == OpCode::CreateSession.code() {
+        let timeout = decode_int_data(&data.body).unwrap_or(0);
+        // Tracked at once, as PrepRequestProcessor does, so the session's next request (maybe
+        // through another learner) finds it.
+        let now_ms = shared.now_ms();
+        shared.with_sessions(|s| s.add(data.session_id, timeout, now_ms));
+        let kind = Kind::NewSession { timeout_ms: timeout, read_only_flag: false };
+        Request::new(None, data.session_id, data.cxid, data.op, kind)
+    } else {
+        let mut r = Request::new(None, data.session_id, data.cxid, data.op, Kind::Client);
+        r.body = data.body;
+        r
+    };
+    if let Some(ids) = &p.authinfo {
+        req.auth = Arc::new(AuthInfo { ids: ids.clone() });
+    }
+    req.origin = Some(Origin { sid, link: h });
+    Ok(req)
+}
+
+/// A learner's REVALIDATE as a request for prep (answered by the leader thread).
+fn revalidation(h: Handle, sid: Option<u64>, p: &QuorumPacket) -> Result<Request, String> {
+    let sid = sid.ok_or("REVALIDATE before its LearnerInfo")?;
+    let r = RevalidateRequest::decode(p.data()).map_err(|e| format!("bad REVALIDATE: {e}"))?;
+    let kind = Kind::Revalidate { timeout_ms: r.timeout_ms };
+    let mut req = Request::new(None, r.session_id, 0, OpCode::CreateSession.code(), kind);
+    req.origin = Some(Origin { sid, link: h });
+    Ok(req)
 }

@@ -3,7 +3,7 @@
 //!
 //! Until UPTODATE the learner thread does everything itself: it loads a streamed snapshot,
 //! truncates, logs and fsyncs, applies and snapshots, in the order the core asks. At UPTODATE
-//! it starts the client pipeline:
+//! it starts the client pipeline ([`Stages::Learner`]):
 //!
 //! ```text
 //! cnxn -> learner thread --REQUEST--> leader          (writes, sync, createSession, close)
@@ -12,24 +12,28 @@
 //!              +-- commit queue -> apply -> replies
 //! ```
 //!
-//! The commit queue holds forwarded writes and syncs in the order they were sent; a write
-//! leaves when the COMMIT of its own txn arrives (matched by session and xid), a sync() with
-//! the leader's SYNC. Like ZooKeeper's CommitProcessor, a read waits only behind its own
-//! session's outstanding writes (held per session, in arrival order) and otherwise goes to
-//! apply at once. Txns committed for other servers' clients go to apply at once, in commit
-//! order, so every server applies the same sequence.
-
-use std::collections::{BTreeMap, HashMap, VecDeque};
+//! The commit queue ([`CommitQueue`], ZooKeeper's CommitProcessor) holds forwarded writes and
+//! syncs in the order they were sent; a write leaves when the COMMIT of its own txn arrives, a
+//! sync() with the leader's SYNC; a read waits only behind its own session's outstanding
+//! writes. Txns committed for other servers' clients go to apply at once, in commit order, so
+//! every server applies the same sequence. Re-attaching clients wait for the leader's
+//! REVALIDATE answer there too.
+//!
+//! The learner thread never waits on the sync stage's input (its output is the thread's to
+//! drain): txns that find the stage's queue full wait in a local backlog, offered again each
+//! round.
+use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{never, select, unbounded, Receiver, Sender};
+use crossbeam_channel::{bounded, never, select, Receiver, Sender, TrySendError};
 use log::{debug, info, warn};
 
-use super::peer::{write_epoch_file, PeerCtx, Pipeline, RoleEnd, Threads};
+use super::commit::{CommitQueue, Released, Wait};
+use super::peer::{write_epoch_file, PeerCtx, RoleEnd};
 use super::zab::codec::{from_packet, to_packet};
 use super::zab::learner::{Action, Learner, LearnerConfig};
 use super::zab::msg::{Msg, Payload};
@@ -39,10 +43,13 @@ use super::zab::packet::{
 };
 use super::zab::snap::{read_snap, SnapState};
 use crate::jute::txn::{Txn, TxnEntry};
+use crate::limits;
 use crate::proto::{OpCode, ServerId};
 use crate::server::database::{self, LogSink, Recovered};
-use crate::server::processor::{Kind, Request};
-use crate::server::{ConnId, ServerMode, Shared};
+use crate::server::pipeline::{Pipeline, PipelineSpec, Stages};
+use crate::server::processor::sync::TxnSink;
+use crate::server::processor::{Kind, Outbound, Request};
+use crate::server::{ServerMode, Shared};
 
 enum Event {
     Packet(QuorumPacket),
@@ -61,25 +68,6 @@ enum Input {
     Timer,
 }
 
-/// A session's request behind one of its outstanding writes.
-enum Held {
-    /// An outstanding write or sync of the session (its request is in the FIFO).
-    Outstanding,
-    /// A request to run once the writes before it are done.
-    Ready(Box<Request>),
-}
-
-/// What a queued local request waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wait {
-    /// Nothing (reads, closes of connections).
-    Nothing,
-    /// The commit of the txn with this (session, cxid).
-    Commit(i64, i32),
-    /// The leader's SYNC.
-    Sync,
-}
-
 /// Follows (or observes) `leader` until the core gives up; returns why.
 pub fn learn(
     ctx: &PeerCtx,
@@ -93,7 +81,7 @@ pub fn learn(
     let Some(spec) = q.servers.iter().find(|s| s.id == leader) else {
         return RoleEnd::Error(format!("leader {} is not in the configuration", leader.0));
     };
-    let deadline = Instant::now() + ctx.settings.tick * q.init_limit_ticks.max(1);
+    let deadline = Instant::now() + ctx.config.tick_time * q.init_limit_ticks.max(1);
     let stream = match connect(&spec.host, spec.quorum_port, deadline) {
         Ok(s) => s,
         Err(e) => return RoleEnd::Lost(format!("cannot connect to leader {}: {e}", leader.0)),
@@ -105,19 +93,19 @@ pub fn learn(
         spec.host,
         spec.quorum_port
     );
-    let mut settings = ctx.settings.clone();
-    settings.mode = if observer { ServerMode::Observer } else { ServerMode::Follower };
+    let mode = if observer { ServerMode::Observer } else { ServerMode::Follower };
     let last_zxid = rec.tree.last_processed_zxid;
     let snapshot_first = super::peer::needs_snapshot(&rec);
-    let shared = Arc::new(Shared::new(settings, rec.tree, ctx.tracker(&rec.sessions)));
+    let tracker = ctx.tracker(&rec.sessions);
+    let shared = Arc::new(Shared::new(ctx.config.clone(), mode, rec.tree, tracker));
     if snapshot_first {
         if let Err(e) = super::peer::snapshot_now(&shared) {
             return RoleEnd::Error(e);
         }
     }
-    let (events_tx, events) = unbounded::<Event>();
-    let max = ctx.settings.jute_max_buffer.max(1 << 20) * 2;
-    let ext = ctx.settings.extended_types;
+    let (events_tx, events) = bounded::<Event>(limits::STAGE_QUEUE);
+    let max = super::leading::quorum_packet_max(ctx);
+    let ext = ctx.config.extended_types_enabled;
     let reader = match stream.try_clone() {
         Ok(r) => r,
         Err(e) => return RoleEnd::Error(format!("socket: {e}")),
@@ -136,7 +124,7 @@ pub fn learn(
         LearnerConfig {
             my_sid: q.server_id,
             observer,
-            tick: ctx.settings.tick,
+            tick: ctx.config.tick_time,
             init_limit: q.init_limit_ticks,
             sync_limit: q.sync_limit_ticks,
         },
@@ -152,9 +140,8 @@ pub fn learn(
         writer,
         sink: None,
         pipeline: None,
-        fifo: VecDeque::new(),
-        held: HashMap::new(),
-        revalidating: BTreeMap::new(),
+        commits: CommitQueue::new(),
+        log_backlog: VecDeque::new(),
         applied: Arc::new(AtomicI64::new(last_zxid)),
         observer,
     };
@@ -227,15 +214,10 @@ struct LearnerShell<'a> {
     writer: BufWriter<TcpStream>,
     sink: Option<LogSink>,
     pipeline: Option<Pipeline>,
-    /// Local writes and syncs forwarded to the leader, in the order their COMMITs (SYNCs)
-    /// come back.
-    fifo: VecDeque<(Request, Wait)>,
-    /// Per session with a write or sync outstanding: its later requests, in order. Reads wait
-    /// only behind their own session's writes (ZooKeeper's CommitProcessor), not other
-    /// sessions'.
-    held: HashMap<i64, VecDeque<Held>>,
-    /// Client connections re-attaching a session, waiting for the leader's REVALIDATE answer.
-    revalidating: BTreeMap<i64, Vec<ConnId>>,
+    /// Local requests waiting for their commit, SYNC or REVALIDATE answer (CommitProcessor).
+    commits: CommitQueue<Request, Arc<TxnEntry>>,
+    /// Txns for the sync stage that found its queue full, in order.
+    log_backlog: VecDeque<Request>,
     applied: Arc<AtomicI64>,
     observer: bool,
 }
@@ -246,6 +228,9 @@ impl LearnerShell<'_> {
             if let Some(end) = self.drain_actions() {
                 return end;
             }
+            if let Err(end) = self.flush_log_backlog() {
+                return end;
+            }
             if let Err(e) = self.writer.flush() {
                 return RoleEnd::Lost(format!("writing to the leader: {e}"));
             }
@@ -254,14 +239,17 @@ impl LearnerShell<'_> {
                 None => never(),
             };
             let none = never();
-            let (local, sync_out) = match &self.pipeline {
-                Some(p) => (p.first_out.clone(), p.sync_out.clone()),
-                None => (none.clone(), none),
-            };
+            let taps = self.pipeline.as_ref().map(|p| &p.taps);
+            let local = taps.and_then(|t| t.first_out.clone()).unwrap_or_else(|| none.clone());
+            let sync_out = taps.and_then(|t| t.sync_out.clone()).unwrap_or_else(|| none.clone());
             let input = select! {
                 recv(events) -> e => Input::Event(e.ok()),
                 recv(local) -> r => Input::Local(r.ok()),
                 recv(sync_out) -> r => Input::Synced(r.ok()),
+                recv(self.ctx.fatal_rx) -> f => match f {
+                    Ok(f) => return RoleEnd::Fatal(f),
+                    Err(_) => return RoleEnd::Error("the fatal channel closed".into()),
+                },
                 recv(timer) -> _ => Input::Timer,
             };
             if let Err(end) = self.handle(input) {
@@ -304,10 +292,9 @@ impl LearnerShell<'_> {
                     Ok(r) => {
                         let (session, valid) = (r.session_id, r.valid);
                         info!("learner: the leader says session 0x{session:x} is valid: {valid}");
-                        let waiting = self.revalidating.remove(&session).unwrap_or_default();
-                        if let Some(pl) = &self.pipeline {
-                            for conn in waiting {
-                                pl.threads.revalidated(conn, session, valid);
+                        for req in self.commits.revalidated(session) {
+                            if let (Some(conn), Some(pl)) = (req.conn, &self.pipeline) {
+                                pl.notify(Outbound::Revalidated { conn, session, valid });
                             }
                         }
                     }
@@ -327,7 +314,7 @@ impl LearnerShell<'_> {
                 return Err(RoleEnd::Lost(format!("leader connection: {why}")))
             }
             Input::Event(None) => return Err(RoleEnd::Lost("leader reader stopped".into())),
-            Input::Local(Some(r)) => self.on_local(r),
+            Input::Local(Some(r)) => self.on_local(r)?,
             Input::Local(None) => return Err(RoleEnd::Error("client pipeline stopped".into())),
             Input::Synced(Some(r)) => {
                 if let Some(e) = &r.txn {
@@ -380,16 +367,16 @@ impl LearnerShell<'_> {
                 self.send(&p).map_err(RoleEnd::Lost)?;
             }
             Action::WriteAcceptedEpoch(e) => {
-                write_epoch_file(&self.ctx.settings, "acceptedEpoch", e).map_err(err)?
+                write_epoch_file(&self.ctx.config, "acceptedEpoch", e).map_err(err)?
             }
             Action::WriteCurrentEpoch(e) => {
-                write_epoch_file(&self.ctx.settings, "currentEpoch", e).map_err(err)?
+                write_epoch_file(&self.ctx.config, "currentEpoch", e).map_err(err)?
             }
             Action::Truncate(zxid) => self.truncate(zxid).map_err(err)?,
             Action::Apply { zxid, payload } => {
                 let entry = decode(zxid, &payload).map_err(err)?;
                 if self.pipeline.is_some() {
-                    self.commit_async(entry);
+                    self.commit(Arc::new(entry))?;
                 } else {
                     self.apply_now(&entry);
                 }
@@ -399,21 +386,17 @@ impl LearnerShell<'_> {
             }
             Action::Log { zxid, payload } => {
                 let entry = decode(zxid, &payload).map_err(err)?;
-                match &self.pipeline {
-                    Some(p) => {
-                        let mut r = Request::new(None, 0, 0, entry.header.txn_type, Kind::Internal);
-                        r.txn = Some(entry);
-                        let _ = p.sync_in.send(r);
-                    }
-                    None => {
-                        use crate::server::processor::sync::TxnSink;
-                        let sink = self.sink().map_err(err)?;
-                        sink.append(&entry).map_err(|e| RoleEnd::Error(format!("txn log: {e}")))?;
-                    }
+                if self.pipeline.is_some() {
+                    let mut r = Request::new(None, 0, 0, entry.header.txn_type, Kind::Internal);
+                    r.txn = Some(Arc::new(entry));
+                    self.log_backlog.push_back(r);
+                    self.flush_log_backlog()?;
+                } else {
+                    let sink = self.sink().map_err(err)?;
+                    sink.append(&entry).map_err(|e| RoleEnd::Error(format!("txn log: {e}")))?;
                 }
             }
             Action::Flush => {
-                use crate::server::processor::sync::TxnSink;
                 if self.pipeline.is_none() {
                     let sink = self.sink().map_err(err)?;
                     sink.commit().map_err(|e| RoleEnd::Error(format!("txn log: {e}")))?;
@@ -430,18 +413,43 @@ impl LearnerShell<'_> {
                 let p = QuorumPacket::new(PacketType::Ping, zxid, Some(data));
                 self.send(&p).map_err(RoleEnd::Lost)?;
             }
-            Action::SyncDone => self.sync_done(),
+            Action::SyncDone => {
+                self.commits.sync_done().map_err(|e| RoleEnd::Lost(e.to_string()))?;
+                self.release();
+            }
             Action::Abort(why) => return Err(RoleEnd::Lost(why)),
+        }
+        Ok(())
+    }
+
+    /// Offers the backlog to the sync stage without waiting.
+    fn flush_log_backlog(&mut self) -> Result<(), RoleEnd> {
+        let Some(sync_in) = self.pipeline.as_ref().and_then(|p| p.taps.sync_in.as_ref()) else {
+            return Ok(());
+        };
+        while let Some(r) = self.log_backlog.pop_front() {
+            match sync_in.try_send(r) {
+                Ok(()) => {}
+                Err(TrySendError::Full(r)) => {
+                    // The sync stage is busy: it will report what it made durable, which
+                    // wakes this thread to offer the rest.
+                    self.log_backlog.push_front(r);
+                    return Ok(());
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    return Err(RoleEnd::Error("sync stage stopped".into()))
+                }
+            }
         }
         Ok(())
     }
 
     fn truncate(&mut self, zxid: i64) -> Result<(), String> {
         self.sink = None;
-        let s = &self.shared.settings;
-        database::truncate(&s.data_dir, &s.data_log_dir, zxid)
+        let c = &self.shared.config;
+        database::truncate(&c.data_dir, &c.data_log_dir, zxid)
             .map_err(|e| format!("truncating to 0x{zxid:x}: {e}"))?;
-        let rec = database::recover(&s.data_dir, &s.data_log_dir, s.extended_types)
+        let rec = database::recover(&c.data_dir, &c.data_log_dir, c.extended_types_enabled)
             .map_err(|e| format!("reloading after TRUNC: {e}"))?;
         info!("learner: truncated to 0x{zxid:x}, tree at 0x{:x}", rec.tree.last_processed_zxid);
         if rec.tree.last_processed_zxid > zxid {
@@ -471,60 +479,42 @@ impl LearnerShell<'_> {
     }
 
     /// Serving: a committed txn goes to apply, with the local request that asked for it.
-    fn commit_async(&mut self, entry: TxnEntry) {
-        let Some(p) = &self.pipeline else { return };
+    fn commit(&mut self, entry: Arc<TxnEntry>) -> Result<(), RoleEnd> {
         let (session, cxid) = (entry.header.client_id, entry.header.cxid);
-        if let Some((_, Wait::Commit(s, x))) = self.fifo.front() {
-            if *s == session && *x == cxid {
-                if let Some((mut req, _)) = self.fifo.pop_front() {
-                    req.txn = Some(entry);
-                    let _ = p.apply_in.send(req);
-                }
-                self.release(session);
-                return;
-            }
-        }
-        // A txn of another server's client (a closeSession too: apply then closes a
-        // connection that still holds the session here).
-        let mut r = Request::new(None, session, cxid, entry.header.txn_type, Kind::Internal);
-        r.txn = Some(entry);
-        let _ = p.apply_in.send(r);
+        self.commits.commit(session, cxid, entry).map_err(|e| RoleEnd::Lost(e.to_string()))?;
+        self.release();
+        Ok(())
     }
 
-    fn sync_done(&mut self) {
-        match self.fifo.front() {
-            Some((_, Wait::Sync)) => {
-                let Some((req, _)) = self.fifo.pop_front() else { return };
-                let session = req.session;
-                if let Some(p) = &self.pipeline {
-                    let _ = p.apply_in.send(req);
+    /// Hands what the commit queue released to apply, in order.
+    fn release(&mut self) {
+        let Some(apply_in) = self.pipeline.as_ref().and_then(|p| p.taps.apply_in.as_ref()) else {
+            return;
+        };
+        while let Some(released) = self.commits.poll_released() {
+            let r = match released {
+                Released::Request(r) => r,
+                Released::Committed(mut r, entry) => {
+                    r.txn = Some(entry);
+                    r
                 }
-                self.release(session);
-            }
-            _ => warn!("learner: SYNC from the leader without a pending sync"),
-        }
-    }
-
-    /// One of `session`'s outstanding writes (the oldest) is done: send on the requests held
-    /// behind it, up to its next outstanding write.
-    fn release(&mut self, session: i64) {
-        let Some(p) = &self.pipeline else { return };
-        let Some(q) = self.held.get_mut(&session) else { return };
-        if let Some(Held::Outstanding) = q.front() {
-            q.pop_front();
-        }
-        while let Some(Held::Ready(_)) = q.front() {
-            if let Some(Held::Ready(req)) = q.pop_front() {
-                let _ = p.apply_in.send(*req);
-            }
-        }
-        if q.is_empty() {
-            self.held.remove(&session);
+                // A txn of another server's client (a closeSession too: apply then closes a
+                // connection that still holds the session here).
+                Released::Remote(entry) => {
+                    let (session, cxid) = (entry.header.client_id, entry.header.cxid);
+                    let op = entry.header.txn_type;
+                    let mut r = Request::new(None, session, cxid, op, Kind::Internal);
+                    r.txn = Some(entry);
+                    r
+                }
+            };
+            // Apply never waits on this thread, so waiting for room here cannot deadlock.
+            let _ = apply_in.send(r);
         }
     }
 
     /// A request from a local client.
-    fn on_local(&mut self, r: Request) {
+    fn on_local(&mut self, r: Request) -> Result<(), RoleEnd> {
         let op = OpCode::from_i32(r.op);
         let wait = match (&r.kind, op) {
             (Kind::NewSession { timeout_ms, .. }, _) => {
@@ -535,15 +525,15 @@ impl LearnerShell<'_> {
                     body: encode_int_data(*timeout_ms),
                 };
                 self.forward(&data, &r);
-                Wait::Commit(r.session, 0)
+                Wait::Txn { session: r.session, cxid: 0 }
             }
             (Kind::Client, Some(OpCode::Sync)) => {
                 self.forward(&request_data(&r), &r);
-                Wait::Sync
+                Wait::LeaderSync
             }
             (Kind::Client, Some(o)) if o.is_write() || o == OpCode::CloseSession => {
                 self.forward(&request_data(&r), &r);
-                Wait::Commit(r.session, r.xid)
+                Wait::Txn { session: r.session, cxid: r.xid }
             }
             (Kind::Reattach { timeout_ms }, _) => {
                 // The leader makes this server the session's owner (SESSIONMOVED for writes
@@ -555,30 +545,20 @@ impl LearnerShell<'_> {
                     // The role ends with the leader connection, closing client connections.
                     warn!("learner: cannot revalidate session 0x{:x}: {e}", r.session);
                 }
-                if let Some(conn) = r.conn {
-                    self.revalidating.entry(r.session).or_default().push(conn);
+                if r.conn.is_some() {
+                    self.commits.revalidate(r.session, r);
                 }
-                return;
+                return Ok(());
             }
             (Kind::Expire | Kind::Internal, _) => {
                 debug!("learner: dropping a server-internal request (the leader runs those)");
-                return;
+                return Ok(());
             }
             _ => Wait::Nothing,
         };
-        let held = self.held.get_mut(&r.session);
-        match (wait, held) {
-            (Wait::Nothing, None) => {
-                if let Some(p) = &self.pipeline {
-                    let _ = p.apply_in.send(r);
-                }
-            }
-            (Wait::Nothing, Some(q)) => q.push_back(Held::Ready(Box::new(r))),
-            (wait, _) => {
-                self.held.entry(r.session).or_default().push_back(Held::Outstanding);
-                self.fifo.push_back((r, wait));
-            }
-        }
+        self.commits.submit(r.session, wait, r);
+        self.release();
+        Ok(())
     }
 
     fn forward(&mut self, data: &RequestData, r: &Request) {
@@ -596,17 +576,22 @@ impl LearnerShell<'_> {
             .send(super::election_thread::Control::UpdateElectionVote(self.core.epoch()));
         let shared = self.shared.clone();
         shared.with_sessions(|s| s.record_touches());
+        let logs = !self.observer || self.ctx.quorum.sync_enabled;
         let sink = match self.sink.take() {
-            Some(s) => s,
-            None => super::peer::log_sink(&shared)?,
+            Some(s) if logs => Some(s),
+            None if logs => Some(super::peer::log_sink(&shared)?),
+            _ => None,
         };
-        let mut threads =
-            Threads::new(shared.clone(), true).map_err(|e| format!("client port: {e}"))?;
-        let local = threads.take_prep_rx();
-        let (sync_in, sync_out) = threads.start_sync(sink)?;
-        let apply_in = threads.start_apply(self.applied.clone())?;
-        threads.start_selector()?;
-        self.pipeline = Some(Pipeline { threads, first_out: local, sync_in, sync_out, apply_in });
+        let spec = PipelineSpec {
+            stages: Stages::Learner,
+            sink,
+            serve_clients: true,
+            last_zxid: self.core.last_zxid(),
+            applied: self.applied.clone(),
+        };
+        let pipeline = Pipeline::start(shared, spec, &self.ctx.fatal)
+            .map_err(|e| format!("client pipeline: {e}"))?;
+        self.pipeline = Some(pipeline);
         Ok(())
     }
 }

@@ -43,6 +43,7 @@
 //! as the peer, and its logical clock carries over from one election to the next.
 
 pub mod cnxmanager;
+pub mod commit;
 pub mod election;
 pub mod election_thread;
 pub mod leading;

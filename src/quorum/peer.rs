@@ -12,9 +12,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
@@ -26,13 +25,13 @@ use super::election_thread::{self, Control};
 use super::vote::{QuorumMaj, ServerState};
 use super::zab::msg::{epoch_of, make_zxid, Payload};
 use crate::config::{HostPort, LearnerType, QuorumConfig, ServerConfig};
-use crate::persistence::{epoch, txnlog, version_dir};
+use crate::persistence::{epoch, txnlog};
 use crate::proto::Zxid;
-use crate::server::cnxn::Selector;
-use crate::server::database::LogSink;
-use crate::server::processor::{Outbound, Request};
+use crate::server::cleanup::PurgeTask;
+use crate::server::critical::{Fatal, FatalTx};
+use crate::server::database::{self, LogSink};
 use crate::server::session::SessionTracker;
-use crate::server::{database, processor, reaper, ConnId, Settings, Shared};
+use crate::server::Shared;
 
 /// How a role ended.
 #[derive(Debug)]
@@ -43,20 +42,24 @@ pub enum RoleEnd {
     Error(String),
     /// The process is stopping.
     Shutdown,
+    /// A critical thread failed: the process goes down.
+    Fatal(Fatal),
 }
 
 /// What every role needs from the peer.
 pub struct PeerCtx {
     /// The parsed configuration.
-    pub config: ServerConfig,
+    pub config: Arc<ServerConfig>,
     /// Its quorum part.
     pub quorum: QuorumConfig,
     /// The ensemble as the election and Zab see it.
     pub qv: QuorumMaj,
-    /// Settings of the client-facing server.
-    pub settings: Settings,
     /// The election thread's control channel.
     pub election: Sender<Control>,
+    /// Where every thread of every role reports a fatal error.
+    pub fatal: FatalTx,
+    /// What the roles' loops watch for those reports.
+    pub fatal_rx: Receiver<Fatal>,
     running: AtomicBool,
 }
 
@@ -68,13 +71,7 @@ impl PeerCtx {
 
     /// A session tracker holding the recovered sessions.
     pub fn tracker(&self, sessions: &[(i64, i32)]) -> SessionTracker {
-        let tick = self.settings.tick.as_millis() as u64;
-        let now = processor::wall_clock_ms() as u64;
-        let mut t = SessionTracker::new(tick, self.settings.server_id, now);
-        for (id, timeout) in sessions {
-            t.add(*id, *timeout, 0);
-        }
-        t
+        crate::server::session_tracker(&self.config, sessions)
     }
 
     /// Whether the leader accepts client connections (`leaderServes`).
@@ -102,20 +99,20 @@ pub fn snapshot_now(shared: &Shared) -> Result<(), String> {
 }
 
 /// Writes an epoch file in dataDir's `version-2`.
-pub fn write_epoch_file(settings: &Settings, name: &str, value: i64) -> Result<(), String> {
-    let dir = version_dir(&settings.data_dir);
+pub fn write_epoch_file(config: &ServerConfig, name: &str, value: i64) -> Result<(), String> {
+    let dir = config.snap_dir();
     epoch::write_epoch(&dir, name, value.max(0) as u64).map_err(|e| format!("{name}: {e}"))
 }
 
-fn read_epoch_file(settings: &Settings, name: &str, last_zxid: i64) -> Result<i64, String> {
-    let dir = version_dir(&settings.data_dir);
+fn read_epoch_file(config: &ServerConfig, name: &str, last_zxid: i64) -> Result<i64, String> {
+    let dir = config.snap_dir();
     match epoch::read_epoch(&dir, name).map_err(|e| e.to_string())? {
         Some(e) => Ok(e as i64),
         None => {
             // Like QuorumPeer.loadDataBase: a missing file starts at the last zxid's epoch.
             let e = epoch_of(last_zxid.max(0));
             info!("{name} not found! Creating with a reasonable default of {e}.");
-            write_epoch_file(settings, name, e)?;
+            write_epoch_file(config, name, e)?;
             Ok(e)
         }
     }
@@ -124,12 +121,11 @@ fn read_epoch_file(settings: &Settings, name: &str, last_zxid: i64) -> Result<i6
 /// The txns of the local log with zxids in `from..=to`, as the payloads Zab sends (a txn
 /// header and body); an `Err` item where a log file cannot be read.
 fn logged_payloads(
-    settings: &Settings,
+    config: &ServerConfig,
     from: i64,
     to: i64,
 ) -> Result<impl Iterator<Item = Result<(i64, Payload), String>>, String> {
-    let iter =
-        txnlog::read_log(&version_dir(&settings.data_log_dir), from).map_err(|e| e.to_string())?;
+    let iter = txnlog::read_log(&config.txn_log_dir(), from).map_err(|e| e.to_string())?;
     let payloads = iter.map(|t| {
         let t = t.map_err(|e| e.to_string())?;
         let mut bytes = Vec::new();
@@ -141,14 +137,16 @@ fn logged_payloads(
 
 /// The newest committed txns of the local log (at most 500, ending at `last_zxid`), for the
 /// leader's DIFFs.
-pub fn committed_log_tail(settings: &Settings, last_zxid: i64) -> Vec<(i64, Payload)> {
-    let from = make_zxid(epoch_of(last_zxid.max(0)), ((last_zxid & 0xffff_ffff) - 500).max(0));
+pub fn committed_log_tail(config: &ServerConfig, last_zxid: i64) -> Vec<(i64, Payload)> {
+    let count = crate::limits::COMMIT_LOG_COUNT;
+    let counter = (last_zxid & 0xffff_ffff) - count as i64;
+    let from = make_zxid(epoch_of(last_zxid.max(0)), counter.max(0));
     let mut out: VecDeque<(i64, Payload)> = VecDeque::new();
-    let Ok(payloads) = logged_payloads(settings, from, last_zxid) else { return Vec::new() };
+    let Ok(payloads) = logged_payloads(config, from, last_zxid) else { return Vec::new() };
     for t in payloads {
         let Ok(t) = t else { break };
         out.push_back(t);
-        if out.len() > 500 {
+        if out.len() > count {
             out.pop_front();
         }
     }
@@ -164,7 +162,7 @@ pub fn committed_log_tail(settings: &Settings, last_zxid: i64) -> Vec<(i64, Payl
 /// back starts at `from`, reaches `to` and has no gap. ZooKeeper compares the log *files'*
 /// sizes, preallocation included; rzk counts the bytes it would send.
 pub fn committed_txns_from_log(
-    settings: &Settings,
+    config: &ServerConfig,
     factor: f64,
     from: i64,
     to: i64,
@@ -173,7 +171,7 @@ pub fn committed_txns_from_log(
         info!("txn-log sync is off (snapshotSizeFactor {factor})");
         return None;
     }
-    let snap_dir = version_dir(&settings.data_dir);
+    let snap_dir = config.snap_dir();
     let newest = crate::persistence::snapshot::find_n_most_recent_snapshots(&snap_dir, 1)
         .ok()
         .and_then(|v| v.into_iter().next());
@@ -191,7 +189,7 @@ pub fn committed_txns_from_log(
     let limit = (newest_snapshot as f64 * factor) as u64;
     let mut out = Vec::new();
     let mut bytes = 0u64;
-    let payloads = match logged_payloads(settings, from, to) {
+    let payloads = match logged_payloads(config, from, to) {
         Ok(p) => p,
         Err(e) => {
             warn!("txn-log sync from 0x{from:x}: {e}");
@@ -222,206 +220,16 @@ pub fn committed_txns_from_log(
     Some(out)
 }
 
-/// The client-facing threads of one role: selector, apply and whatever the role adds.
-pub struct Threads {
-    /// Shared state.
-    pub shared: Arc<Shared>,
-    /// Into the role's first stage.
-    pub prep_tx: Sender<Request>,
-    prep_rx: Option<Receiver<Request>>,
-    out_tx: Sender<Outbound>,
-    selector: Option<Selector>,
-    waker: Arc<mio::Waker>,
-    _poll: Option<mio::Poll>,
-    stop: Arc<AtomicBool>,
-    handles: Vec<JoinHandle<()>>,
-}
-
-impl Threads {
-    /// Binds the client port (when `serve_clients`) over `shared`.
-    pub fn new(shared: Arc<Shared>, serve_clients: bool) -> std::io::Result<Threads> {
-        let (prep_tx, prep_rx) = unbounded::<Request>();
-        let (out_tx, out_rx) = unbounded::<Outbound>();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (selector, waker, poll) = if serve_clients {
-            let s = bind_retrying(&shared, &prep_tx, out_rx, &stop)?;
-            let w = s.waker();
-            (Some(s), w, None)
-        } else {
-            let poll = mio::Poll::new()?;
-            let w = Arc::new(mio::Waker::new(poll.registry(), mio::Token(1))?);
-            (None, w, Some(poll))
-        };
-        Ok(Threads {
-            shared,
-            prep_tx,
-            prep_rx: Some(prep_rx),
-            out_tx,
-            selector,
-            waker,
-            _poll: poll,
-            stop,
-            handles: Vec::new(),
-        })
-    }
-
-    /// The receiving end of the first stage (once).
-    pub fn take_prep_rx(&mut self) -> Receiver<Request> {
-        self.prep_rx.take().unwrap_or_else(|| unbounded().1)
-    }
-
-    /// Spawns a named thread that stops with the others.
-    pub fn spawn(&mut self, name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), String> {
-        let h = crate::server::spawn(name, f).map_err(|e| format!("thread {name}: {e}"))?;
-        self.handles.push(h);
-        Ok(())
-    }
-
-    /// Starts the sync stage, which writes to the local txn log through `sink`; returns its
-    /// input and output channels.
-    pub fn start_sync(
-        &mut self,
-        sink: LogSink,
-    ) -> Result<(Sender<Request>, Receiver<Request>), String> {
-        let (sync_in, sync_rx) = unbounded::<Request>();
-        let (sync_tx, sync_out) = unbounded::<Request>();
-        let sink = crate::server::BoxSink(Box::new(sink));
-        let sync = processor::sync::Sync::new(sink, self.shared.settings.fsync_warning);
-        self.spawn("sync", move || sync.run(sync_rx, sync_tx))?;
-        Ok((sync_in, sync_out))
-    }
-
-    /// Starts the apply stage; returns its (bounded) input.
-    pub fn start_apply(&mut self, applied: Arc<AtomicI64>) -> Result<Sender<Request>, String> {
-        let (tx, rx) = crossbeam_channel::bounded::<Request>(crate::server::STAGE_QUEUE);
-        let apply = processor::apply::Apply::new(
-            self.shared.clone(),
-            applied,
-            self.out_tx.clone(),
-            self.waker.clone(),
-        );
-        self.spawn("apply", move || apply.run(rx))?;
-        Ok(tx)
-    }
-
-    /// Session expiry and the container reaper (leader only).
-    pub fn start_leader_tasks(&mut self) -> Result<(), String> {
-        let (s, p, st) = (self.shared.clone(), self.prep_tx.clone(), self.stop.clone());
-        self.spawn("session-expiry", move || crate::server::expiry_loop(s, p, st))?;
-        let (s, p, st) = (self.shared.clone(), self.prep_tx.clone(), self.stop.clone());
-        self.spawn("container-reaper", move || reaper::run(s, p, st))
-    }
-
-    /// Starts serving clients.
-    pub fn start_selector(&mut self) -> Result<(), String> {
-        if let Some(sel) = self.selector.take() {
-            info!("serving clients on {}", sel.local_addr());
-            self.spawn("cnxn", move || sel.run())?;
-        }
-        Ok(())
-    }
-
-    /// Finishes the handshake of a client connection re-attaching `session` with the leader's
-    /// REVALIDATE answer.
-    pub fn revalidated(&self, conn: ConnId, session: i64, valid: bool) {
-        let _ = self.out_tx.send(Outbound::Revalidated { conn, session, valid });
-        let _ = self.waker.wake();
-    }
-
-    /// Stops every thread: the selector closes its connections.
-    pub fn stop(self) {
-        let Threads { prep_tx, stop, waker, handles, selector, prep_rx, out_tx, shared, .. } = self;
-        stop.store(true, Ordering::SeqCst);
-        shared.running.store(false, Ordering::SeqCst);
-        drop((prep_tx, selector, prep_rx, out_tx));
-        let _ = waker.wake();
-        for h in handles {
-            let _ = h.join();
-        }
-    }
-}
-
-/// A role's running client pipeline: the threads, and the channel ends the role's own thread
-/// drives (the first stage's output, the sync stage's input and output, apply's input).
-pub struct Pipeline {
-    /// The threads.
-    pub threads: Threads,
-    /// Requests out of the first stage (leader: prep; learner: the clients' requests).
-    pub first_out: Receiver<Request>,
-    /// Into the local txn log.
-    pub sync_in: Sender<Request>,
-    /// Out of the local txn log (durable).
-    pub sync_out: Receiver<Request>,
-    /// Into the apply stage.
-    pub apply_in: Sender<Request>,
-}
-
-impl Pipeline {
-    /// Closes the stages' inputs and stops every thread.
-    pub fn stop(self) {
-        let Pipeline { threads, sync_in, apply_in, .. } = self;
-        drop(sync_in);
-        drop(apply_in);
-        threads.stop();
-    }
-}
-
-/// Binds the client port; the previous role's listener may take a moment to go.
-fn bind_retrying(
-    shared: &Arc<Shared>,
-    prep_tx: &Sender<Request>,
-    out_rx: Receiver<Outbound>,
-    stop: &Arc<AtomicBool>,
-) -> std::io::Result<Selector> {
-    let mut tries = 0;
-    loop {
-        match Selector::bind(shared.clone(), prep_tx.clone(), out_rx.clone(), stop.clone()) {
-            Ok(s) => return Ok(s),
-            Err(e) if tries < 50 && e.kind() == std::io::ErrorKind::AddrInUse => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// The `conf` lines of a quorum member after `serverId` (like `QuorumZooKeeperServer.dumpConf`).
-fn quorum_conf(q: &QuorumConfig) -> String {
-    let me = q.me();
-    format!(
-        "initLimit={}\nsyncLimit={}\nelectionAlg=3\nelectionPort={}\nquorumPort={}\npeerType={}\n\
-         membership: \n{}",
-        q.init_limit_ticks,
-        q.sync_limit_ticks,
-        me.election_port,
-        me.quorum_port,
-        q.peer_type as i32,
-        q.membership()
-    )
-}
-
-/// Runs a quorum peer until the process is killed.
+/// Runs a quorum peer until the process is killed or a critical thread fails (the error).
 pub fn run(config: ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
     let Some(quorum) = config.quorum.clone() else {
         return Err("not a quorum configuration".into());
     };
-    let mut settings = Settings::from_config(&config);
-    settings.server_id = (quorum.server_id.0 & 0xff) as u8;
-    settings.quorum_conf = Some(quorum_conf(&quorum));
+    let config = Arc::new(config);
     let qv = QuorumMaj::from_config(&quorum);
     let me = quorum.me().clone();
-
-    if settings.autopurge_interval > Duration::ZERO {
-        let (d, l, n, i) = (
-            settings.data_dir.clone(),
-            settings.data_log_dir.clone(),
-            settings.autopurge_retain,
-            settings.autopurge_interval,
-        );
-        let stop = Arc::new(AtomicBool::new(false));
-        crate::server::spawn("purge", move || database::purge_loop(d, l, n, i, stop))?;
-    }
+    let (fatal, fatal_rx) = FatalTx::channel();
+    let purge = PurgeTask::start(&config, &fatal)?;
 
     let host = if quorum.quorum_listen_on_all_ips { "0.0.0.0".to_owned() } else { me.host.clone() };
     let listener = bind_election_port(&host, me.election_port, quorum.election_port_bind_retry)?;
@@ -435,11 +243,12 @@ pub fn run(config: ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
         CnxManager::new(quorum.server_id, vec![my_address], peers, quorum.cnx_timeout);
     cnx.listen(listener)?;
 
-    let rec =
-        database::recover(&settings.data_dir, &settings.data_log_dir, settings.extended_types)?;
+    let recover =
+        || database::recover(&config.data_dir, &config.data_log_dir, config.extended_types_enabled);
+    let rec = recover()?;
     let last = rec.tree.last_processed_zxid;
-    let current = read_epoch_file(&settings, "currentEpoch", last)?;
-    read_epoch_file(&settings, "acceptedEpoch", last)?;
+    let current = read_epoch_file(&config, "currentEpoch", last)?;
+    read_epoch_file(&config, "acceptedEpoch", last)?;
     if current < epoch_of(last.max(0)) {
         return Err(format!(
             "The current epoch, {current}, is older than the last zxid, 0x{last:x}"
@@ -455,31 +264,37 @@ pub fn run(config: ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
     let (outcomes_tx, outcomes) = unbounded();
     election_thread::spawn(core, cnx, received, control_rx, outcomes_tx)?;
 
-    let ctx =
-        PeerCtx { config, quorum, qv, settings, election: control, running: AtomicBool::new(true) };
+    let ctx = PeerCtx {
+        config: config.clone(),
+        quorum,
+        qv,
+        election: control,
+        fatal,
+        fatal_rx,
+        running: AtomicBool::new(true),
+    };
     info!(
         "quorum peer {} ({:?}) starting: {} servers",
         ctx.quorum.server_id.0,
         me.role,
         ctx.quorum.servers.len()
     );
-    loop {
+    let result = loop {
         let rec = match first.take() {
             Some(rec) => rec,
-            None => database::recover(
-                &ctx.settings.data_dir,
-                &ctx.settings.data_log_dir,
-                ctx.settings.extended_types,
-            )?,
+            None => recover()?,
         };
         let last = rec.tree.last_processed_zxid;
-        let current = read_epoch_file(&ctx.settings, "currentEpoch", last)?;
-        let accepted = read_epoch_file(&ctx.settings, "acceptedEpoch", last)?;
+        let current = read_epoch_file(&config, "currentEpoch", last)?;
+        let accepted = read_epoch_file(&config, "acceptedEpoch", last)?;
         let start = Control::Start { last_logged_zxid: Zxid(last), current_epoch: current };
         if ctx.election.send(start).is_err() {
-            return Err("the election thread stopped".into());
+            break Err("the election thread stopped".into());
         }
-        let outcome = wait_for_leader(&ctx, &outcomes)?;
+        let outcome = match wait_for_leader(&ctx, &outcomes)? {
+            Ok(outcome) => outcome,
+            Err(fatal) => break Err(fatal.into()),
+        };
         let leader = outcome.vote.leader;
         info!(
             "election decided: leader {} (zxid 0x{:x}, epoch 0x{:x}), I am {:?}",
@@ -499,17 +314,22 @@ pub fn run(config: ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
                 error!("role failed: {why}; looking for a leader");
                 std::thread::sleep(Duration::from_millis(200));
             }
-            RoleEnd::Shutdown => return Ok(()),
+            RoleEnd::Shutdown => break Ok(()),
+            RoleEnd::Fatal(fatal) => break Err(fatal.into()),
         }
+    };
+    if let Some(p) = purge {
+        p.stop();
     }
+    result
 }
 
 /// Waits for the election outcome, serving the client port meanwhile: not serving, or after a
-/// while read-only (`readonlymode.enabled`).
+/// while read-only (`readonlymode.enabled`). The inner error is a critical thread's failure.
 fn wait_for_leader(
     ctx: &PeerCtx,
     outcomes: &Receiver<super::election::Outcome>,
-) -> Result<super::election::Outcome, Box<dyn std::error::Error>> {
+) -> Result<Result<super::election::Outcome, Fatal>, Box<dyn std::error::Error>> {
     let mut port = match super::looking::start_not_serving(ctx) {
         Ok(t) => Some(t),
         Err(e) => {
@@ -517,7 +337,7 @@ fn wait_for_leader(
             None
         }
     };
-    let ro_delay = ctx.settings.tick.max(Duration::from_secs(2));
+    let ro_delay = ctx.config.tick_time.max(Duration::from_secs(2));
     let mut ro_timer = if ctx.config.read_only_mode_enabled {
         crossbeam_channel::after(ro_delay)
     } else {
@@ -526,8 +346,12 @@ fn wait_for_leader(
     let outcome = loop {
         crossbeam_channel::select! {
             recv(outcomes) -> o => match o {
-                Ok(o) => break o,
+                Ok(o) => break Ok(o),
                 Err(_) => return Err("the election thread stopped".into()),
+            },
+            recv(ctx.fatal_rx) -> f => match f {
+                Ok(f) => break Err(f),
+                Err(_) => return Err("the fatal channel closed".into()),
             },
             recv(ro_timer) -> _ => {
                 ro_timer = crossbeam_channel::never();

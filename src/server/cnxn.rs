@@ -136,6 +136,9 @@ pub struct Selector {
     rng: u64,
     throttled: bool,
     read_buf: Vec<u8>,
+    /// Requests the first stage had no room for, in order; while any wait, no client request
+    /// is read (the selector never blocks on the pipeline).
+    backlog: VecDeque<Request>,
 }
 
 impl Selector {
@@ -147,7 +150,7 @@ impl Selector {
         stop: Arc<AtomicBool>,
     ) -> io::Result<Selector> {
         let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(shared.settings.client_addr)?;
+        let mut listener = TcpListener::bind(shared.config.client_address)?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         if let Ok(addr) = listener.local_addr() {
             let _ = shared.bound_addr.set(addr);
@@ -169,12 +172,13 @@ impl Selector {
             rng: seed,
             throttled: false,
             read_buf: Vec::new(),
+            backlog: VecDeque::new(),
         })
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or(self.shared.settings.client_addr)
+        self.listener.local_addr().unwrap_or(self.shared.config.client_address)
     }
 
     /// The waker the apply stage uses.
@@ -192,22 +196,25 @@ impl Selector {
         x
     }
 
-    /// The thread body.
-    pub fn run(mut self) {
+    /// The thread body; ends when the server stops.
+    pub fn run(mut self) -> Result<(), String> {
         let mut events = Events::with_capacity(1024);
         let mut ready: Vec<(Token, bool, bool)> = Vec::with_capacity(1024);
         let mut last_check = Instant::now();
         loop {
-            if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(100))) {
+            // A backlog is retried soon; otherwise the timeout only paces the idle check.
+            let timeout = if self.backlog.is_empty() { 100 } else { 1 };
+            if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(timeout))) {
                 if e.kind() != io::ErrorKind::Interrupted {
-                    warn!("selector poll failed: {e}");
+                    return Err(format!("selector poll failed: {e}"));
                 }
                 continue;
             }
             if self.stop.load(Ordering::SeqCst) {
                 self.close_all();
-                return;
+                return Ok(());
             }
+            self.flush_backlog();
             ready.clear();
             for ev in events.iter() {
                 ready.push((ev.token(), ev.is_readable() || ev.is_read_closed(), ev.is_writable()));
@@ -251,16 +258,18 @@ impl Selector {
                     return;
                 }
             };
-            let settings = &self.shared.settings;
+            let config = &self.shared.config;
             let ip = peer.ip();
             let from_ip = self.per_ip.get(&ip).copied().unwrap_or(0);
-            if settings.max_client_cnxns > 0 && from_ip >= settings.max_client_cnxns {
-                warn!("Too many connections from {ip} - max is {}", settings.max_client_cnxns);
+            let per_ip_max = config.max_client_cnxns.map_or(usize::MAX, |n| n.get() as usize);
+            if from_ip >= per_ip_max {
+                warn!("Too many connections from {ip} - max is {per_ip_max}");
                 self.shared.stats.connections_rejected.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            if settings.max_cnxns > 0 && self.conns.len() >= settings.max_cnxns {
-                warn!("too many connections: max is {}, closing {peer}", settings.max_cnxns);
+            let max = config.max_cnxns.map_or(usize::MAX, |n| n.get() as usize);
+            if self.conns.len() >= max {
+                warn!("too many connections: max is {max}, closing {peer}");
                 self.shared.stats.connections_rejected.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
@@ -379,7 +388,7 @@ impl Selector {
 
     /// Handles every complete frame in the connection's input; false if it was closed.
     fn process_input(&mut self, key: usize) -> bool {
-        let max = self.shared.settings.jute_max_buffer;
+        let max = self.shared.config.jute_max_buffer_bytes;
         let mut consumed = 0;
         loop {
             let Some(conn) = self.conns.get_mut(key) else { return false };
@@ -450,7 +459,7 @@ impl Selector {
                 return false;
             }
         };
-        match shared.settings.mode {
+        match shared.mode {
             ServerMode::NotServing => {
                 info!("closing connection from {}: not serving (no quorum)", conn.peer);
                 self.close(key);
@@ -467,7 +476,7 @@ impl Selector {
             }
             _ => {}
         }
-        let read_only = shared.settings.mode == ServerMode::ReadOnly;
+        let read_only = shared.mode == ServerMode::ReadOnly;
         let last_zxid = shared.read_tree().last_processed_zxid;
         if req.base.last_zxid_seen > last_zxid {
             info!(
@@ -478,8 +487,11 @@ impl Selector {
             self.close(key);
             return false;
         }
-        let s = &shared.settings;
-        let timeout = req.base.time_out.clamp(s.min_session_timeout_ms, s.max_session_timeout_ms);
+        let bounds = shared.config.session_timeouts;
+        let timeout = req
+            .base
+            .time_out
+            .clamp(bounds.min().as_millis() as i32, bounds.max().as_millis() as i32);
         let new_protocol = req.read_only.is_some();
         conn.timeout_ms = timeout;
         conn.new_protocol = new_protocol;
@@ -501,8 +513,8 @@ impl Selector {
         let passwd_ok = req.base.passwd.as_deref() == Some(&password(id)[..]);
         // A follower or observer asks the leader, which owns global sessions, and answers the
         // client when the leader has (ZooKeeper's Learner.validateSession).
-        let ask_leader = passwd_ok
-            && matches!(shared.settings.mode, ServerMode::Follower | ServerMode::Observer);
+        let ask_leader =
+            passwd_ok && matches!(shared.mode, ServerMode::Follower | ServerMode::Observer);
         let valid = passwd_ok && !ask_leader && shared.with_sessions(|t| t.touch(id, timeout, now));
         let conn_id = conn.id;
         let peer = conn.peer;
@@ -539,7 +551,7 @@ impl Selector {
         }
         conn.queue(&connect_response(valid, id, timeout, new_protocol.then_some(read_only)));
         self.shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
-        if reattached && shared.settings.mode != ServerMode::Standalone {
+        if reattached && shared.mode != ServerMode::Standalone {
             let kind = Kind::Reattach { timeout_ms: timeout };
             self.submit(Request::new(None, id, 0, OpCode::CreateSession.code(), kind));
         }
@@ -610,7 +622,7 @@ impl Selector {
             Ok(p) => acl::authenticate(
                 &p.scheme,
                 p.auth.as_deref().unwrap_or(&[]),
-                shared.settings.super_digest.as_deref(),
+                shared.config.super_digest.as_deref(),
             ),
             Err(_) => AuthOutcome::Failed,
         };
@@ -643,8 +655,37 @@ impl Selector {
         if matches!(req.kind, Kind::Client | Kind::Unimplemented) {
             self.shared.stats.outstanding.fetch_add(1, Ordering::Relaxed);
         }
-        if self.prep.send(req).is_err() {
-            warn!("request pipeline is gone; server is stopping");
+        if !self.backlog.is_empty() {
+            self.backlog.push_back(req);
+            return;
+        }
+        match self.prep.try_send(req) {
+            Ok(()) => {}
+            Err(crossbeam_channel::TrySendError::Full(req)) => {
+                debug!("request pipeline full: holding requests and pausing reads");
+                self.backlog.push_back(req);
+                self.throttled = true;
+            }
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                debug!("request pipeline is gone; server is stopping");
+            }
+        }
+    }
+
+    /// Offers the held requests to the first stage again, in order.
+    fn flush_backlog(&mut self) {
+        while let Some(req) = self.backlog.pop_front() {
+            match self.prep.try_send(req) {
+                Ok(()) => {}
+                Err(crossbeam_channel::TrySendError::Full(req)) => {
+                    self.backlog.push_front(req);
+                    return;
+                }
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                    self.backlog.clear();
+                    return;
+                }
+            }
         }
     }
 
@@ -813,10 +854,10 @@ impl Selector {
 
     /// Applies `globalOutstandingLimit`: pause reads while too many requests are in flight.
     fn update_throttle(&mut self) {
-        let limit = self.shared.settings.global_outstanding_limit as i64;
+        let limit = i64::from(self.shared.config.global_outstanding_limit.get());
         let outstanding = self.shared.stats.outstanding.load(Ordering::Relaxed);
         let was = self.throttled;
-        self.throttled = limit > 0 && outstanding >= limit;
+        self.throttled = (limit > 0 && outstanding >= limit) || !self.backlog.is_empty();
         if was && !self.throttled {
             let paused: Vec<usize> =
                 self.conns.iter().filter(|(_, c)| c.read_paused).map(|(k, _)| k).collect();
@@ -871,7 +912,7 @@ impl Selector {
         debug!("closed connection from {} (session 0x{:x})", conn.peer, conn.session);
         if conn.state != State::Handshake {
             let r = Request::new(Some(conn.id), conn.session, 0, 0, Kind::ConnectionClosed);
-            let _ = self.prep.send(r);
+            self.submit(r);
         }
     }
 
@@ -922,7 +963,7 @@ impl Selector {
         if let Some(c) = self.conns.get_mut(key) {
             c.recved += 1;
         }
-        let allowed = self.shared.settings.four_letter_allowed(word);
+        let allowed = self.shared.four_letter_allowed(word);
         let text = if !allowed {
             format!("{word} is not executed because it is not in the whitelist.\n")
         } else if word == "crst" {

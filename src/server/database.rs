@@ -1,6 +1,5 @@
-//! The server's durable database (ZooKeeper's `ZKDatabase` + `FileTxnSnapLog` +
-//! `DatadirCleanupManager`): recovery at start-up, the txn-log sink of the sync stage, fuzzy
-//! snapshots on a background thread, and the purge timer.
+//! The server's durable database (ZooKeeper's `ZKDatabase` + `FileTxnSnapLog`): recovery at
+//! start-up, the txn-log sink of the sync stage, and fuzzy snapshots on a background thread.
 //!
 //! Recovery (persistence-formats.md §5.2): the newest snapshot that reads back with valid seals
 //! (older ones are tried when a newer one is damaged), then every logged txn after it; a torn
@@ -30,7 +29,7 @@ use crate::persistence::snapshot::{
     self, SnapshotError, SnapshotNode, SnapshotReader, SnapshotWriter,
 };
 use crate::persistence::txnlog::{self, LogError, TxnLogWriter};
-use crate::persistence::{list_files, purge, version_dir, LOG_PREFIX};
+use crate::persistence::{list_files, version_dir, LOG_PREFIX};
 
 /// Why the database could not be loaded or written.
 #[derive(Debug)]
@@ -287,7 +286,7 @@ pub fn truncate(data_dir: &Path, data_log_dir: &Path, zxid: i64) -> Result<(), D
 
 /// Writes a fuzzy snapshot of the running server to `<dataDir>/version-2`; returns its path.
 pub fn take_snapshot(shared: &Shared) -> Result<PathBuf, DbError> {
-    let snap_dir = version_dir(&shared.settings.data_dir);
+    let snap_dir = shared.config.snap_dir();
     let zxid = shared.read_tree().last_processed_zxid.max(0);
     let sessions = shared.with_sessions(|s| s.sessions_with_timeouts());
     // A depth-first walk, SNAPSHOT_CHUNK nodes per hold of the read lock so writes go on in
@@ -371,10 +370,10 @@ impl LogSink {
     /// A sink writing to `<dataLogDir>/version-2`, with the server's `snapCount`,
     /// `preAllocSize` and `forceSync`.
     pub fn new(shared: Arc<Shared>) -> Result<LogSink, DbError> {
-        let dir = version_dir(&shared.settings.data_log_dir);
-        let writer = TxnLogWriter::new(&dir, shared.settings.prealloc_bytes)?;
-        let force_sync = shared.settings.force_sync;
-        let snap_count = shared.settings.snap_count;
+        let dir = shared.config.txn_log_dir();
+        let writer = TxnLogWriter::new(&dir, shared.config.pre_alloc_bytes)?;
+        let force_sync = shared.config.force_sync;
+        let snap_count = u64::from(shared.config.snap_count);
         let mut sink = LogSink {
             writer,
             shared,
@@ -429,7 +428,7 @@ impl TxnSink for LogSink {
         let file_bytes = self.writer.current_log_bytes();
         self.logged_bytes += file_bytes.saturating_sub(self.last_file_bytes);
         self.last_file_bytes = file_bytes;
-        let settings = &self.shared.settings;
+        let settings = &self.shared.config;
         let too_big = settings.snap_size_limit_bytes.is_some_and(|l| self.logged_bytes >= l);
         if let Some(limit) = settings.txn_log_size_limit_bytes {
             if file_bytes >= limit && !too_big && self.since_roll < self.roll_at {
@@ -506,37 +505,6 @@ impl Drop for LogSink {
     fn drop(&mut self) {
         if let Some(handle) = self.snapshot_thread.take() {
             let _ = handle.join();
-        }
-    }
-}
-
-/// The purge timer (`DatadirCleanupManager`): every `interval`, keep the newest `retain`
-/// snapshots and the logs they need. Runs once at start, like ZooKeeper's timer.
-pub fn purge_loop(
-    data_dir: PathBuf,
-    data_log_dir: PathBuf,
-    retain: usize,
-    interval: Duration,
-    stop: Arc<AtomicBool>,
-) {
-    let retain = retain.max(purge::MIN_RETAIN_COUNT);
-    loop {
-        match purge::purge(&data_log_dir, &data_dir, retain) {
-            Ok(removed) => {
-                if !removed.is_empty() {
-                    info!("purge task removed {} old files", removed.len());
-                }
-            }
-            Err(e) => warn!("purge task failed: {e}"),
-        }
-        let mut waited = Duration::ZERO;
-        while waited < interval {
-            if stop.load(Ordering::SeqCst) {
-                return;
-            }
-            let step = Duration::from_millis(200).min(interval - waited);
-            std::thread::sleep(step);
-            waited += step;
         }
     }
 }

@@ -66,7 +66,7 @@ pub struct ConnSummary {
 
 /// Runs a (whitelisted) four-letter word; `extra` is what followed it (for `stmk`).
 pub fn run(word: &str, shared: &Shared, conns: &[ConnSummary], extra: &[u8]) -> String {
-    let mode = shared.settings.mode;
+    let mode = shared.mode;
     if mode == ServerMode::NotServing && !matches!(word, "ruok" | "envi" | "gtmk" | "stmk") {
         return match word {
             "isro" => "null".to_owned(),
@@ -88,8 +88,8 @@ pub fn run(word: &str, shared: &Shared, conns: &[ConnSummary], extra: &[u8]) -> 
         "envi" => envi(),
         "dirs" => format!(
             "datadir_size: {}\nlogdir_size: {}\n",
-            dir_size(&shared.settings.data_dir.join("version-2")),
-            dir_size(&shared.settings.data_log_dir.join("version-2"))
+            dir_size(&shared.config.snap_dir()),
+            dir_size(&shared.config.txn_log_dir())
         ),
         "wchs" => shared.lock_watches().summary(),
         "wchc" => shared.lock_watches().by_session(),
@@ -115,7 +115,7 @@ const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requ
 
 fn srvr(shared: &Shared, conns: &[ConnSummary], clients: Option<String>) -> String {
     let mut s = format!("Zookeeper version: {}\n", version_text());
-    if shared.settings.mode == ServerMode::ReadOnly {
+    if shared.mode == ServerMode::ReadOnly {
         s.push_str("READ-ONLY mode; serving only read-only clients\n");
     }
     if let Some(c) = clients {
@@ -135,10 +135,10 @@ fn srvr(shared: &Shared, conns: &[ConnSummary], clients: Option<String>) -> Stri
         conns.len(),
         shared.stats.outstanding.load(Ordering::Relaxed).max(0),
         tree.last_processed_zxid,
-        shared.settings.mode.as_str(),
+        shared.mode.as_str(),
         znode_count(&tree)
     );
-    if shared.settings.mode == ServerMode::Leader {
+    if shared.mode == ServerMode::Leader {
         let q = &shared.quorum_stats;
         let r = Ordering::Relaxed;
         let size = |v: u64| if v == 0 { -1 } else { v as i64 };
@@ -190,26 +190,13 @@ fn cons(conns: &[ConnSummary]) -> String {
 }
 
 fn conf(shared: &Shared) -> String {
-    let st = &shared.settings;
-    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let data = abs(&st.data_dir.join("version-2"));
-    let log = abs(&st.data_log_dir.join("version-2"));
-    format!(
-        "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataDirSize={}\ndataLogDir={}\n\
-         dataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\n\
-         maxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId={}\n{}",
-        shared.bound_addr.get().unwrap_or(&st.client_addr).port(),
-        data.display(),
-        dir_size(&data),
-        log.display(),
-        dir_size(&log),
-        st.tick.as_millis(),
-        st.max_client_cnxns,
-        st.min_session_timeout_ms,
-        st.max_session_timeout_ms,
-        if st.quorum_conf.is_some() { st.server_id } else { 0 },
-        st.quorum_conf.as_deref().unwrap_or("")
-    )
+    let config = &shared.config;
+    let status = crate::config::ConfStatus {
+        client_port: shared.bound_addr.get().map(SocketAddr::port),
+        data_dir_bytes: dir_size(&config.snap_dir()),
+        data_log_bytes: dir_size(&config.txn_log_dir()),
+    };
+    config.dump_conf(&status)
 }
 
 fn envi() -> String {
@@ -320,7 +307,7 @@ fn mntr(shared: &Shared, conns: &[ConnSummary]) -> String {
     let fsyncs = st.fsync_count.load(r);
     let mut lines: Vec<(String, String)> = vec![
         ("version".into(), version_text()),
-        ("server_state".into(), shared.settings.mode.as_str().into()),
+        ("server_state".into(), shared.mode.as_str().into()),
         ("avg_latency".into(), java_double(avg)),
         ("min_latency".into(), min.to_string()),
         ("max_latency".into(), max.to_string()),
@@ -346,7 +333,7 @@ fn mntr(shared: &Shared, conns: &[ConnSummary]) -> String {
         ("cnt_fsynctime".into(), fsyncs.to_string()),
         ("sum_fsynctime".into(), st.fsync_total_ms.load(r).to_string()),
     ];
-    if shared.settings.mode == crate::server::ServerMode::Leader {
+    if shared.mode == crate::server::ServerMode::Leader {
         let q = &shared.quorum_stats;
         let followers = q.synced_followers.load(r);
         lines.push(("learners".into(), q.learners.load(r).to_string()));

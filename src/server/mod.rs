@@ -1,6 +1,9 @@
-//! The standalone server: shared state and the threads that run it.
+//! The server: the state its threads share, the pipeline they form, and the standalone
+//! server (ZooKeeperServerMain). It knows nothing of the quorum: a quorum peer
+//! (`crate::quorum`) builds its roles from the same pieces through [`pipeline`], [`database`]
+//! and [`Shared`].
 //!
-//! Thread map (like ZooKeeper's standalone `ZooKeeperServer`):
+//! Thread map of a standalone server (like ZooKeeper's standalone `ZooKeeperServer`):
 //!
 //! | thread | owns | module |
 //! |---|---|---|
@@ -8,110 +11,48 @@
 //! | `prep` | zxid allocation, outstanding changes | [`processor::prep`] |
 //! | `sync` | the txn log (group commit) | [`processor::sync`] |
 //! | `apply` | writes to the tree, replies, watch events | [`processor::apply`] |
-//! | `session-expiry` | wakes at bucket boundaries, submits closeSession | [`run`] |
+//! | `session-expiry` | wakes at bucket boundaries, submits closeSession | [`pipeline`] |
 //! | `container-reaper` | deletes empty containers and expired TTL nodes | [`reaper`] |
+//! | `snapshot` | fuzzy snapshots every `snapCount` txns | [`database`] |
+//! | `purge` | keeps `autopurge.snapRetainCount` snapshots | [`cleanup`] |
+//!
+//! Every thread is critical ([`critical`]): its failure ends the server.
 //!
 //! State shared between them lives in [`Shared`]: the tree (`RwLock`, written only by apply),
 //! the session tracker and the watch registry (mutexes, held briefly), counters (atomics).
 
 pub mod acl;
+pub mod cleanup;
 pub mod cnxn;
+pub mod critical;
 pub mod database;
 pub mod datatree;
 pub mod fourlw;
+pub mod pipeline;
 pub mod processor;
 pub mod reaper;
 pub mod session;
 pub mod stats;
 pub mod watch;
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crossbeam_channel::{bounded, unbounded, Sender};
-use log::{error, info};
+use crossbeam_channel::Receiver;
 
+use self::critical::{Fatal, FatalTx};
 use self::datatree::DataTree;
-use self::processor::{Kind, Request};
 use self::session::SessionTracker;
 use self::stats::ServerStats;
 use self::watch::WatchManager;
+use crate::config::ServerConfig;
 use crate::proto::ErrorCode;
-
-/// Requests queued between two pipeline stages at most.
-pub const STAGE_QUEUE: usize = 16 * 1024;
 
 /// Identifies one client connection across threads: slab key in the low 32 bits, a
 /// generation in the high 32 so a reused slot is never confused with the old connection.
 pub type ConnId = u64;
-
-/// Everything the running server needs to know from its configuration.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Client port address.
-    pub client_addr: SocketAddr,
-    /// Snapshot directory (dataDir).
-    pub data_dir: PathBuf,
-    /// Txn log directory (dataLogDir).
-    pub data_log_dir: PathBuf,
-    /// tickTime.
-    pub tick: Duration,
-    /// minSessionTimeout, ms.
-    pub min_session_timeout_ms: i32,
-    /// maxSessionTimeout, ms.
-    pub max_session_timeout_ms: i32,
-    /// maxClientCnxns per IP (0 = unlimited).
-    pub max_client_cnxns: usize,
-    /// maxCnxns in total (0 = unlimited).
-    pub max_cnxns: usize,
-    /// jute.maxbuffer: largest frame accepted.
-    pub jute_max_buffer: usize,
-    /// globalOutstandingLimit.
-    pub global_outstanding_limit: usize,
-    /// extendedTypesEnabled (TTL nodes).
-    pub extended_types: bool,
-    /// zookeeper.skipACL.
-    pub skip_acl: bool,
-    /// superDigest (`super:base64hash`).
-    pub super_digest: Option<String>,
-    /// reconfigEnabled.
-    pub reconfig_enabled: bool,
-    /// Whitelisted four-letter words (`*` = all).
-    pub four_letter_words: BTreeSet<String>,
-    /// znode.container.checkIntervalMs.
-    pub container_check_interval: Duration,
-    /// znode.container.maxPerMinute.
-    pub container_max_per_minute: u32,
-    /// znode.container.maxNeverUsedIntervalMs (0 = never).
-    pub container_max_never_used: Duration,
-    /// forceSync.
-    pub force_sync: bool,
-    /// fsync.warningthresholdms.
-    pub fsync_warning: Duration,
-    /// The server id (1 standalone).
-    pub server_id: u8,
-    /// snapCount: txns between snapshots (randomised by up to half).
-    pub snap_count: u64,
-    /// preAllocSize in bytes.
-    pub prealloc_bytes: u64,
-    /// autopurge.snapRetainCount.
-    pub autopurge_retain: usize,
-    /// autopurge.purgeInterval (zero = off).
-    pub autopurge_interval: Duration,
-    /// snapSizeLimitInKb in bytes: also snapshot once the log since the last one is this big.
-    pub snap_size_limit_bytes: Option<u64>,
-    /// zookeeper.txnLogSizeLimitInKb in bytes: roll log files at this size.
-    pub txn_log_size_limit_bytes: Option<u64>,
-    /// The role this server instance plays (four-letter words).
-    pub mode: ServerMode,
-    /// `conf` lines after `serverId` for a quorum member (initLimit ... membership).
-    pub quorum_conf: Option<String>,
-}
 
 /// The role a running server instance plays, as the four-letter words name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,54 +104,14 @@ pub struct QuorumStats {
     pub max_proposal_size: std::sync::atomic::AtomicU64,
 }
 
-impl Settings {
-    /// Apache's defaults for a standalone server on `client_addr` with data in `data_dir`.
-    pub fn new(client_addr: SocketAddr, data_dir: PathBuf) -> Settings {
-        let tick_ms = 3000;
-        Settings {
-            client_addr,
-            data_log_dir: data_dir.clone(),
-            data_dir,
-            tick: Duration::from_millis(tick_ms),
-            min_session_timeout_ms: 2 * tick_ms as i32,
-            max_session_timeout_ms: 20 * tick_ms as i32,
-            max_client_cnxns: 60,
-            max_cnxns: 0,
-            jute_max_buffer: 0xfffff,
-            global_outstanding_limit: 1000,
-            extended_types: false,
-            skip_acl: false,
-            super_digest: None,
-            reconfig_enabled: false,
-            four_letter_words: ["srvr".to_owned()].into_iter().collect(),
-            container_check_interval: Duration::from_secs(60),
-            container_max_per_minute: 10_000,
-            container_max_never_used: Duration::ZERO,
-            force_sync: true,
-            fsync_warning: Duration::from_secs(1),
-            server_id: 1,
-            snap_count: 100_000,
-            prealloc_bytes: 64 << 20,
-            autopurge_retain: 3,
-            autopurge_interval: Duration::ZERO,
-            snap_size_limit_bytes: Some(4 << 30),
-            txn_log_size_limit_bytes: None,
-            mode: ServerMode::Standalone,
-            quorum_conf: None,
-        }
-    }
-
-    /// Whether a four-letter word may run.
-    pub fn four_letter_allowed(&self, word: &str) -> bool {
-        self.four_letter_words.contains("*") || self.four_letter_words.contains(word)
-    }
-}
-
 /// State shared by the server's threads.
 #[derive(Debug)]
 pub struct Shared {
-    /// Settings.
-    pub settings: Settings,
+    /// The configuration, as parsed from zoo.cfg and `-D` properties (one type from the parser
+    /// to the running server).
+    pub config: Arc<ServerConfig>,
+    /// The role this server instance plays.
+    pub mode: ServerMode,
     tree: RwLock<DataTree>,
     sessions: Mutex<SessionTracker>,
     watches: Mutex<WatchManager>,
@@ -229,9 +130,15 @@ pub struct Shared {
 
 impl Shared {
     /// Shared state over a loaded tree and tracker.
-    pub fn new(settings: Settings, tree: DataTree, sessions: SessionTracker) -> Shared {
+    pub fn new(
+        config: Arc<ServerConfig>,
+        mode: ServerMode,
+        tree: DataTree,
+        sessions: SessionTracker,
+    ) -> Shared {
         Shared {
-            settings,
+            config,
+            mode,
             tree: RwLock::new(tree),
             sessions: Mutex::new(sessions),
             watches: Mutex::new(WatchManager::new()),
@@ -241,6 +148,11 @@ impl Shared {
             bound_addr: OnceLock::new(),
             quorum_stats: QuorumStats::default(),
         }
+    }
+
+    /// Whether a four-letter word may run (`4lw.commands.whitelist`).
+    pub fn four_letter_allowed(&self, word: &str) -> bool {
+        self.config.four_letter_word_enabled(word)
     }
 
     /// Milliseconds since start (the session tracker's clock).
@@ -276,70 +188,45 @@ impl Shared {
     }
 }
 
-/// A running server: its threads and the handle to stop it.
+/// A session tracker for `config` holding `sessions` (id, timeout) recovered from disk; new
+/// session ids carry this server's id in their top byte (1 standalone, as ZooKeeperServer's
+/// `createSessionTrackerServerId`, else `myid`).
+pub fn session_tracker(config: &ServerConfig, sessions: &[(i64, i32)]) -> SessionTracker {
+    let tick_ms = config.tick_time.as_millis() as u64;
+    let sid = config.quorum.as_ref().map_or(1, |q| (q.server_id.0 & 0xff) as u8);
+    let mut tracker = SessionTracker::new(tick_ms, sid, processor::wall_clock_ms() as u64);
+    for (id, timeout) in sessions {
+        tracker.add(*id, *timeout, 0);
+    }
+    tracker
+}
+
+/// A running standalone server (ZooKeeperServerMain): its pipeline and the purge task.
 pub struct Server {
     /// Shared state.
     pub shared: Arc<Shared>,
     /// The bound client address (useful with port 0).
     pub local_addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    waker: Arc<mio::Waker>,
-    threads: Vec<JoinHandle<()>>,
+    pipeline: Option<pipeline::Pipeline>,
+    purge: Option<cleanup::PurgeTask>,
+    fatal: Receiver<Fatal>,
 }
 
 impl Server {
-    /// Starts every thread over `tree` and `sessions` (already recovered).
-    pub fn start(
-        settings: Settings,
-        tree: DataTree,
-        sessions: SessionTracker,
-        sink: impl FnOnce(&Arc<Shared>) -> std::io::Result<Box<dyn processor::sync::TxnSink>>,
-    ) -> std::io::Result<Server> {
-        let last_zxid = tree.last_processed_zxid;
-        let shared = Arc::new(Shared::new(settings, tree, sessions));
-        let sink = sink(&shared)?;
-        let (prep_tx, prep_rx) = unbounded::<Request>();
-        // Between the stages the channels are bounded rings: no allocation per request, and a
-        // slow disk pushes back on prep instead of queueing without limit. Nothing downstream
-        // ever waits on an upstream stage, so this cannot deadlock. The selector's own channel
-        // stays unbounded: the selector must never block.
-        let (sync_tx, sync_rx) = bounded::<Request>(STAGE_QUEUE);
-        let (apply_tx, apply_rx) = bounded::<Request>(STAGE_QUEUE);
-        let (out_tx, out_rx) = unbounded();
-        let applied = Arc::new(AtomicI64::new(last_zxid));
-        let stop = Arc::new(AtomicBool::new(false));
+    /// Waits until a critical thread fails (the server runs until the process is killed).
+    pub fn wait(mut self) -> Fatal {
+        let fatal = self.fatal.recv().unwrap_or_else(|_| Fatal {
+            thread: "server".into(),
+            error: "every thread ended".into(),
+        });
+        self.stop_inner();
+        fatal
+    }
 
-        let selector = cnxn::Selector::bind(shared.clone(), prep_tx.clone(), out_rx, stop.clone())?;
-        let local_addr = selector.local_addr();
-        let waker = selector.waker();
-        let mut threads = Vec::new();
-
-        let prep = processor::prep::Prep::new(shared.clone(), last_zxid, applied.clone());
-        threads.push(spawn("prep", move || prep.run(prep_rx, sync_tx))?);
-        let warn = shared.settings.fsync_warning;
-        let sync = processor::sync::Sync::new(BoxSink(sink), warn);
-        threads.push(spawn("sync", move || sync.run(sync_rx, apply_tx))?);
-        let apply = processor::apply::Apply::new(shared.clone(), applied, out_tx, waker.clone());
-        threads.push(spawn("apply", move || apply.run(apply_rx))?);
-        threads.push(spawn("cnxn", move || selector.run())?);
-        let (s2, p2, st2) = (shared.clone(), prep_tx.clone(), stop.clone());
-        threads.push(spawn("session-expiry", move || expiry_loop(s2, p2, st2))?);
-        let (s3, p3, st3) = (shared.clone(), prep_tx, stop.clone());
-        threads.push(spawn("container-reaper", move || reaper::run(s3, p3, st3))?);
-        let st = &shared.settings;
-        if st.autopurge_interval > Duration::ZERO {
-            let (d, l, n, i) = (
-                st.data_dir.clone(),
-                st.data_log_dir.clone(),
-                st.autopurge_retain,
-                st.autopurge_interval,
-            );
-            let st4 = stop.clone();
-            info!("purge task: keeping {n} snapshots, every {}h", i.as_secs() / 3600);
-            threads.push(spawn("purge", move || database::purge_loop(d, l, n, i, st4))?);
-        }
-        info!("serving clients on {local_addr}");
-        Ok(Server { shared, local_addr, stop, waker, threads })
+    /// The fatal error that stopped a thread, if any has (the server keeps running threads it
+    /// was not told to stop: call [`Server::stop`]).
+    pub fn fatal(&self) -> Option<Fatal> {
+        self.fatal.try_recv().ok()
     }
 
     /// Stops accepting, closes connections and joins the threads.
@@ -348,155 +235,55 @@ impl Server {
     }
 
     fn stop_inner(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.shared.running.store(false, std::sync::atomic::Ordering::SeqCst);
-        let _ = self.waker.wake();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
+        if let Some(p) = self.pipeline.take() {
+            p.stop();
         }
-    }
-
-    /// Blocks until the server stops (it runs until the process is killed).
-    pub fn wait(mut self) {
-        for t in self.threads.drain(..) {
-            let _ = t.join();
+        if let Some(p) = self.purge.take() {
+            p.stop();
         }
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if !self.threads.is_empty() {
-            self.stop_inner();
-        }
-    }
-}
-
-pub(crate) struct BoxSink(pub(crate) Box<dyn processor::sync::TxnSink>);
-
-impl processor::sync::TxnSink for BoxSink {
-    fn append(&mut self, e: &crate::jute::txn::TxnEntry) -> std::io::Result<()> {
-        self.0.append(e)
-    }
-    fn commit(&mut self) -> std::io::Result<()> {
-        self.0.commit()
-    }
-}
-
-pub(crate) fn spawn(
-    name: &str,
-    f: impl FnOnce() + Send + 'static,
-) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().name(name.to_owned()).spawn(f)
-}
-
-/// The session-expiry thread: sleeps to the next bucket, expires due sessions, submits their
-/// closeSession requests.
-pub(crate) fn expiry_loop(shared: Arc<Shared>, prep: Sender<Request>, stop: Arc<AtomicBool>) {
-    let tick = shared.settings.tick;
-    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-        let now = shared.now_ms();
-        let expired = shared.with_sessions(|s| s.expire(now));
-        for session in expired {
-            info!("expiring session 0x{session:x}");
-            let req = Request::new(
-                None,
-                session,
-                0,
-                crate::proto::OpCode::CloseSession.code(),
-                Kind::Expire,
-            );
-            if prep.send(req).is_err() {
-                error!("session-expiry: pipeline is gone");
-                return;
-            }
-        }
-        let next = shared.with_sessions(|s| s.next_expiry_ms());
-        let now = shared.now_ms();
-        let wait = match next {
-            Some(at) if at > now => Duration::from_millis(at - now),
-            Some(_) => Duration::from_millis(1),
-            None => tick,
-        };
-        std::thread::sleep(wait.min(Duration::from_millis(100)));
+        self.stop_inner();
     }
 }
 
 /// Recovers the database from disk and starts a standalone server on it.
-pub fn start_standalone(settings: Settings) -> Result<Server, Box<dyn std::error::Error>> {
+pub fn start_standalone(
+    config: impl Into<Arc<ServerConfig>>,
+) -> Result<Server, Box<dyn std::error::Error>> {
+    let config = config.into();
     let rec =
-        database::recover(&settings.data_dir, &settings.data_log_dir, settings.extended_types)?;
-    let tick_ms = settings.tick.as_millis() as u64;
-    let mut sessions =
-        SessionTracker::new(tick_ms, settings.server_id, processor::wall_clock_ms() as u64);
-    for (id, timeout) in &rec.sessions {
-        sessions.add(*id, *timeout, 0);
-    }
+        database::recover(&config.data_dir, &config.data_log_dir, config.extended_types_enabled)?;
+    let sessions = session_tracker(&config, &rec.sessions);
     let need_snapshot = rec.snapshot_zxid < 0 || rec.replayed > 0 || rec.truncated;
-    let server = Server::start(settings, rec.tree, sessions, |shared| {
-        let mut sink = database::LogSink::new(shared.clone()).map_err(std::io::Error::other)?;
-        if need_snapshot {
-            // In the background: the replayed log stays until a later purge, so a crash
-            // before this snapshot is written only means replaying it again.
-            sink.snapshot_now();
-        }
-        Ok(Box::new(sink))
-    })?;
-    Ok(server)
-}
-
-/// Runs the server described by `config` until the process is killed (the `rzk-server` entry).
-pub fn run(config: crate::config::ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
-    if let Some(q) = &config.quorum {
-        // Like QuorumPeerMain: one participant and standaloneEnabled runs standalone.
-        let standalone =
-            config.standalone_enabled && q.participants().count() == 1 && q.servers.len() == 1;
-        if !standalone {
-            return crate::quorum::peer::run(config);
-        }
-        info!("a single server in the ensemble and standaloneEnabled: running standalone");
+    let last_zxid = rec.tree.last_processed_zxid;
+    let shared = Arc::new(Shared::new(config.clone(), ServerMode::Standalone, rec.tree, sessions));
+    let mut sink = database::LogSink::new(shared.clone())?;
+    if need_snapshot {
+        // In the background: the replayed log stays until a later purge, so a crash before
+        // this snapshot is written only means replaying it again.
+        sink.snapshot_now();
     }
-    run_standalone(Settings::from_config(&config))
+    let (fatal_tx, fatal) = FatalTx::channel();
+    let spec = pipeline::PipelineSpec {
+        stages: pipeline::Stages::Standalone,
+        sink: Some(sink),
+        serve_clients: true,
+        last_zxid,
+        applied: Arc::new(AtomicI64::new(last_zxid)),
+    };
+    let pipeline = pipeline::Pipeline::start(shared.clone(), spec, &fatal_tx)?;
+    let local_addr = pipeline.local_addr().unwrap_or(config.client_address);
+    let purge = cleanup::PurgeTask::start(&config, &fatal_tx)?;
+    Ok(Server { shared, local_addr, pipeline: Some(pipeline), purge, fatal })
 }
 
-impl Settings {
-    /// The running settings of a parsed configuration.
-    pub fn from_config(c: &crate::config::ServerConfig) -> Settings {
-        let mut s = Settings::new(c.client_address, c.data_dir.clone());
-        s.data_log_dir = c.data_log_dir.clone();
-        s.tick = c.tick_time;
-        s.min_session_timeout_ms = c.session_timeouts.min().as_millis() as i32;
-        s.max_session_timeout_ms = c.session_timeouts.max().as_millis() as i32;
-        s.max_client_cnxns = c.max_client_cnxns.map_or(0, |n| n.get() as usize);
-        s.max_cnxns = c.max_cnxns.map_or(0, |n| n.get() as usize);
-        s.jute_max_buffer = c.jute_max_buffer_bytes;
-        s.global_outstanding_limit = c.global_outstanding_limit.get() as usize;
-        s.extended_types = c.extended_types_enabled;
-        s.skip_acl = c.skip_acl;
-        s.super_digest = c.super_digest.clone();
-        s.reconfig_enabled = c.reconfig_enabled;
-        s.four_letter_words = crate::proto::frame::FOUR_LETTER_WORDS
-            .iter()
-            .filter(|w| c.four_letter_word_enabled(w))
-            .map(|w| (*w).to_owned())
-            .collect();
-        s.container_check_interval = c.container_check_interval;
-        s.container_max_per_minute = c.container_max_per_minute.get();
-        s.container_max_never_used = c.container_max_never_used_interval.unwrap_or_default();
-        s.force_sync = c.force_sync;
-        s.fsync_warning = c.fsync_warning_threshold;
-        s.snap_count = c.snap_count as u64;
-        s.prealloc_bytes = c.pre_alloc_bytes;
-        s.autopurge_retain = c.snap_retain_count as usize;
-        s.autopurge_interval = c.purge_interval.unwrap_or_default();
-        s.snap_size_limit_bytes = c.snap_size_limit_bytes;
-        s.txn_log_size_limit_bytes = c.txn_log_size_limit_bytes;
-        s
-    }
-}
-
-/// Runs a standalone server until the process is killed.
-pub fn run_standalone(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
-    start_standalone(settings)?.wait();
-    Ok(())
+/// Runs a standalone server until a critical thread fails (the `rzk-server` entry without
+/// `server.N` lines); the error is what stopped it.
+pub fn run_standalone(config: ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
+    let fatal = start_standalone(config)?.wait();
+    Err(Box::new(fatal))
 }

@@ -6,7 +6,6 @@
 //! gained a child meanwhile gets NOTEMPTY in prep and is left alone.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
@@ -47,12 +46,14 @@ pub fn candidates(tree: &DataTree, now_wall_ms: i64, max_never_used_ms: i64) -> 
     out
 }
 
-/// The reaper thread.
-pub fn run(shared: Arc<Shared>, prep: Sender<Request>, stop: Arc<AtomicBool>) {
-    let interval = shared.settings.container_check_interval.max(Duration::from_millis(10));
-    let per_minute = shared.settings.container_max_per_minute.max(1) as u64;
+/// The reaper thread; ends when the server stops.
+pub fn run(shared: &Shared, prep: &Sender<Request>, stop: &AtomicBool) -> Result<(), String> {
+    let config = &shared.config;
+    let interval = config.container_check_interval.max(Duration::from_millis(10));
+    let per_minute = u64::from(config.container_max_per_minute.get());
     let spacing = Duration::from_millis(60_000 / per_minute);
-    let never_used = shared.settings.container_max_never_used.as_millis() as i64;
+    let never_used =
+        config.container_max_never_used_interval.unwrap_or_default().as_millis() as i64;
     let mut next = Instant::now() + interval;
     while !stop.load(Ordering::SeqCst) {
         if Instant::now() < next {
@@ -66,19 +67,20 @@ pub fn run(shared: Arc<Shared>, prep: Sender<Request>, stop: Arc<AtomicBool>) {
         }
         for p in paths {
             if stop.load(Ordering::SeqCst) {
-                return;
+                return Ok(());
             }
             info!("reaping container or ttl node {p}");
             let mut req = Request::new(None, 0, 0, OpCode::DeleteContainer.code(), Kind::Internal);
             req.body = delete_container_body(&p);
             if prep.send(req).is_err() {
-                return;
+                return Ok(());
             }
             if spacing > Duration::ZERO {
                 std::thread::sleep(spacing.min(Duration::from_millis(100)));
             }
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,22 +7,29 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use rzk::config::{ServerConfig, SessionTimeouts};
 use rzk::jute::proto::{
     ConnectRequest, ConnectRequestBase, ConnectResponse, ReplyHeader, RequestHeader,
 };
 use rzk::jute::Jute;
-use rzk::server::{Server, Settings};
+use rzk::server::Server;
 
 pub mod ensemble;
 pub mod ensemble_client;
 pub mod wire;
+
+/// Session timeout bounds in ms.
+pub fn timeouts(min_ms: u64, max_ms: u64) -> SessionTimeouts {
+    SessionTimeouts::new(Duration::from_millis(min_ms), Duration::from_millis(max_ms))
+        .expect("min <= max")
+}
 
 /// A running in-process server.
 pub struct TestServer {
     pub server: Option<Server>,
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
-    pub settings: Settings,
+    pub settings: ServerConfig,
 }
 
 impl TestServer {
@@ -30,18 +37,17 @@ impl TestServer {
         TestServer::start_with(|_| {})
     }
 
-    pub fn start_with(tweak: impl FnOnce(&mut Settings)) -> TestServer {
+    pub fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut s = Settings::new("127.0.0.1:0".parse().unwrap(), dir.path().to_path_buf());
-        s.tick = Duration::from_millis(200);
-        s.min_session_timeout_ms = 400;
-        s.max_session_timeout_ms = 60_000;
-        s.four_letter_words = ["*".to_string()].into_iter().collect();
-        s.extended_types = true;
+        let mut s = ServerConfig::standalone(dir.path(), "127.0.0.1:0".parse().unwrap());
+        s.tick_time = Duration::from_millis(200);
+        s.session_timeouts = timeouts(400, 60_000);
+        s.four_letter_words = rzk::proto::frame::FOUR_LETTER_WORDS.iter().copied().collect();
+        s.extended_types_enabled = true;
         tweak(&mut s);
         let server = rzk::server::start_standalone(s.clone()).expect("server starts");
         let addr = server.local_addr;
-        s.client_addr = addr;
+        s.client_address = addr;
         TestServer { server: Some(server), addr, dir, settings: s }
     }
 

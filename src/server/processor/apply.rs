@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
-use log::{debug, error, info};
+use log::{debug, info, warn};
 
 use super::{Kind, Outbound, Request};
 use crate::jute::data::{perms, ClientInfo};
@@ -52,8 +52,8 @@ impl Apply {
         Apply { shared, applied, out, waker }
     }
 
-    /// The thread body.
-    pub fn run(self, input: Receiver<Request>) {
+    /// The thread body; ends when the input closes (the server stops).
+    pub fn run(self, input: Receiver<Request>) -> Result<(), String> {
         while let Ok(first) = input.recv() {
             self.handle(first);
             for _ in 1..MAX_BATCH {
@@ -62,15 +62,29 @@ impl Apply {
                     Err(_) => break,
                 }
             }
-            if let Err(e) = self.waker.wake() {
-                error!("apply stage: cannot wake the connection thread: {e}");
-            }
+            self.wake()?;
         }
         debug!("apply stage: input closed, stopping");
+        Ok(())
     }
 
+    fn wake(&self) -> Result<(), String> {
+        self.waker.wake().map_err(|e| format!("cannot wake the connection thread: {e}"))
+    }
+
+    /// Queues a message for the connection thread. The outbox is bounded: when it is full the
+    /// connection thread is woken first (it drains the outbox on every round and never waits
+    /// for this stage), then this stage waits for room.
     fn send(&self, msg: Outbound) {
-        // The connection thread going away means the server is stopping; nothing to do.
+        let msg = match self.out.try_send(msg) {
+            Ok(()) => return,
+            Err(crossbeam_channel::TrySendError::Full(msg)) => msg,
+            // The connection thread is gone: the server is stopping; nothing to do.
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => return,
+        };
+        if let Err(e) = self.wake() {
+            warn!("apply stage: {e}");
+        }
         let _ = self.out.send(msg);
     }
 
@@ -111,7 +125,7 @@ impl Apply {
             let conns = watches.trigger(t.event, &t.path);
             for conn in conns {
                 let auth = watches.auth_of(conn);
-                if acl::check(&t.acl, perms::READ, &auth, self.shared.settings.skip_acl).is_err() {
+                if acl::check(&t.acl, perms::READ, &auth, self.shared.config.skip_acl).is_err() {
                     continue;
                 }
                 self.send(Outbound::Event { conn, frame: event_frame(t.event, &t.path, zxid) });
@@ -135,7 +149,7 @@ impl Apply {
                         session_id: req.session,
                         passwd: password(req.session).to_vec(),
                         read_only: read_only_flag
-                            .then_some(self.shared.settings.mode == ServerMode::ReadOnly),
+                            .then_some(self.shared.mode == ServerMode::ReadOnly),
                     };
                     let mut frame = Vec::new();
                     crate::proto::frame::write(&mut frame, &resp.to_bytes());
@@ -257,7 +271,7 @@ impl Apply {
         op: OpCode,
         req: &Request,
     ) -> Result<Option<Vec<u8>>, ErrorCode> {
-        let skip = self.shared.settings.skip_acl;
+        let skip = self.shared.config.skip_acl;
         let auth: &AuthInfo = &req.auth;
         let m = |_| ErrorCode::MarshallingError;
         match op {

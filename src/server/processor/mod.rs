@@ -18,6 +18,7 @@
 
 pub mod apply;
 pub mod prep;
+pub mod readonly;
 pub mod sync;
 
 use std::sync::Arc;
@@ -54,6 +55,23 @@ pub enum Kind {
         /// The negotiated timeout.
         timeout_ms: i32,
     },
+    /// A learner's REVALIDATE at the leader: prep touches the session and, if it lives, makes
+    /// the learner its owner; `err` says whether it lives. Ordered with that learner's
+    /// forwarded requests, so a write sent after the re-attach sees the new owner.
+    Revalidate {
+        /// The timeout the client asked for.
+        timeout_ms: i32,
+    },
+}
+
+/// Where a request forwarded by a learner came from (quorum leader only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    /// The learner's server id (the session owner it claims).
+    pub sid: u64,
+    /// The leader's handle of that learner's connection (where replies such as SYNC and
+    /// REVALIDATE go).
+    pub link: u64,
 }
 
 /// One request moving through the pipeline.
@@ -77,12 +95,13 @@ pub struct Request {
     pub received: Instant,
     /// Wall-clock ms when the request was read (txn time).
     pub wall_ms: i64,
-    /// The txn prep produced (writes only).
-    pub txn: Option<TxnEntry>,
+    /// The txn prep produced (writes only); shared, because a quorum leader sends it both to
+    /// its log and, once committed, to apply.
+    pub txn: Option<Arc<TxnEntry>>,
     /// An error found by prep for a request without a txn (reads): the reply's err.
     pub err: ErrorCode,
-    /// The sid of the learner that forwarded this request (quorum leader only).
-    pub origin: Option<u64>,
+    /// The learner that forwarded this request (quorum leader only).
+    pub origin: Option<Origin>,
 }
 
 impl Request {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
-use log::{debug, error};
+use log::debug;
 
 use super::{Kind, Request};
 use crate::fxhash::FxHashMap;
@@ -179,20 +179,23 @@ impl Prep {
         Prep { shared, next_zxid: last_zxid + 1, outstanding: Outstanding::default(), applied }
     }
 
-    fn my_sid(&self) -> u64 {
-        u64::from(self.shared.settings.server_id)
+    /// The owner of a request's session when it is this server's or a learner's.
+    fn owner_of(&self, req: &Request) -> u64 {
+        req.origin.map_or(self.shared.config.server_id().0, |o| o.sid)
     }
 
-    /// The thread body: prepare every request and pass it on.
-    pub fn run(mut self, input: Receiver<Request>, output: Sender<Request>) {
+    /// The thread body: prepare every request and pass it on. Ends when the input closes (the
+    /// server stops) or the next stage is gone.
+    pub fn run(mut self, input: Receiver<Request>, output: Sender<Request>) -> Result<(), String> {
         for req in input {
             let req = self.prepare(req);
             if output.send(req).is_err() {
-                error!("prep stage: sync stage is gone, stopping");
-                return;
+                debug!("prep stage: the next stage is gone, stopping");
+                return Ok(());
             }
         }
         debug!("prep stage: input closed, stopping");
+        Ok(())
     }
 
     /// Prepares one request: attaches a txn to writes, an error code to failed reads.
@@ -202,15 +205,32 @@ impl Prep {
         match (&req.kind, op) {
             (Kind::ConnectionClosed | Kind::Unimplemented, _) => req,
             (Kind::Reattach { .. }, _) => {
-                if self.shared.settings.mode == ServerMode::Leader {
-                    let owner = req.origin.unwrap_or(self.my_sid());
+                if self.shared.mode == ServerMode::Leader {
+                    let owner = self.owner_of(&req);
                     self.shared.with_sessions(|s| s.set_owner(req.session, owner));
                 }
                 req
             }
+            (Kind::Revalidate { timeout_ms }, _) => {
+                // Learner.validateSession at the leader: a live session is touched and now
+                // owned by the learner the client re-attached to.
+                let (session, timeout, owner) = (req.session, *timeout_ms, self.owner_of(&req));
+                let now = self.shared.now_ms();
+                let live = self.shared.with_sessions(|s| {
+                    let live = s.touch(session, timeout, now);
+                    if live {
+                        s.set_owner(session, owner);
+                    }
+                    live
+                });
+                if !live {
+                    req.err = ErrorCode::SessionExpired;
+                }
+                req
+            }
             (Kind::NewSession { timeout_ms, .. }, _) => {
-                if self.shared.settings.mode == ServerMode::Leader {
-                    let owner = req.origin.unwrap_or(self.my_sid());
+                if self.shared.mode == ServerMode::Leader {
+                    let owner = self.owner_of(&req);
                     self.shared.with_sessions(|s| s.set_owner(req.session, owner));
                 }
                 let txn = Txn::CreateSession { timeout_ms: *timeout_ms };
@@ -251,7 +271,7 @@ impl Prep {
         };
         let header =
             TxnHeader { client_id: req.session, cxid: req.xid, zxid, time: req.wall_ms, txn_type };
-        req.txn = Some(TxnEntry { header, txn, digest: None });
+        req.txn = Some(Arc::new(TxnEntry { header, txn, digest: None }));
     }
 
     fn close_session(&mut self, req: &mut Request) {
@@ -299,17 +319,16 @@ impl Prep {
     fn prepare_write(&mut self, req: &Request, op: OpCode) -> Result<Txn, ErrorCode> {
         if req.kind == Kind::Client {
             self.shared.sessions_check(req.session)?;
-            if self.shared.settings.mode == ServerMode::Leader {
-                let owner = req.origin.unwrap_or(self.my_sid());
+            if self.shared.mode == ServerMode::Leader {
+                let owner = self.owner_of(req);
                 self.shared.with_sessions(|s| s.check_owner(req.session, owner))?;
             }
         }
         if path::null_path_body(op, &req.body) {
             return Err(ErrorCode::MarshallingError);
         }
-        let settings = &self.shared.settings;
         if op == OpCode::Reconfig {
-            return Err(if settings.reconfig_enabled {
+            return Err(if self.shared.config.reconfig_enabled {
                 ErrorCode::Unimplemented
             } else {
                 ErrorCode::ReconfigDisabled
@@ -416,7 +435,7 @@ impl Prep {
     }
 
     fn check_acl(&self, acl: &[Acl], perm: i32, auth: &AuthInfo) -> Result<(), ErrorCode> {
-        acl::check(acl, perm, auth, self.shared.settings.skip_acl)
+        acl::check(acl, perm, auth, self.shared.config.skip_acl)
     }
 
     fn prepare_create(
@@ -430,7 +449,7 @@ impl Prep {
         // As in ZooKeeper, the flags drive validation (TTL, sequence, ephemeral) and the opcode
         // decides the txn: createContainer always makes a container, createTTL a TTL node, and
         // create/create2 with container flags a plain persistent node (data-model.md §2).
-        if mode.is_ttl() && !self.shared.settings.extended_types {
+        if mode.is_ttl() && !self.shared.config.extended_types_enabled {
             return Err(ErrorCode::Unimplemented);
         }
         if mode.is_ttl() {
@@ -458,7 +477,10 @@ impl Prep {
             return Err(ErrorCode::NodeExists);
         }
         if matches!(
-            NodeKind::from_owner(parent.stat.ephemeral_owner, self.shared.settings.extended_types),
+            NodeKind::from_owner(
+                parent.stat.ephemeral_owner,
+                self.shared.config.extended_types_enabled
+            ),
             NodeKind::Ephemeral(_)
         ) {
             return Err(ErrorCode::NoChildrenForEphemerals);
@@ -537,7 +559,7 @@ impl Prep {
             && matches!(
                 NodeKind::from_owner(
                     node.stat.ephemeral_owner,
-                    self.shared.settings.extended_types
+                    self.shared.config.extended_types_enabled
                 ),
                 NodeKind::Ephemeral(_)
             )

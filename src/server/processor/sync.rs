@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use log::{debug, error, warn};
+use log::{debug, warn};
 
 use super::Request;
 use crate::jute::txn::TxnEntry;
@@ -26,6 +26,16 @@ pub trait TxnSink: Send {
     fn commit(&mut self) -> std::io::Result<()>;
 }
 
+impl<T: TxnSink + ?Sized> TxnSink for Box<T> {
+    fn append(&mut self, entry: &TxnEntry) -> std::io::Result<()> {
+        (**self).append(entry)
+    }
+
+    fn commit(&mut self) -> std::io::Result<()> {
+        (**self).commit()
+    }
+}
+
 /// The sync stage.
 pub struct Sync<S: TxnSink> {
     sink: S,
@@ -39,8 +49,9 @@ impl<S: TxnSink> Sync<S> {
     }
 
     /// The thread body. An I/O error on the log is fatal: acknowledging writes that are not
-    /// durable would break the contract, so the stage stops and the server goes down.
-    pub fn run(mut self, input: Receiver<Request>, output: Sender<Request>) {
+    /// durable would break the contract, so the stage stops passing requests on and returns
+    /// the error, which ends the server (see [`crate::server::critical`]).
+    pub fn run(mut self, input: Receiver<Request>, output: Sender<Request>) -> Result<(), String> {
         let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
         while let Ok(first) = input.recv() {
             batch.push(first);
@@ -50,38 +61,40 @@ impl<S: TxnSink> Sync<S> {
                     Err(_) => break,
                 }
             }
-            let mut wrote = false;
-            for r in &batch {
-                if let Some(entry) = &r.txn {
-                    if let Err(e) = self.sink.append(entry) {
-                        error!("sync stage: cannot append zxid 0x{:x}: {e}", entry.header.zxid);
-                        std::process::exit(3);
-                    }
-                    wrote = true;
-                }
-            }
-            if wrote {
-                let start = Instant::now();
-                if let Err(e) = self.sink.commit() {
-                    error!("sync stage: commit failed: {e}");
-                    std::process::exit(3);
-                }
-                let took = start.elapsed();
-                if took > self.warn_threshold {
-                    warn!(
-                        "fsync-ing the write ahead log took {}ms which will adversely effect \
-                         operation latency",
-                        took.as_millis()
-                    );
-                }
-            }
+            self.write_batch(&batch)?;
             for r in batch.drain(..) {
                 if output.send(r).is_err() {
-                    error!("sync stage: apply stage is gone, stopping");
-                    return;
+                    debug!("sync stage: the next stage is gone, stopping");
+                    return Ok(());
                 }
             }
         }
         debug!("sync stage: input closed, stopping");
+        Ok(())
+    }
+
+    /// Appends the batch's txns and makes them durable.
+    fn write_batch(&mut self, batch: &[Request]) -> Result<(), String> {
+        let mut wrote = false;
+        for entry in batch.iter().filter_map(|r| r.txn.as_ref()) {
+            self.sink.append(entry).map_err(|e| {
+                format!("cannot append zxid 0x{:x} to the txn log: {e}", entry.header.zxid)
+            })?;
+            wrote = true;
+        }
+        if !wrote {
+            return Ok(());
+        }
+        let start = Instant::now();
+        self.sink.commit().map_err(|e| format!("cannot commit the txn log: {e}"))?;
+        let took = start.elapsed();
+        if took > self.warn_threshold {
+            warn!(
+                "fsync-ing the write ahead log took {}ms which will adversely effect operation \
+                 latency",
+                took.as_millis()
+            );
+        }
+        Ok(())
     }
 }

@@ -227,6 +227,33 @@ pub struct SnapshotWriter {
     sum: Adler32,
     stage: Stage,
     scratch: Vec<u8>,
+    /// Node bytes written since the last data sync.
+    unsynced: usize,
+}
+
+/// Where a snapshot body goes: a snapshot file ([`SnapshotWriter`]) or a SNAP stream to a
+/// learner. One tree walk (the server's fuzzy snapshot) feeds both.
+pub trait SnapshotSink {
+    /// The session table: (session id, timeout ms).
+    fn sessions(&mut self, sessions: &[(i64, i32)]) -> Result<(), SnapshotError>;
+    /// The ACL cache: (reference, ACL list), references >= 1.
+    fn acl_cache(&mut self, acls: &[(i64, Vec<Acl>)]) -> Result<(), SnapshotError>;
+    /// Node records encoded with [`encode_node`], root first, parents before children.
+    fn encoded_nodes(&mut self, bytes: &[u8], includes_root: bool) -> Result<(), SnapshotError>;
+}
+
+impl SnapshotSink for SnapshotWriter {
+    fn sessions(&mut self, sessions: &[(i64, i32)]) -> Result<(), SnapshotError> {
+        SnapshotWriter::sessions(self, sessions)
+    }
+
+    fn acl_cache(&mut self, acls: &[(i64, Vec<Acl>)]) -> Result<(), SnapshotError> {
+        SnapshotWriter::acl_cache(self, acls)
+    }
+
+    fn encoded_nodes(&mut self, bytes: &[u8], includes_root: bool) -> Result<(), SnapshotError> {
+        SnapshotWriter::encoded_nodes(self, bytes, includes_root)
+    }
 }
 
 impl SnapshotWriter {
@@ -248,6 +275,7 @@ impl SnapshotWriter {
             sum: Adler32::new(),
             stage: Stage::Sessions,
             scratch: Vec::with_capacity(256),
+            unsynced: 0,
         };
         writer.scratch.put_i32(SNAP_MAGIC);
         writer.scratch.put_i32(SNAP_VERSION);
@@ -311,14 +339,14 @@ impl SnapshotWriter {
         self.emit()?;
         self.sum.update(bytes);
         let out = self.out.as_mut().expect("the writer is open until finish");
-        // Written and synced a few MiB at a time: one fsync of a large snapshot at the end
-        // would make the txn log's syncs (same disk, same journal) wait behind all of it.
-        for chunk in bytes.chunks(SYNC_CHUNK_BYTES) {
-            out.write_all(chunk).map_err(io_error(&self.tmp))?;
-            if bytes.len() > SYNC_CHUNK_BYTES {
-                out.flush().map_err(io_error(&self.tmp))?;
-                out.get_ref().sync_data().map_err(io_error(&self.tmp))?;
-            }
+        out.write_all(bytes).map_err(io_error(&self.tmp))?;
+        // Synced a few MiB at a time: one fsync of a large snapshot at the end would make the
+        // txn log's syncs (same disk, same journal) wait behind all of it.
+        self.unsynced += bytes.len();
+        if self.unsynced >= SYNC_CHUNK_BYTES {
+            self.unsynced = 0;
+            out.flush().map_err(io_error(&self.tmp))?;
+            out.get_ref().sync_data().map_err(io_error(&self.tmp))?;
         }
         Ok(())
     }
@@ -601,7 +629,7 @@ const SYNC_CHUNK_BYTES: usize = 4 << 20;
 const PREALLOCATE_MAX: usize = 4096;
 
 /// Appends the session table: count, then (session id, timeout ms) pairs.
-pub(crate) fn encode_sessions(out: &mut Vec<u8>, sessions: &[(i64, i32)]) {
+pub fn encode_sessions(out: &mut Vec<u8>, sessions: &[(i64, i32)]) {
     out.put_i32(len_i32(sessions.len()));
     for (id, timeout) in sessions {
         out.put_i64(*id);
@@ -610,7 +638,7 @@ pub(crate) fn encode_sessions(out: &mut Vec<u8>, sessions: &[(i64, i32)]) {
 }
 
 /// Appends the ACL cache: count, then (reference, vector<ACL>) pairs.
-pub(crate) fn encode_acl_cache(out: &mut Vec<u8>, acls: &[(i64, Vec<Acl>)]) {
+pub fn encode_acl_cache(out: &mut Vec<u8>, acls: &[(i64, Vec<Acl>)]) {
     out.put_i32(len_i32(acls.len()));
     for (acl_ref, list) in acls {
         out.put_i64(*acl_ref);
@@ -619,7 +647,7 @@ pub(crate) fn encode_acl_cache(out: &mut Vec<u8>, acls: &[(i64, Vec<Acl>)]) {
 }
 
 /// Appends the end-of-nodes marker, `ustring "/"`.
-pub(crate) fn encode_end_of_nodes(out: &mut Vec<u8>) {
+pub fn encode_end_of_nodes(out: &mut Vec<u8>) {
     out.put_str(SEAL);
 }
 

@@ -31,30 +31,42 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, never, select, unbounded, Receiver, SendTimeoutError, Sender};
-use log::{debug, error, info, warn};
+use log::{debug, info, warn};
 
 use super::commit::{CommitQueue, Released, Wait};
 use super::peer::{write_epoch_file, PeerCtx, RoleEnd};
 use super::zab::codec::{from_packet, to_packet};
 use super::zab::leader::{Action, Handle, Leader, LeaderConfig};
-use super::zab::msg::{make_zxid, Msg};
+use super::zab::msg::{make_zxid, Msg, Payload};
 use super::zab::packet::{
     decode_int_data, decode_ping_sessions, read_packet, write_packet, LearnerInfo, PacketType,
     QuorumPacket, RequestData, RevalidateReply, RevalidateRequest,
 };
+use super::zab::snap::SnapStream;
 use crate::limits;
 use crate::proto::OpCode;
 use crate::server::acl::AuthInfo;
-use crate::server::database::Recovered;
+use crate::server::database::{self, Recovered};
 use crate::server::pipeline::{Pipeline, PipelineSpec, Stages};
 use crate::server::processor::{Kind, Origin, Request};
 use crate::server::{ServerMode, Shared};
 
-/// What learner connections report to the leader thread.
+/// What learner connections (and the txn-log reader) report to the leader thread.
 enum Event {
-    Connected(Handle, Sender<Vec<u8>>, TcpStream),
+    Connected(Handle, Sender<Outgoing>, TcpStream),
     Packet(Handle, QuorumPacket),
     Gone(Handle),
+    /// The txns a learner behind the committed log needs, read from the txn log.
+    LogRead(Handle, Option<Vec<(i64, Payload)>>),
+}
+
+/// What the leader thread queues for a learner's writer thread, in stream order.
+enum Outgoing {
+    /// Packet bytes.
+    Bytes(Vec<u8>),
+    /// A SNAP packet of this zxid followed by a fuzzy snapshot of the live tree, streamed by
+    /// the writer thread itself.
+    Snap(i64),
 }
 
 /// Where learners' readers hand forwarded requests: prep's input, while the leader serves.
@@ -111,7 +123,7 @@ pub fn lead(ctx: &PeerCtx, rec: Recovered, accepted: i64, current: i64) -> RoleE
     let forward: Forward = Arc::new(Mutex::new(None));
     let acceptor = {
         let io = LearnerIo {
-            events: events_tx,
+            events: events_tx.clone(),
             forward: forward.clone(),
             shared: shared.clone(),
             stop: stop.clone(),
@@ -125,6 +137,24 @@ pub fn lead(ctx: &PeerCtx, rec: Recovered, accepted: i64, current: i64) -> RoleE
         Ok(a) => a,
         Err(e) => return RoleEnd::Error(format!("cannot start the acceptor: {e}")),
     };
+    let (log_reads, log_jobs) = bounded::<(Handle, i64, i64)>(limits::STAGE_QUEUE);
+    let log_reader = {
+        let (config, events) = (ctx.config.clone(), events_tx.clone());
+        let factor = ctx.quorum.snapshot_size_factor;
+        std::thread::Builder::new().name("txn-log-reader".into()).spawn(move || {
+            // Off the leader's loop: a DIFF from the txn log may read many files.
+            for (h, from, to) in log_jobs {
+                let txns = super::peer::committed_txns_from_log(&config, factor, from, to);
+                if events.send(Event::LogRead(h, txns)).is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let log_reader = match log_reader {
+        Ok(r) => r,
+        Err(e) => return RoleEnd::Error(format!("cannot start the txn-log reader: {e}")),
+    };
     let mut shell = LeaderShell {
         not_serving: None,
         ctx,
@@ -136,6 +166,7 @@ pub fn lead(ctx: &PeerCtx, rec: Recovered, accepted: i64, current: i64) -> RoleE
         commits: CommitQueue::new(),
         pipeline: None,
         forward,
+        log_reads,
         applied: Arc::new(AtomicI64::new(last_zxid)),
     };
     let end = shell.run(&events);
@@ -152,6 +183,9 @@ pub fn lead(ctx: &PeerCtx, rec: Recovered, accepted: i64, current: i64) -> RoleE
         t.stop();
     }
     let _ = acceptor.join();
+    drop(shell);
+    drop(events);
+    let _ = log_reader.join();
     end
 }
 
@@ -169,7 +203,7 @@ struct LeaderShell<'a> {
     ctx: &'a PeerCtx,
     core: Leader,
     shared: Arc<Shared>,
-    writers: BTreeMap<Handle, Sender<Vec<u8>>>,
+    writers: BTreeMap<Handle, Sender<Outgoing>>,
     streams: BTreeMap<Handle, TcpStream>,
     /// Learner sids by connection, once their LearnerInfo arrived.
     sids: BTreeMap<Handle, u64>,
@@ -177,6 +211,8 @@ struct LeaderShell<'a> {
     commits: CommitQueue<Request, ()>,
     pipeline: Option<Pipeline>,
     forward: Forward,
+    /// Jobs for the txn-log reader thread.
+    log_reads: Sender<(Handle, i64, i64)>,
     applied: Arc<AtomicI64>,
 }
 
@@ -243,7 +279,7 @@ impl LeaderShell<'_> {
         if let Some(w) = self.writers.get(&h) {
             let mut bytes = Vec::new();
             if write_packet(&mut bytes, packet).is_ok() {
-                let _ = w.send(bytes);
+                let _ = w.send(Outgoing::Bytes(bytes));
             }
         }
     }
@@ -260,6 +296,7 @@ impl LeaderShell<'_> {
                 self.drop_learner(h);
                 self.core.disconnected(h);
             }
+            Event::LogRead(h, txns) => self.core.log_read(h, txns),
             Event::Packet(h, p) => {
                 if p.packet_type() == Some(PacketType::Ping) {
                     self.on_ping(&p);
@@ -379,10 +416,10 @@ impl LeaderShell<'_> {
                 }
                 Action::SendSnap(h) => self.send_snap(h),
                 Action::ReadLog { h, from, to } => {
-                    let factor = self.ctx.quorum.snapshot_size_factor;
-                    let txns =
-                        super::peer::committed_txns_from_log(&self.ctx.config, factor, from, to);
-                    self.core.log_read(h, txns);
+                    if self.log_reads.try_send((h, from, to)).is_err() {
+                        // Thousands of learners behind at once: this one gets a SNAP.
+                        self.core.log_read(h, None);
+                    }
                 }
                 Action::Close(h, why) => {
                     info!("leader: closing learner {h}: {why}");
@@ -416,26 +453,15 @@ impl LeaderShell<'_> {
         None
     }
 
-    /// Streams the tree to a learner: SNAP(zxid) + body + signature, then the core queues the
-    /// committed proposals after `zxid`.
+    /// A SNAP for learner `h`: its writer thread streams SNAP(zxid) and a fuzzy snapshot of
+    /// the tree (everything up to the applied `zxid`, maybe more), then the committed
+    /// proposals after `zxid` the core queues behind it. This loop never walks the tree.
     fn send_snap(&mut self, h: Handle) {
-        self.core.set_applied(self.applied.load(Ordering::Acquire));
-        let sessions = self.shared.with_sessions(|s| s.sessions_with_timeouts());
-        let (zxid, bytes) = {
-            let tree = self.shared.read_tree();
-            let zxid = tree.last_processed_zxid;
-            let mut bytes = Vec::new();
-            let packet = QuorumPacket::new(PacketType::Snap, zxid, None);
-            let ok = write_packet(&mut bytes, &packet).is_ok()
-                && super::zab::snap::write_snap(&mut bytes, &tree, &sessions).is_ok();
-            if !ok {
-                error!("leader: cannot serialize the snapshot for learner {h}");
-            }
-            (zxid, bytes)
-        };
-        info!("leader: sending SNAP of zxid 0x{zxid:x} ({} bytes) to learner {h}", bytes.len());
+        let zxid = self.applied.load(Ordering::Acquire);
+        self.core.set_applied(zxid);
+        info!("leader: sending SNAP of zxid 0x{zxid:x} to learner {h}");
         if let Some(w) = self.writers.get(&h) {
-            let _ = w.send(bytes);
+            let _ = w.send(Outgoing::Snap(zxid));
         }
         self.core.snap_sent(h, zxid);
     }
@@ -506,29 +532,56 @@ fn start_learner_io(h: Handle, stream: TcpStream, io: &LearnerIo) -> std::io::Re
     let writer = stream.try_clone()?;
     // The learner's send queue (ZooKeeper's LearnerHandler.queuedPackets): not a stage queue;
     // it holds what the leader thread sends this learner until its socket takes it.
-    let (wtx, wrx) = unbounded::<Vec<u8>>();
+    let (wtx, wrx) = unbounded::<Outgoing>();
     let _ = io.events.send(Event::Connected(h, wtx, stream));
-    let io = io.clone();
+    let reader_io = io.clone();
     std::thread::Builder::new()
         .name(format!("learner-reader-{h}"))
-        .spawn(move || read_learner(h, reader, &io))?;
+        .spawn(move || read_learner(h, reader, &reader_io))?;
+    let shared = io.shared.clone();
     std::thread::Builder::new().name(format!("learner-writer-{h}")).spawn(move || {
         let mut w = BufWriter::with_capacity(64 * 1024, writer);
-        while let Ok(bytes) = wrx.recv() {
-            if w.write_all(&bytes).is_err() {
-                return;
-            }
-            while let Ok(more) = wrx.try_recv() {
-                if w.write_all(&more).is_err() {
-                    return;
-                }
-            }
-            if w.flush().is_err() {
-                return;
-            }
+        if let Err(e) = write_learner(h, &mut w, &wrx, &shared) {
+            info!("leader: learner connection {h}: writing stopped: {e}");
         }
         let _ = w.get_ref().shutdown(std::net::Shutdown::Both);
     })?;
+    Ok(())
+}
+
+/// A learner connection's writer: queued packets in order, flushed when the queue is empty;
+/// a SNAP is streamed from the live tree here.
+fn write_learner(
+    h: Handle,
+    w: &mut BufWriter<TcpStream>,
+    queue: &Receiver<Outgoing>,
+    shared: &Shared,
+) -> std::io::Result<()> {
+    while let Ok(first) = queue.recv() {
+        let mut next = Some(first);
+        while let Some(out) = next {
+            match out {
+                Outgoing::Bytes(bytes) => w.write_all(&bytes)?,
+                Outgoing::Snap(zxid) => {
+                    let started = Instant::now();
+                    write_packet(&mut *w, &QuorumPacket::new(PacketType::Snap, zxid, None))?;
+                    let mut stream = SnapStream::new(&mut *w);
+                    let walked = database::write_fuzzy(shared, &mut stream)
+                        .map_err(std::io::Error::other)?;
+                    let bytes = stream.bytes();
+                    stream.finish()?;
+                    info!(
+                        "leader: SNAP of zxid 0x{zxid:x} to learner {h}: {} znodes, {bytes} bytes \
+                         in {} ms",
+                        walked.nodes,
+                        started.elapsed().as_millis()
+                    );
+                }
+            }
+            next = queue.try_recv().ok();
+        }
+        w.flush()?;
+    }
     Ok(())
 }
 

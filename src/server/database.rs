@@ -11,7 +11,7 @@
 //! it started. Replaying the log from that zxid makes any mix of before/after states consistent
 //! because every txn records the resulting values (versions, cversions), not increments.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,10 +23,9 @@ use log::{error, info, warn};
 use super::datatree::DataTree;
 use super::processor::sync::TxnSink;
 use super::Shared;
-use crate::jute::data::Acl;
 use crate::jute::txn::{Txn, TxnEntry};
 use crate::persistence::snapshot::{
-    self, SnapshotError, SnapshotNode, SnapshotReader, SnapshotWriter,
+    self, SnapshotError, SnapshotNode, SnapshotReader, SnapshotSink, SnapshotWriter, OPEN_ACL_REF,
 };
 use crate::persistence::txnlog::{self, LogError, TxnLogWriter};
 use crate::persistence::{list_files, version_dir, LOG_PREFIX};
@@ -255,8 +254,12 @@ pub fn load_snapshot(
 /// Nodes handed from the snapshot decoder to the loader at a time.
 const LOAD_BATCH: usize = 4096;
 
-/// Nodes copied per read-lock hold while snapshotting.
-const SNAPSHOT_CHUNK: usize = 2048;
+/// Nodes encoded per read-lock hold while snapshotting.
+pub const SNAPSHOT_CHUNK: usize = 2048;
+
+/// Bytes encoded per read-lock hold while snapshotting (bounds the walk's buffer when nodes
+/// are large).
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 
 /// Pause between snapshot chunks (a million nodes: ~0.5 s more per snapshot).
 const SNAPSHOT_PAUSE: Duration = Duration::from_micros(1000);
@@ -287,62 +290,114 @@ pub fn truncate(data_dir: &Path, data_log_dir: &Path, zxid: i64) -> Result<(), D
 /// Writes a fuzzy snapshot of the running server to `<dataDir>/version-2`; returns its path.
 pub fn take_snapshot(shared: &Shared) -> Result<PathBuf, DbError> {
     let snap_dir = shared.config.snap_dir();
+    // Named after the applied zxid read before the walk (which starts at that zxid or later):
+    // replay from the name's zxid covers everything the walk may have missed.
     let zxid = shared.read_tree().last_processed_zxid.max(0);
+    let mut w = SnapshotWriter::create(&snap_dir, zxid)?;
+    let walked = write_fuzzy(shared, &mut w)?;
+    let path = w.finish(None, zxid)?;
+    info!(
+        "snapshot {} written: {} znodes, {} sessions",
+        path.display(),
+        walked.nodes,
+        walked.sessions
+    );
+    Ok(path)
+}
+
+/// The ACL reference a fuzzy snapshot that started at `zxid` with the ACL cache `known`
+/// writes for a node, or `None` to leave the node and its subtree out (see [`write_fuzzy`]).
+fn snapshot_acl_ref(acl: i64, czxid: i64, known: &HashSet<i64>, zxid: i64) -> Option<i64> {
+    if acl == OPEN_ACL_REF || known.contains(&acl) {
+        Some(acl)
+    } else if czxid > zxid {
+        None
+    } else {
+        Some(OPEN_ACL_REF)
+    }
+}
+
+/// What [`write_fuzzy`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Walked {
+    /// The zxid the snapshot is valid from: every txn up to it is in, later ones may be
+    /// (replaying from it makes the result exact).
+    pub zxid: i64,
+    /// Nodes written.
+    pub nodes: usize,
+    /// Sessions written.
+    pub sessions: usize,
+}
+
+/// The one snapshot serializer (ZooKeeper's `DataTree.serialize` over a live tree), for the
+/// snapshot file and for a SNAP to a learner: sessions, the ACL cache, then every node
+/// depth-first, parents first, holding the tree's read lock for one chunk at a time (at most
+/// [`SNAPSHOT_CHUNK`] nodes or [`SNAPSHOT_CHUNK_BYTES`]) and writing each chunk after letting
+/// it go, so writes go on and memory stays bounded whatever the tree's size.
+///
+/// Fuzzy, as ZooKeeper's: nodes changed during the walk may be written in either state, which
+/// replaying the txns after [`Walked::zxid`] fixes (every txn records resulting values). The
+/// ACL cache is written first, as the format requires, so a node whose ACL reference is newer
+/// than that copy changed after the walk began: if it was also created after that, it and
+/// its subtree are left out (replay creates them); otherwise it is written with the
+/// `OPEN_ACL_UNSAFE` reference in place of one the file would not know, and replaying its
+/// setACL restores the list before anyone can read it. The file thus never names an ACL
+/// reference it does not define, which Apache's loader would refuse (ZOOKEEPER-3306/4846).
+pub fn write_fuzzy(shared: &Shared, out: &mut dyn SnapshotSink) -> Result<Walked, SnapshotError> {
+    let (zxid, acls) = {
+        let tree = shared.read_tree();
+        (tree.last_processed_zxid, tree.acl_cache().entries())
+    };
     let sessions = shared.with_sessions(|s| s.sessions_with_timeouts());
-    // A depth-first walk, SNAPSHOT_CHUNK nodes per hold of the read lock so writes go on in
-    // between. A parent is always encoded before its children (they are only discovered
-    // through it); nodes created or deleted meanwhile are fixed up by replaying the log from
-    // `zxid`. Nodes are encoded into one buffer because the ACL map must precede them in the
-    // file and only the nodes tell which ACL lists are used.
-    let mut encoded: Vec<u8> = Vec::new();
-    let mut acls: HashMap<i64, Vec<Acl>> = HashMap::new();
+    out.sessions(&sessions)?;
+    out.acl_cache(&acls)?;
+    let known: HashSet<i64> = acls.iter().map(|(r, _)| *r).collect();
+    drop(acls);
+    let mut encoded: Vec<u8> = Vec::with_capacity(SNAPSHOT_CHUNK_BYTES + 64 * 1024);
     let mut count = 0usize;
     // Pending nodes as (parent path, name): listing a directory only clones `Arc`s, so even
     // a node with a million children is listed in a few milliseconds under the lock.
     let root: Arc<str> = Arc::from("");
     let mut stack: Vec<(Arc<str>, Arc<str>)> = vec![(root.clone(), root)];
     let mut path = String::new();
+    let mut first = true;
     while !stack.is_empty() {
-        if count > 0 {
+        if !first {
             // A snapshot is background work: on a small machine it must not take a core away
             // from the request pipeline for seconds, so it pauses between chunks.
             std::thread::sleep(SNAPSHOT_PAUSE);
         }
-        let tree = shared.read_tree();
-        if encoded.is_empty() {
-            encoded.reserve(tree.node_count() * 96);
+        {
+            let tree = shared.read_tree();
+            for _ in 0..SNAPSHOT_CHUNK {
+                if encoded.len() >= SNAPSHOT_CHUNK_BYTES {
+                    break;
+                }
+                let Some((parent, name)) = stack.pop() else { break };
+                path.clear();
+                path.push_str(&parent);
+                if !(parent.is_empty() && name.is_empty()) {
+                    path.push('/');
+                    path.push_str(&name);
+                }
+                let key = if path.is_empty() { "/" } else { path.as_str() };
+                let Some(n) = tree.node(key) else { continue };
+                let Some(acl) = snapshot_acl_ref(n.acl, n.stat.czxid, &known, zxid) else {
+                    continue;
+                };
+                snapshot::encode_node(&mut encoded, key, n.data.as_deref(), acl, &n.stat);
+                count += 1;
+                if !n.children.is_empty() {
+                    let me: Arc<str> = Arc::from(path.as_str());
+                    stack.extend(n.children.iter().map(|c| (me.clone(), c.clone())));
+                }
+            }
         }
-        for _ in 0..SNAPSHOT_CHUNK {
-            let Some((parent, name)) = stack.pop() else { break };
-            path.clear();
-            path.push_str(&parent);
-            if !(parent.is_empty() && name.is_empty()) {
-                path.push('/');
-                path.push_str(&name);
-            }
-            let key = if path.is_empty() { "/" } else { path.as_str() };
-            let Some(n) = tree.node(key) else { continue };
-            if n.acl != -1 && !acls.contains_key(&n.acl) {
-                acls.insert(n.acl, tree.acl_cache().get(n.acl).to_vec());
-            }
-            snapshot::encode_node(&mut encoded, key, n.data.as_deref(), n.acl, &n.stat);
-            count += 1;
-            if !n.children.is_empty() {
-                let me: Arc<str> = Arc::from(path.as_str());
-                stack.extend(n.children.iter().map(|c| (me.clone(), c.clone())));
-            }
-        }
+        out.encoded_nodes(&encoded, first)?;
+        encoded.clear();
+        first = false;
     }
-    let mut acl_list: Vec<(i64, Vec<Acl>)> = acls.into_iter().collect();
-    acl_list.sort_by_key(|(r, _)| *r);
-    let mut w = SnapshotWriter::create(&snap_dir, zxid)?;
-    w.sessions(&sessions)?;
-    w.acl_cache(&acl_list)?;
-    w.encoded_nodes(&encoded, true)?;
-    drop(encoded);
-    let path = w.finish(None, zxid)?;
-    info!("snapshot {} written: {} znodes, {} sessions", path.display(), count, sessions.len());
-    Ok(path)
+    Ok(Walked { zxid, nodes: count, sessions: sessions.len() })
 }
 
 /// The sync stage's sink: the txn log, plus rolling and snapshot triggering every `snapCount`
@@ -506,5 +561,23 @@ impl Drop for LogSink {
         if let Some(handle) = self.snapshot_thread.take() {
             let _ = handle.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fuzzy_snapshots_never_name_an_acl_reference_they_do_not_define() {
+        let known: HashSet<i64> = [0, 1].into_iter().collect();
+        // Known references and OPEN_ACL_UNSAFE are written as they are.
+        assert_eq!(snapshot_acl_ref(1, 5, &known, 10), Some(1));
+        assert_eq!(snapshot_acl_ref(OPEN_ACL_REF, 50, &known, 10), Some(OPEN_ACL_REF));
+        // Created after the walk began with a new list: left out, replay creates it.
+        assert_eq!(snapshot_acl_ref(2, 11, &known, 10), None);
+        // An older node whose list changed meanwhile: a known placeholder until its setACL
+        // replays.
+        assert_eq!(snapshot_acl_ref(2, 10, &known, 10), Some(OPEN_ACL_REF));
     }
 }

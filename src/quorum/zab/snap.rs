@@ -19,14 +19,16 @@
 //! walk, the signature and the stream plumbing. Then the leader's next packet (NEWLEADER, or
 //! PROPOSAL/COMMIT pairs queued during the sync) follows on the same stream.
 //!
-//! Blocking I/O on the caller's stream; runs on the learner-handler (writing) and learner
-//! (reading) threads. Reading never consumes a byte past the signature.
+//! Blocking I/O on the caller's stream; runs on the learner connection's writer thread at the
+//! leader (a fuzzy walk of the live tree, in chunks: the leader's own loop never waits for
+//! it) and on the learner's reader thread. Reading never consumes a byte past the signature.
 
 use std::fmt;
 use std::io::{self, Read, Write};
 
+use crate::jute::data::Acl;
 use crate::jute::Writer;
-use crate::persistence::snapshot::{self, SnapshotError, SnapshotReader};
+use crate::persistence::snapshot::{self, SnapshotError, SnapshotReader, SnapshotSink};
 use crate::server::datatree::DataTree;
 
 /// The string that ends a SNAP stream [LearnerHandler: `oa.writeString("BenWasHere",
@@ -74,32 +76,66 @@ impl From<SnapshotError> for SnapError {
     }
 }
 
-/// Bytes encoded before they are handed to the stream.
-const WRITE_CHUNK_BYTES: usize = 64 * 1024;
+/// The SNAP stream's writer: the body of a snapshot file, framed as a SNAP stream. The server's
+/// one tree walk (`crate::server::database::write_fuzzy`) feeds it, as it feeds snapshot
+/// files; [`SnapStream::finish`] ends it with the end marker and the signature. Writes go
+/// straight to `out` (the learner's socket, buffered), so memory stays bounded.
+pub struct SnapStream<W: Write> {
+    out: W,
+    scratch: Vec<u8>,
+    bytes: u64,
+}
 
-/// Writes the SNAP stream body for `tree` and `sessions` (session id, timeout ms), ending with
-/// the signature. The whole ACL cache is written, as `ReferenceCountedACLCache.serialize`
-/// does. The caller holds whatever lock keeps `tree` still, writes the SNAP packet before,
-/// and flushes after.
-pub fn write_snap(
-    out: &mut impl Write,
-    tree: &DataTree,
-    sessions: &[(i64, i32)],
-) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(WRITE_CHUNK_BYTES + 1024);
-    snapshot::encode_sessions(&mut buf, sessions);
-    snapshot::encode_acl_cache(&mut buf, &tree.acl_cache().entries());
-    for path in tree.paths_preorder() {
-        let Some(node) = tree.node(&path) else { continue };
-        snapshot::encode_node(&mut buf, &path, node.data.as_deref(), node.acl, &node.stat);
-        if buf.len() >= WRITE_CHUNK_BYTES {
-            out.write_all(&buf)?;
-            buf.clear();
-        }
+impl<W: Write> SnapStream<W> {
+    /// A stream into `out`; the caller wrote the SNAP packet before.
+    pub fn new(out: W) -> SnapStream<W> {
+        SnapStream { out, scratch: Vec::with_capacity(4096), bytes: 0 }
     }
-    snapshot::encode_end_of_nodes(&mut buf);
-    buf.put_str(SNAP_SIGNATURE);
-    out.write_all(&buf)
+
+    /// Writes the end of the node list and the signature; returns the writer (not flushed).
+    pub fn finish(mut self) -> io::Result<W> {
+        snapshot::encode_end_of_nodes(&mut self.scratch);
+        self.scratch.put_str(SNAP_SIGNATURE);
+        self.out.write_all(&self.scratch)?;
+        Ok(self.out)
+    }
+
+    /// Bytes written so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        self.bytes += bytes.len() as u64;
+        self.out.write_all(bytes).map_err(|source| SnapshotError::Io {
+            path: std::path::PathBuf::from(STREAM_NAME),
+            source,
+        })
+    }
+
+    fn write_scratch(&mut self) -> Result<(), SnapshotError> {
+        let scratch = std::mem::take(&mut self.scratch);
+        let result = self.write(&scratch);
+        self.scratch = scratch;
+        self.scratch.clear();
+        result
+    }
+}
+
+impl<W: Write> SnapshotSink for SnapStream<W> {
+    fn sessions(&mut self, sessions: &[(i64, i32)]) -> Result<(), SnapshotError> {
+        snapshot::encode_sessions(&mut self.scratch, sessions);
+        self.write_scratch()
+    }
+
+    fn acl_cache(&mut self, acls: &[(i64, Vec<Acl>)]) -> Result<(), SnapshotError> {
+        snapshot::encode_acl_cache(&mut self.scratch, acls);
+        self.write_scratch()
+    }
+
+    fn encoded_nodes(&mut self, bytes: &[u8], _includes_root: bool) -> Result<(), SnapshotError> {
+        self.write(bytes)
+    }
 }
 
 /// What a SNAP stream carried.
@@ -151,6 +187,21 @@ mod tests {
     use crate::jute::txn::Txn;
     use crate::jute::txn::{CreateTxn, TxnHeader};
     use crate::limits::QUORUM_PACKET_MAX_BYTES_DEFAULT as MAX;
+    use crate::server::{database, ServerMode, Shared};
+
+    fn shared_over(tree: DataTree, sessions: &[(i64, i32)]) -> Shared {
+        let config = crate::config::ServerConfig::standalone("/nonexistent", ([0; 4], 0).into());
+        let tracker = crate::server::session_tracker(&config, sessions);
+        Shared::new(std::sync::Arc::new(config), ServerMode::Leader, tree, tracker)
+    }
+
+    /// The SNAP stream body the leader writes for `tree` and `sessions`.
+    fn write_snap(out: &mut Vec<u8>, tree: &DataTree, sessions: &[(i64, i32)]) -> io::Result<()> {
+        let shared = shared_over(tree.clone(), sessions);
+        let mut stream = SnapStream::new(out);
+        database::write_fuzzy(&shared, &mut stream).map_err(io::Error::other)?;
+        stream.finish().map(|_| ())
+    }
 
     fn sample_tree() -> DataTree {
         let mut tree = DataTree::new(false);
@@ -215,12 +266,7 @@ mod tests {
         let sessions = vec![(7, 5000)];
         let dir = tempfile::tempdir().unwrap();
         let mut w = snapshot::SnapshotWriter::create(dir.path(), 3).unwrap();
-        w.sessions(&sessions).unwrap();
-        w.acl_cache(&tree.acl_cache().entries()).unwrap();
-        for p in tree.paths_preorder() {
-            let n = tree.node(&p).unwrap();
-            w.node(&p, n.data.as_deref(), n.acl, &n.stat).unwrap();
-        }
+        database::write_fuzzy(&shared_over(tree.clone(), &sessions), &mut w).unwrap();
         let file = std::fs::read(w.finish(None, 3).unwrap()).unwrap();
         let mut stream = Vec::new();
         write_snap(&mut stream, &tree, &sessions).unwrap();

@@ -21,8 +21,15 @@
 //!   learner is older than the snapshot or, a third of the time, for the size limit, `Close` breaks the connection,
 //!   `StartServing` starts client writes, `Committed` applies the txn and calls `set_applied`,
 //!   `Abandon` goes back to LOOKING.
-//! - Client writes at every serving leader (zxid = `make_zxid(epoch, n)`): `propose`, append to
-//!   the log, and `logged` after a random fsync delay.
+//! - Background writes at every serving leader (zxid = `make_zxid(epoch, n)`): `propose`,
+//!   append to the log, and `logged` after a random fsync delay.
+//! - Client sessions at every serving peer (a few per peer, bound to its role incarnation: a
+//!   role change loses them, like a connection loss) issue writes, reads and syncs, driven
+//!   through the shells' own commit-ordering core ([`CommitQueue`], ZooKeeper's
+//!   CommitProcessor): a learner forwards writes (REQUEST) and syncs to its leader over the
+//!   Zab connection and answers them when their COMMIT (or SYNC) comes back; the leader
+//!   proposes forwarded and local writes, queues every proposal with `Wait::Zxid`, its local
+//!   reads and syncs behind it, and releases them to its lagging apply stage in order.
 //! - Going back to LOOKING (abort, abandon, disconnect, connection failure): the role's pending
 //!   fsyncs are drained (the log is made durable; the election advertises that history), the
 //!   applied sequence is reloaded from disk, and the election restarts with the last logged zxid
@@ -35,7 +42,13 @@
 //! reliable until broken. A partition or crash breaks a connection either loudly (both sides see
 //! the disconnect) or silently (messages vanish; the cores' timers must notice).
 //!
-//! Checked after every step (a failure names the seed and the step):
+//! Checked after every step (a failure names the seed and the step), and at every client reply:
+//! replies come in each session's order; a write is answered only once it is committed and
+//! applied where it is answered; a read sees every write its session had acknowledged; a sync
+//! is answered only once everything its leader had committed when it received the sync (a
+//! local sync on the leader: everything proposed before it) is applied.
+//!
+//! After every step:
 //! - at most one leader reaches StartServing per epoch;
 //! - no committed txn lost or reordered: the committed sequence C (every txn a leader reported
 //!   `Committed`, and a new leader's history when it starts serving) must be a prefix of every
@@ -51,7 +64,8 @@
 //! A learner abort or a leader close for anything but a timeout or a stale/too-recent peer is a
 //! protocol error over a FIFO connection and fails the run too.
 //!
-//! Not modelled: sessions, forwarded requests, sync(), reconfig, torn or corrupt writes (epoch files and snapshots are atomic),
+//! Not modelled: session moves and expiry, reconfig, torn or corrupt writes (epoch files and
+//! snapshots are atomic),
 //! slow-but-alive connections (a connection is fast, silently dead, or broken), learner apply
 //! lag (only the leader's apply stage lags), clock skew.
 //!
@@ -66,6 +80,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rzk::proto::{ServerId, Zxid};
+use rzk::quorum::commit::{CommitQueue, Released, Wait};
 use rzk::quorum::election::{Election, ElectionConfig, Outcome};
 use rzk::quorum::vote::{QuorumMaj, ServerState};
 use rzk::quorum::wire::Notification;
@@ -74,7 +89,7 @@ use rzk::quorum::zab::learner::{self, Learner, LearnerConfig};
 use rzk::quorum::zab::msg::{make_zxid, Msg, Payload};
 use sim::{InFlight, NetParams, Rng};
 
-const DEFAULT_RUNS: u64 = 100;
+const DEFAULT_RUNS: u64 = 500;
 
 const TICK_MS: u64 = 200;
 const INIT_LIMIT: u32 = 10;
@@ -97,6 +112,10 @@ const FSYNC_MS: (u64, u64) = (1, 12);
 const WRITE_EVERY_MS: (u64, u64) = (10, 60);
 /// How long the leader's apply stage lags behind a commit.
 const APPLY_LAG_MS: (u64, u64) = (0, 40);
+/// Time between client operations (each at a random serving peer and session).
+const CLIENT_OP_EVERY_MS: (u64, u64) = (2, 25);
+/// Client sessions per serving peer.
+const SESSIONS_PER_PEER: usize = 3;
 
 type Entry = (i64, Payload);
 
@@ -183,13 +202,78 @@ enum Role {
         conn: Handle,
         leader: usize,
         serving: bool,
+        /// Local client requests waiting for their commit or SYNC (the shell's CommitQueue).
+        queue: Box<CommitQueue<ClientReq, Entry>>,
     },
     Leading {
         core: Box<Leader>,
         serving: bool,
         epoch: i64,
         counter: i64,
+        /// Every proposal and the local clients' requests, released to apply in order.
+        queue: Box<CommitQueue<LeaderItem, ()>>,
     },
+}
+
+/// A client operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OpKind {
+    Write,
+    Read,
+    Sync,
+}
+
+/// A client request at the server it is connected to.
+#[derive(Clone, Debug)]
+struct ClientReq {
+    session: i64,
+    cxid: i32,
+    kind: OpKind,
+    /// Sync: the zxid the answer must have applied (set where the floor is known).
+    floor: i64,
+}
+
+/// What leaves the leader's commit queue for its apply stage.
+#[derive(Debug)]
+enum LeaderItem {
+    /// A committed proposal, with the local client request that made it (if any).
+    Txn(Entry, Option<ClientReq>),
+    /// A local read or sync.
+    Client(ClientReq),
+}
+
+/// What the leader's apply stage processes, in order.
+#[derive(Debug)]
+enum Applying {
+    Txn(Entry),
+    Reply(ClientReq),
+}
+
+/// A client session, bound to one peer's role incarnation (a role change loses it, as a
+/// client's connection loss does; its outstanding requests then have unknown outcomes).
+#[derive(Debug)]
+struct SessionState {
+    peer: usize,
+    gen: u64,
+    next_cxid: i32,
+    /// The cxid of the last reply.
+    last_reply: i32,
+    /// Zxids of this session's acknowledged writes.
+    acked: Vec<i64>,
+}
+
+/// The payload of a client's write: which session and cxid made it.
+fn client_payload(session: i64, cxid: i32) -> Payload {
+    Arc::from(format!("c{session}:{cxid}").into_bytes())
+}
+
+/// The (session, cxid) of a client write's payload; (0, -1) for other txns.
+fn client_of(payload: &[u8]) -> (i64, i32) {
+    let parsed = std::str::from_utf8(payload).ok().and_then(|t| {
+        let (s, c) = t.strip_prefix('c')?.split_once(':')?;
+        Some((s.parse().ok()?, c.parse().ok()?))
+    });
+    parsed.unwrap_or((0, -1))
 }
 
 impl Role {
@@ -238,8 +322,9 @@ struct Peer {
     /// Role incarnation (bumped at every role change and crash).
     gen: u64,
     fsyncs: VecDeque<Fsync>,
-    /// Leader: committed txns waiting for the apply stage, with when they get applied.
-    applying: VecDeque<(u64, Entry)>,
+    /// Leader: committed txns and replies waiting for the apply stage, with when they get
+    /// applied.
+    applying: VecDeque<(u64, Applying)>,
 }
 
 /// What travels from the leader to a learner: a message, or SNAP with the tree it streams.
@@ -248,12 +333,28 @@ enum Down {
     Snap(i64, Vec<Entry>),
 }
 
+/// What travels from a learner to the leader: a message, or a forwarded client request.
+#[derive(Debug)]
+enum Up {
+    Msg(Msg),
+    /// A client write (REQUEST).
+    Request {
+        session: i64,
+        cxid: i32,
+    },
+    /// A client sync() (REQUEST of a sync).
+    Sync,
+}
+
 /// One learner connection: FIFO both ways.
 struct Conn {
     leader: usize,
     learner: usize,
     down: VecDeque<(u64, Down)>,
-    up: VecDeque<(u64, Msg)>,
+    up: VecDeque<(u64, Up)>,
+    /// For each forwarded sync the leader received, in order: its last committed zxid then,
+    /// which the learner must have applied when it answers the sync.
+    sync_floors: VecDeque<i64>,
     /// Silently broken: messages vanish and nobody is told.
     dead: bool,
 }
@@ -300,6 +401,9 @@ struct Stats {
     log_reads: u64,
     crashes: u64,
     converge_ms: u64,
+    write_replies: u64,
+    read_replies: u64,
+    sync_replies: u64,
 }
 
 impl Stats {
@@ -313,6 +417,9 @@ impl Stats {
         self.log_reads += o.log_reads;
         self.crashes += o.crashes;
         self.converge_ms = self.converge_ms.max(o.converge_ms);
+        self.write_replies += o.write_replies;
+        self.read_replies += o.read_replies;
+        self.sync_replies += o.sync_replies;
     }
 }
 
@@ -340,6 +447,11 @@ struct Sim {
     writes_paused_until: u64,
     next_write: u64,
     write_no: u64,
+    next_client_op: u64,
+    sessions: BTreeMap<i64, SessionState>,
+    next_session: i64,
+    /// Zxids of the committed sequence C, for the reply checks.
+    committed_zxids: std::collections::HashSet<i64>,
     dirty: BTreeSet<usize>,
     stats: Stats,
     /// `ZK_SIM_TRACE=1`: print what happens (for replaying one seed).
@@ -390,6 +502,10 @@ impl Sim {
             writes_paused_until: 0,
             next_write: 0,
             write_no: 0,
+            next_client_op: 0,
+            sessions: BTreeMap::new(),
+            next_session: 1,
+            committed_zxids: std::collections::HashSet::new(),
             dirty: BTreeSet::new(),
             stats: Stats::default(),
             trace: std::env::var("ZK_SIM_TRACE").is_ok(),
@@ -608,8 +724,13 @@ impl Sim {
                     p.applied[tail..].to_vec(),
                     now,
                 );
-                p.role =
-                    Role::Leading { core: Box::new(core), serving: false, epoch: -1, counter: 0 };
+                p.role = Role::Leading {
+                    core: Box::new(core),
+                    serving: false,
+                    epoch: -1,
+                    counter: 0,
+                    queue: Box::default(),
+                };
             }
             ServerState::Following | ServerState::Observing => {
                 check!(
@@ -641,6 +762,7 @@ impl Sim {
                     learner: i,
                     down: VecDeque::new(),
                     up: VecDeque::new(),
+                    sync_floors: VecDeque::new(),
                     dead: false,
                 },
             );
@@ -663,7 +785,8 @@ impl Sim {
                 p.disk.last_zxid(),
                 now,
             );
-            p.role = Role::Learning { core, conn: h, leader, serving: false };
+            p.role =
+                Role::Learning { core, conn: h, leader, serving: false, queue: Box::default() };
             self.dirty.insert(i);
             self.dirty.insert(leader);
         } else if self.now >= since + CONNECT_TIMEOUT_MS {
@@ -688,6 +811,10 @@ impl Sim {
     }
 
     fn send_up(&mut self, i: usize, m: Msg) {
+        self.send_up_raw(i, Up::Msg(m));
+    }
+
+    fn send_up_raw(&mut self, i: usize, m: Up) {
         let Role::Learning { conn: h, .. } = self.peers[i].role else { return };
         let at = self.conn_delay();
         if let Some(c) = self.conns.get_mut(&h) {
@@ -786,6 +913,34 @@ impl Sim {
         Ok(())
     }
 
+    /// A learner's packet at leader `i`: messages go to the core; forwarded writes are
+    /// proposed (while serving) and forwarded syncs remember the committed zxid they must see.
+    fn from_learner(&mut self, i: usize, h: Handle, m: Up) -> Check {
+        match m {
+            Up::Msg(m) => {
+                let now = self.instant(self.now);
+                if let Role::Leading { core, .. } = &mut self.peers[i].role {
+                    core.handle_msg(h, m, now);
+                    self.dirty.insert(i);
+                }
+            }
+            Up::Request { session, cxid } => {
+                self.leader_propose(i, client_payload(session, cxid), None)?;
+            }
+            Up::Sync => {
+                if let Role::Leading { core, serving: true, .. } = &mut self.peers[i].role {
+                    let floor = core.last_committed();
+                    core.sync_request(h);
+                    if let Some(c) = self.conns.get_mut(&h) {
+                        c.sync_floors.push_back(floor);
+                    }
+                    self.dirty.insert(i);
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn leader_serves(&mut self, i: usize, epoch: i64) -> Check {
         let sid = self.peers[i].sid;
         if let Some(other) = self.leaders.insert(epoch, sid) {
@@ -823,7 +978,8 @@ impl Sim {
             return Err(format!("sid {} committed 0x{z:x}, which is not in its log", i + 1));
         };
         let entry = p.disk.log[k].clone();
-        let at = p.applied.len() + p.applying.len();
+        let pending = p.applying.iter().filter(|(_, a)| matches!(a, Applying::Txn(_))).count();
+        let at = p.applied.len() + pending;
         if at < self.committed.len() {
             check!(
                 self.committed[at] == entry,
@@ -833,14 +989,61 @@ impl Sim {
             );
         } else {
             check!(at == self.committed.len(), "leader applied ahead of the committed sequence");
-            self.committed.push(entry.clone());
+            self.committed_zxids.insert(entry.0);
+            self.committed.push(entry);
         }
         self.stats.commits += 1;
-        // The apply stage lags a little behind the commits (SNAP then streams an older tree).
-        let at = self.now + self.rng.range(APPLY_LAG_MS.0, APPLY_LAG_MS.1);
-        let p = &mut self.peers[i];
-        let at = p.applying.back().map_or(at, |(t, _)| at.max(*t));
-        p.applying.push_back((at, entry));
+        // The shell's commit queue releases the txn (and what waited behind it) to the apply
+        // stage, which lags a little behind the commits (SNAP then streams an older tree).
+        let Role::Leading { queue, .. } = &mut self.peers[i].role else { return Ok(()) };
+        queue.commit_through(z);
+        self.release_leader(i);
+        Ok(())
+    }
+
+    /// Moves what leader `i`'s commit queue released into its apply stage, in order.
+    fn release_leader(&mut self, i: usize) {
+        let mut items = Vec::new();
+        if let Role::Leading { queue, .. } = &mut self.peers[i].role {
+            while let Some(r) = queue.poll_released() {
+                if let Released::Request(item) | Released::Committed(item, ()) = r {
+                    items.push(item);
+                }
+            }
+        }
+        for item in items {
+            let at = self.now + self.rng.range(APPLY_LAG_MS.0, APPLY_LAG_MS.1);
+            let p = &mut self.peers[i];
+            let at = p.applying.back().map_or(at, |(t, _)| at.max(*t));
+            match item {
+                LeaderItem::Txn(entry, client) => {
+                    p.applying.push_back((at, Applying::Txn(entry)));
+                    if let Some(c) = client {
+                        p.applying.push_back((at, Applying::Reply(c)));
+                    }
+                }
+                LeaderItem::Client(c) => p.applying.push_back((at, Applying::Reply(c))),
+            }
+        }
+    }
+
+    /// Leader `i` proposes a txn (a client's write when `client` is set) and queues it for
+    /// its commit.
+    fn leader_propose(&mut self, i: usize, payload: Payload, client: Option<ClientReq>) -> Check {
+        let Role::Leading { core, serving: true, epoch, counter, queue } = &mut self.peers[i].role
+        else {
+            return Ok(());
+        };
+        *counter += 1;
+        let zxid = make_zxid(*epoch, *counter);
+        trace!(self, "leader {} proposes 0x{zxid:x}", i + 1);
+        core.propose(zxid, payload.clone());
+        let session = client.as_ref().map_or(0, |c| c.session);
+        queue.submit(session, Wait::Zxid(zxid), LeaderItem::Txn((zxid, payload.clone()), client));
+        self.peers[i].disk.append((zxid, payload))?;
+        self.schedule_fsync(i, zxid);
+        self.release_leader(i);
+        self.dirty.insert(i);
         Ok(())
     }
 
@@ -858,7 +1061,16 @@ impl Sim {
                 p.applied = p.disk.history();
                 p.checked = 0;
             }
-            learner::Action::Apply { zxid, payload } => self.apply(i, (zxid, payload))?,
+            learner::Action::Apply { zxid, payload } => {
+                let Role::Learning { serving: true, queue, .. } = &mut self.peers[i].role else {
+                    return self.apply(i, (zxid, payload));
+                };
+                let (session, cxid) = client_of(&payload);
+                queue
+                    .commit(session, cxid, (zxid, payload))
+                    .map_err(|e| format!("learner sid {}: commit queue: {e}", i + 1))?;
+                self.release_learner(i)?;
+            }
             learner::Action::Log { zxid, payload } => {
                 let p = &mut self.peers[i];
                 p.disk.append((zxid, payload)).map_err(|e| format!("sid {}: {e}", i + 1))?;
@@ -884,7 +1096,12 @@ impl Sim {
                 p.checked = 0;
             }
             learner::Action::PingReply(z) => self.send_up(i, Msg::Ping { zxid: z }),
-            learner::Action::SyncDone => {}
+            learner::Action::SyncDone => {
+                if let Role::Learning { queue, .. } = &mut self.peers[i].role {
+                    queue.sync_done().map_err(|e| format!("learner sid {}: {e}", i + 1))?;
+                }
+                self.release_learner(i)?;
+            }
             learner::Action::Abort(why) => {
                 // Over a FIFO connection only timeouts and a stale leader's epoch are reasons
                 // to give up; anything else is a protocol error of one of the cores.
@@ -934,6 +1151,7 @@ impl Sim {
         }
         if self.writes_on {
             next = next.min(self.next_write.max(self.writes_paused_until));
+            next = next.min(self.next_client_op.max(self.writes_paused_until));
         }
         next.max(self.now)
     }
@@ -998,10 +1216,7 @@ impl Sim {
                 } else if c.up.front().is_some_and(|(at, _)| *at <= self.now) {
                     let (_, m) = c.up.pop_front().expect("due");
                     trace!(self, "{} <- {}: {m:?}", leader + 1, learner + 1);
-                    if let Role::Leading { core, .. } = &mut self.peers[leader].role {
-                        core.handle_msg(h, m, now);
-                        self.dirty.insert(leader);
-                    }
+                    self.from_learner(leader, h, m)?;
                 } else {
                     break;
                 }
@@ -1031,11 +1246,16 @@ impl Sim {
             }
             self.settle()?;
             while self.peers[i].applying.front().is_some_and(|(at, _)| *at <= self.now) {
-                let (_, entry) = self.peers[i].applying.pop_front().expect("due");
-                let z = entry.0;
-                self.apply(i, entry)?;
-                if let Role::Leading { core, .. } = &mut self.peers[i].role {
-                    core.set_applied(z);
+                let (_, item) = self.peers[i].applying.pop_front().expect("due");
+                match item {
+                    Applying::Txn(entry) => {
+                        let z = entry.0;
+                        self.apply(i, entry)?;
+                        if let Role::Leading { core, .. } = &mut self.peers[i].role {
+                            core.set_applied(z);
+                        }
+                    }
+                    Applying::Reply(req) => self.reply(i, req)?,
                 }
                 self.dirty.insert(i);
                 self.settle()?;
@@ -1056,7 +1276,15 @@ impl Sim {
                 self.settle()?;
             }
         }
-        // Client writes.
+        // Client sessions' operations.
+        if self.writes_on && self.now >= self.next_client_op && self.now >= self.writes_paused_until
+        {
+            self.next_client_op =
+                self.now + self.rng.range(CLIENT_OP_EVERY_MS.0, CLIENT_OP_EVERY_MS.1);
+            self.client_op()?;
+            self.settle()?;
+        }
+        // Background writes at the leader.
         if self.writes_on && self.now >= self.next_write && self.now >= self.writes_paused_until {
             self.next_write = self.now + self.rng.range(WRITE_EVERY_MS.0, WRITE_EVERY_MS.1);
             for i in 0..self.peers.len() {
@@ -1071,18 +1299,172 @@ impl Sim {
     }
 
     fn write(&mut self, i: usize) -> Check {
-        let Role::Leading { core, serving: true, epoch, counter } = &mut self.peers[i].role else {
+        if !matches!(self.peers[i].role, Role::Leading { serving: true, .. }) {
             return Ok(());
-        };
-        *counter += 1;
-        let zxid = make_zxid(*epoch, *counter);
+        }
         self.write_no += 1;
         let payload: Payload = Arc::from(format!("w{} by {}", self.write_no, i + 1).into_bytes());
-        trace!(self, "leader {} proposes 0x{zxid:x}", i + 1);
-        core.propose(zxid, payload.clone());
-        self.peers[i].disk.append((zxid, payload))?;
-        self.schedule_fsync(i, zxid);
-        self.dirty.insert(i);
+        self.leader_propose(i, payload, None)
+    }
+
+    // ---- clients ----
+
+    /// A client operation at a random serving peer, in one of its sessions.
+    fn client_op(&mut self) -> Check {
+        let serving: Vec<usize> =
+            (0..self.peers.len()).filter(|&i| self.peers[i].role.serving()).collect();
+        if serving.is_empty() {
+            return Ok(());
+        }
+        let i = serving[self.rng.below(serving.len() as u64) as usize];
+        let gen = self.peers[i].gen;
+        self.sessions.retain(|_, s| s.gen == self.peers[s.peer].gen);
+        let mine: Vec<i64> =
+            self.sessions.iter().filter(|(_, s)| s.peer == i).map(|(id, _)| *id).collect();
+        let session = if mine.len() < SESSIONS_PER_PEER {
+            let id = self.next_session;
+            self.next_session += 1;
+            let state = SessionState { peer: i, gen, next_cxid: 1, last_reply: 0, acked: vec![] };
+            self.sessions.insert(id, state);
+            id
+        } else {
+            mine[self.rng.below(mine.len() as u64) as usize]
+        };
+        let kind = match self.rng.below(10) {
+            0..=3 => OpKind::Write,
+            4..=8 => OpKind::Read,
+            _ => OpKind::Sync,
+        };
+        let Some(state) = self.sessions.get_mut(&session) else { return Ok(()) };
+        let cxid = state.next_cxid;
+        state.next_cxid += 1;
+        let mut req = ClientReq { session, cxid, kind, floor: -1 };
+        trace!(self, "sid {} client 0x{session:x} cxid {cxid}: {kind:?}", i + 1);
+        match &mut self.peers[i].role {
+            Role::Leading { queue, core, .. } => match kind {
+                OpKind::Write => {
+                    self.leader_propose(i, client_payload(session, cxid), Some(req))?
+                }
+                OpKind::Read => {
+                    queue.submit(session, Wait::Nothing, LeaderItem::Client(req));
+                    self.release_leader(i);
+                }
+                OpKind::Sync => {
+                    // A local sync waits for every txn proposed before it.
+                    req.floor = core.last_proposed();
+                    queue.submit(session, Wait::Barrier, LeaderItem::Client(req));
+                    self.release_leader(i);
+                }
+            },
+            Role::Learning { queue, .. } => {
+                match kind {
+                    OpKind::Write => {
+                        queue.submit(session, Wait::Txn { session, cxid }, req);
+                        self.send_up_raw(i, Up::Request { session, cxid });
+                    }
+                    OpKind::Read => queue.submit(session, Wait::Nothing, req),
+                    OpKind::Sync => {
+                        queue.submit(session, Wait::LeaderSync, req);
+                        self.send_up_raw(i, Up::Sync);
+                    }
+                }
+                self.release_learner(i)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Applies and answers what learner `i`'s commit queue released, in order.
+    fn release_learner(&mut self, i: usize) -> Check {
+        loop {
+            let Role::Learning { queue, conn, .. } = &mut self.peers[i].role else {
+                return Ok(());
+            };
+            let conn = *conn;
+            let Some(r) = queue.poll_released() else { return Ok(()) };
+            match r {
+                Released::Remote(entry) => self.apply(i, entry)?,
+                Released::Committed(req, entry) => {
+                    self.apply(i, entry)?;
+                    self.reply(i, req)?;
+                }
+                Released::Request(mut req) => {
+                    if req.kind == OpKind::Sync {
+                        req.floor = match self.conns.get_mut(&conn) {
+                            Some(c) => c.sync_floors.pop_front().unwrap_or(-1),
+                            None => -1,
+                        };
+                    }
+                    self.reply(i, req)?;
+                }
+            }
+        }
+    }
+
+    /// Peer `i` answers a client request (after applying everything released before it).
+    /// Checks: replies come in each session's order; a write is answered only once it is
+    /// committed and applied here; a read sees every write its session had acknowledged; a
+    /// sync is answered only once everything its leader had committed is applied here.
+    fn reply(&mut self, i: usize, req: ClientReq) -> Check {
+        let gen = self.peers[i].gen;
+        let applied_last = last_zxid(&self.peers[i].applied);
+        let Some(s) = self.sessions.get_mut(&req.session) else { return Ok(()) };
+        if s.gen != gen || s.peer != i {
+            return Ok(());
+        }
+        check!(
+            req.cxid > s.last_reply,
+            "sid {} answers session 0x{:x} cxid {} after cxid {}",
+            i + 1,
+            req.session,
+            req.cxid,
+            s.last_reply
+        );
+        s.last_reply = req.cxid;
+        let applied = &self.peers[i].applied;
+        match req.kind {
+            OpKind::Write => {
+                let mine =
+                    applied.iter().rev().find(|(_, p)| client_of(p) == (req.session, req.cxid));
+                let Some((zxid, _)) = mine else {
+                    return Err(format!(
+                        "sid {} acknowledges write cxid {} of session 0x{:x} it has not applied",
+                        i + 1,
+                        req.cxid,
+                        req.session
+                    ));
+                };
+                check!(
+                    self.committed_zxids.contains(zxid),
+                    "sid {} acknowledges 0x{zxid:x} before it is committed",
+                    i + 1
+                );
+                s.acked.push(*zxid);
+                self.stats.write_replies += 1;
+            }
+            OpKind::Read => {
+                for z in &s.acked {
+                    check!(
+                        applied.binary_search_by_key(z, |e| e.0).is_ok(),
+                        "sid {} read of session 0x{:x} misses its own write 0x{z:x}",
+                        i + 1,
+                        req.session
+                    );
+                }
+                self.stats.read_replies += 1;
+            }
+            OpKind::Sync => {
+                check!(
+                    applied_last >= req.floor,
+                    "sid {} answers a sync at 0x{applied_last:x}, its leader had committed \
+                     0x{:x}",
+                    i + 1,
+                    req.floor
+                );
+                self.stats.sync_replies += 1;
+            }
+        }
         Ok(())
     }
 
@@ -1335,6 +1717,10 @@ fn run_seeds(name: &str, salt: u64, sc: Scenario) -> Stats {
     }
     eprintln!("{name}: {} seeds in {:?}: {total:?}", seeds.len(), started.elapsed());
     assert!(total.commits > 0, "{name}: nothing committed");
+    assert!(
+        total.write_replies > 0 && total.read_replies > 0 && total.sync_replies > 0,
+        "{name}: the clients got no answers: {total:?}"
+    );
     total
 }
 

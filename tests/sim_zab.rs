@@ -915,7 +915,7 @@ impl Sim {
 
     /// A learner's packet at leader `i`: messages go to the core; forwarded writes are
     /// proposed (while serving) and forwarded syncs remember the committed zxid they must see.
-    fn from_learner(&mut self, i: usize, h: Handle, m: Up) -> Check {
+    fn on_learner_packet(&mut self, i: usize, h: Handle, m: Up) -> Check {
         match m {
             Up::Msg(m) => {
                 let now = self.instant(self.now);
@@ -1216,7 +1216,7 @@ impl Sim {
                 } else if c.up.front().is_some_and(|(at, _)| *at <= self.now) {
                     let (_, m) = c.up.pop_front().expect("due");
                     trace!(self, "{} <- {}: {m:?}", leader + 1, learner + 1);
-                    self.from_learner(leader, h, m)?;
+                    self.on_learner_packet(leader, h, m)?;
                 } else {
                     break;
                 }

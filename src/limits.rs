@@ -83,9 +83,6 @@ pub const ELECTION_MAX_NOTIFICATION_INTERVAL: Duration = Duration::from_secs(60)
 /// [QuorumPeerConfig.java]. (ZooKeeperServerMain's `PORT DATADIR` short form defaults to 0.)
 pub const MAX_CLIENT_CNXNS_DEFAULT: u32 = 60;
 
-/// Default `maxCnxns`: total concurrent client connections, 0 = unlimited [ServerCnxnFactory.java].
-pub const MAX_CNXNS_DEFAULT: u32 = 0;
-
 /// Default `globalOutstandingLimit`: once this many requests are queued in the pipeline, the
 /// server stops reading from client sockets until it drains [ZooKeeperServer.java].
 pub const GLOBAL_OUTSTANDING_LIMIT_DEFAULT: u32 = 1000;
@@ -109,9 +106,20 @@ const _: () = assert!(OUTBOUND_BUFFERED_MAX_BYTES >= 3 * JUTE_MAX_BUFFER_DEFAULT
 /// stalled disk), the stage before it waits and the selector stops reading clients.
 pub const STAGE_QUEUE: usize = 16 * 1024;
 
-/// Default `zookeeper.largeRequestMaxBytes`: total bytes of large requests in flight
-/// [ZooKeeperServer.java].
-pub const LARGE_REQUEST_MAX_BYTES_DEFAULT: usize = 100 * 1024 * 1024;
+/// Bytes the selector reads from a socket per `read` call (the read buffer's size).
+pub const CLIENT_READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Requests the sync stage gathers into one group commit at most: one fsync serves them all,
+/// and a bound keeps one batch's replies from waiting behind a huge one.
+pub const SYNC_BATCH_MAX: usize = 1000;
+
+/// Requests the apply stage handles before it wakes the selector (one wake-up per batch, yet
+/// replies start leaving while a long queue is worked off).
+pub const APPLY_BATCH_MAX: usize = 256;
+
+/// Inputs a learner handles between two flushes of its leader connection (many ACKs and
+/// REQUESTs in one write).
+pub const LEARNER_BATCH_MAX: usize = 256;
 
 // ---------------------------------------------------------------------------------------------
 // Persistence
@@ -145,6 +153,21 @@ pub const SNAP_RETAIN_COUNT_MIN: u32 = 3;
 /// persistence-formats.md §5.2].
 pub const SNAPSHOT_CANDIDATES_MAX: usize = 100;
 
+/// Nodes a snapshot walk encodes per hold of the tree's read lock (a fuzzy snapshot never
+/// holds the lock for the whole tree).
+pub const SNAPSHOT_CHUNK_NODES: usize = 2048;
+
+/// Bytes a snapshot walk encodes per hold of the read lock, which bounds its buffer when
+/// nodes are large.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+
+/// Pause between two chunks of a snapshot walk: background work must not take a core from
+/// the request pipeline for seconds on a small machine (a million nodes: ~0.5 s more).
+pub const SNAPSHOT_CHUNK_PAUSE: Duration = Duration::from_micros(1000);
+
+/// Nodes the snapshot loader's decoder thread hands to the tree builder at a time.
+pub const SNAPSHOT_LOAD_BATCH: usize = 4096;
+
 /// Proposals the leader keeps in memory to sync learners by DIFF [ZKDatabase.commitLogCount].
 pub const COMMIT_LOG_COUNT: usize = 500;
 
@@ -163,13 +186,6 @@ pub const CONTAINER_MAX_PER_MINUTE_DEFAULT: u32 = 10_000;
 /// Largest server id when `extendedTypesEnabled` is on: TTL session ids reserve the top byte
 /// value 0xff, so ids must fit below it [EphemeralType.validateServerId].
 pub const EXTENDED_TYPES_SERVER_ID_MAX: u64 = 254;
-
-/// Digest history kept for the `hash` four-letter word: one entry per this many zxids
-/// [four-letter-words.md §2].
-pub const DIGEST_LOG_INTERVAL: u64 = 128;
-
-/// Digest history kept for the `hash` four-letter word: this many entries.
-pub const DIGEST_LOG_ENTRIES_MAX: usize = 1024;
 
 #[cfg(test)]
 mod tests {

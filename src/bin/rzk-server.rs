@@ -24,6 +24,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     install_panic_hook();
+    // FAILPOINTS=name=action;... arms fault points (test builds only).
+    #[cfg(feature = "failpoints")]
+    let _faults = fail::FailScenario::setup();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let server_jvmflags = std::env::var("SERVER_JVMFLAGS").ok();
     let status = rzk::cli::main_with(

@@ -31,7 +31,8 @@ use crate::proto::{frame, xid, ErrorCode, EventType, KeeperState, OpCode, Watche
 
 /// Largest reply the client accepts [ClientCnxnSocket packetLen, jute.maxbuffer 0xfffff]
 /// plus room for the reply header and Stat, so a maximal znode can still be read back.
-const FRAME_BYTES_MAX: usize = 0xfffff + 1024;
+const FRAME_BYTES_MAX: usize =
+    crate::limits::JUTE_MAX_BUFFER_DEFAULT_BYTES + crate::limits::JUTE_MAX_BUFFER_EXTRA_MIN_BYTES;
 /// Longest a connected client stays silent [ClientCnxn MAX_SEND_PING_INTERVAL].
 const PING_INTERVAL_MAX: Duration = Duration::from_secs(10);
 /// Upper bound of the random delay before a reconnect attempt [ClientCnxn.startConnect].

@@ -21,7 +21,7 @@ use super::snapshot::find_n_most_recent_snapshots;
 use super::{log_files_from, version_dir, LOG_PREFIX, SNAPSHOT_PREFIX};
 
 /// The fewest snapshots a purge may keep (`PurgeTxnLog` refuses fewer).
-pub const MIN_RETAIN_COUNT: usize = 3;
+pub const MIN_RETAIN_COUNT: usize = crate::limits::SNAP_RETAIN_COUNT_MIN as usize;
 
 /// Why a purge failed.
 #[derive(Debug)]

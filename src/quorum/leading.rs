@@ -45,11 +45,11 @@ use super::zab::packet::{
 use super::zab::snap::SnapStream;
 use crate::limits;
 use crate::proto::OpCode;
-use crate::server::acl::AuthInfo;
-use crate::server::database::{self, Recovered};
-use crate::server::pipeline::{Pipeline, PipelineSpec, Stages};
-use crate::server::processor::{Kind, Origin, Request};
-use crate::server::{ServerMode, Shared};
+use crate::server::role::database::{self, Recovered};
+use crate::server::role::AuthInfo;
+use crate::server::role::{Kind, Origin, Request};
+use crate::server::role::{Pipeline, PipelineSpec, Stages};
+use crate::server::role::{ServerMode, Shared};
 
 /// What learner connections (and the txn-log reader) report to the leader thread.
 enum Event {

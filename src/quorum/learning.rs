@@ -45,20 +45,17 @@ use super::zab::snap::{read_snap, SnapState};
 use crate::jute::txn::{Txn, TxnEntry};
 use crate::limits;
 use crate::proto::{OpCode, ServerId};
-use crate::server::database::{self, LogSink, Recovered};
-use crate::server::pipeline::{Pipeline, PipelineSpec, Stages};
-use crate::server::processor::sync::TxnSink;
-use crate::server::processor::{Kind, Outbound, Request};
-use crate::server::{ServerMode, Shared};
+use crate::server::role::database::{self, LogSink, Recovered};
+use crate::server::role::TxnSink;
+use crate::server::role::{Kind, Outbound, Request};
+use crate::server::role::{Pipeline, PipelineSpec, Stages};
+use crate::server::role::{ServerMode, Shared};
 
 enum Event {
     Packet(QuorumPacket),
     Snap(i64, Box<SnapState>),
     Gone(String),
 }
-
-/// Inputs handled between two flushes at most.
-const BATCH: usize = 256;
 
 /// One input of the learner thread.
 enum Input {
@@ -257,7 +254,7 @@ impl LearnerShell<'_> {
             }
             // Whatever else is already queued goes into the same flush (one write of many ACKs
             // and REQUESTs instead of one each).
-            for _ in 0..BATCH {
+            for _ in 0..limits::LEARNER_BATCH_MAX {
                 let input = if let Ok(e) = events.try_recv() {
                     Input::Event(Some(e))
                 } else if let Ok(r) = sync_out.try_recv() {

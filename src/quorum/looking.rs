@@ -15,10 +15,10 @@ use std::sync::Arc;
 use log::info;
 
 use super::peer::PeerCtx;
-use crate::server::database;
-use crate::server::datatree::DataTree;
-use crate::server::pipeline::{Pipeline, PipelineSpec, Stages};
-use crate::server::{ServerMode, Shared};
+use crate::server::role::database;
+use crate::server::role::DataTree;
+use crate::server::role::{Pipeline, PipelineSpec, Stages};
+use crate::server::role::{ServerMode, Shared};
 
 /// Starts the not-serving client port.
 pub fn start_not_serving(ctx: &PeerCtx) -> Result<Pipeline, String> {

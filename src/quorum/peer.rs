@@ -27,11 +27,11 @@ use super::zab::msg::{epoch_of, make_zxid, Payload};
 use crate::config::{HostPort, LearnerType, QuorumConfig, ServerConfig};
 use crate::persistence::{epoch, txnlog};
 use crate::proto::Zxid;
-use crate::server::cleanup::PurgeTask;
-use crate::server::critical::{Fatal, FatalTx};
-use crate::server::database::{self, LogSink};
-use crate::server::session::SessionTracker;
-use crate::server::Shared;
+use crate::server::role::database::{self, LogSink};
+use crate::server::role::PurgeTask;
+use crate::server::role::SessionTracker;
+use crate::server::role::Shared;
+use crate::server::role::{Fatal, FatalTx};
 
 /// How a role ended.
 #[derive(Debug)]
@@ -71,7 +71,7 @@ impl PeerCtx {
 
     /// A session tracker holding the recovered sessions.
     pub fn tracker(&self, sessions: &[(i64, i32)]) -> SessionTracker {
-        crate::server::session_tracker(&self.config, sessions)
+        crate::server::role::session_tracker(&self.config, sessions)
     }
 
     /// Whether the leader accepts client connections (`leaderServes`).

@@ -48,7 +48,8 @@ impl FatalTx {
     /// Reports a fatal error of `thread` (logged here, once).
     pub fn report(&self, thread: &str, error: impl Into<String>) {
         let fatal = Fatal { thread: thread.to_owned(), error: error.into() };
-        error!("{fatal}");
+        // ZooKeeperCriticalThread's words, so operators grep both servers alike.
+        error!("Severe unrecoverable error, from thread {}: {}", fatal.thread, fatal.error);
         // The owner may already be gone (the server is stopping): nothing left to tell.
         let _ = self.0.send(fatal);
     }

@@ -16,7 +16,6 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use log::{error, info, warn};
 
@@ -24,6 +23,7 @@ use super::datatree::DataTree;
 use super::processor::sync::TxnSink;
 use super::Shared;
 use crate::jute::txn::{Txn, TxnEntry};
+use crate::limits;
 use crate::persistence::snapshot::{
     self, SnapshotError, SnapshotNode, SnapshotReader, SnapshotSink, SnapshotWriter, OPEN_ACL_REF,
 };
@@ -117,8 +117,9 @@ pub fn recover(
     for d in [&snap_dir, &log_dir] {
         std::fs::create_dir_all(d).map_err(|source| DbError::Io { path: d.clone(), source })?;
     }
-    let candidates = snapshot::find_n_most_recent_snapshots(&snap_dir, usize::MAX)
-        .map_err(|source| DbError::Io { path: snap_dir.clone(), source })?;
+    let candidates =
+        snapshot::find_n_most_recent_snapshots(&snap_dir, limits::SNAPSHOT_CANDIDATES_MAX)
+            .map_err(|source| DbError::Io { path: snap_dir.clone(), source })?;
     let mut loaded = None;
     for (zxid, path) in candidates {
         match load_snapshot(&path, zxid, extended_types) {
@@ -214,11 +215,12 @@ pub fn load_snapshot(
     // insert here, in batches.
     let (tx, rx) = crossbeam_channel::bounded::<Vec<SnapshotNode>>(8);
     let decoder = std::thread::Builder::new().name("snapshot-load".into()).spawn(move || {
-        let mut batch = Vec::with_capacity(LOAD_BATCH);
+        let mut batch = Vec::with_capacity(limits::SNAPSHOT_LOAD_BATCH);
         while let Some(node) = reader.next_node()? {
             batch.push(node);
-            if batch.len() == LOAD_BATCH {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(LOAD_BATCH));
+            if batch.len() == limits::SNAPSHOT_LOAD_BATCH {
+                let full =
+                    std::mem::replace(&mut batch, Vec::with_capacity(limits::SNAPSHOT_LOAD_BATCH));
                 if tx.send(full).is_err() {
                     break;
                 }
@@ -251,19 +253,6 @@ pub fn load_snapshot(
     Ok((tree, sessions))
 }
 
-/// Nodes handed from the snapshot decoder to the loader at a time.
-const LOAD_BATCH: usize = 4096;
-
-/// Nodes encoded per read-lock hold while snapshotting.
-pub const SNAPSHOT_CHUNK: usize = 2048;
-
-/// Bytes encoded per read-lock hold while snapshotting (bounds the walk's buffer when nodes
-/// are large).
-pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
-
-/// Pause between snapshot chunks (a million nodes: ~0.5 s more per snapshot).
-const SNAPSHOT_PAUSE: Duration = Duration::from_micros(1000);
-
 /// Removes every txn after `zxid` from the logs of `data_log_dir` and every snapshot of
 /// `data_dir` newer than `zxid` (`FileTxnSnapLog.truncateLog`, a learner's TRUNC): such a
 /// snapshot was taken after replaying txns that never committed and would bring them back.
@@ -287,12 +276,18 @@ pub fn truncate(data_dir: &Path, data_log_dir: &Path, zxid: i64) -> Result<(), D
     Ok(())
 }
 
-/// Writes a fuzzy snapshot of the running server to `<dataDir>/version-2`; returns its path.
+/// Writes a fuzzy snapshot of the running server to `<dataDir>/version-2`, named after the
+/// zxid applied now; returns its path.
 pub fn take_snapshot(shared: &Shared) -> Result<PathBuf, DbError> {
+    let zxid = shared.read_tree().last_processed_zxid;
+    take_snapshot_at(shared, zxid)
+}
+
+/// Writes a fuzzy snapshot named after `zxid`, a zxid the tree had applied before the walk
+/// begins (the walk may see later txns too; replaying the log from `zxid` makes it exact).
+pub fn take_snapshot_at(shared: &Shared, zxid: i64) -> Result<PathBuf, DbError> {
     let snap_dir = shared.config.snap_dir();
-    // Named after the applied zxid read before the walk (which starts at that zxid or later):
-    // replay from the name's zxid covers everything the walk may have missed.
-    let zxid = shared.read_tree().last_processed_zxid.max(0);
+    let zxid = zxid.max(0);
     let mut w = SnapshotWriter::create(&snap_dir, zxid)?;
     let walked = write_fuzzy(shared, &mut w)?;
     let path = w.finish(None, zxid)?;
@@ -332,7 +327,7 @@ pub struct Walked {
 /// The one snapshot serializer (ZooKeeper's `DataTree.serialize` over a live tree), for the
 /// snapshot file and for a SNAP to a learner: sessions, the ACL cache, then every node
 /// depth-first, parents first, holding the tree's read lock for one chunk at a time (at most
-/// [`SNAPSHOT_CHUNK`] nodes or [`SNAPSHOT_CHUNK_BYTES`]) and writing each chunk after letting
+/// [`limits::SNAPSHOT_CHUNK_NODES`] nodes or [`limits::SNAPSHOT_CHUNK_BYTES`]) and writing each chunk after letting
 /// it go, so writes go on and memory stays bounded whatever the tree's size.
 ///
 /// Fuzzy, as ZooKeeper's: nodes changed during the walk may be written in either state, which
@@ -353,7 +348,7 @@ pub fn write_fuzzy(shared: &Shared, out: &mut dyn SnapshotSink) -> Result<Walked
     out.acl_cache(&acls)?;
     let known: HashSet<i64> = acls.iter().map(|(r, _)| *r).collect();
     drop(acls);
-    let mut encoded: Vec<u8> = Vec::with_capacity(SNAPSHOT_CHUNK_BYTES + 64 * 1024);
+    let mut encoded: Vec<u8> = Vec::with_capacity(limits::SNAPSHOT_CHUNK_BYTES + 64 * 1024);
     let mut count = 0usize;
     // Pending nodes as (parent path, name): listing a directory only clones `Arc`s, so even
     // a node with a million children is listed in a few milliseconds under the lock.
@@ -365,12 +360,12 @@ pub fn write_fuzzy(shared: &Shared, out: &mut dyn SnapshotSink) -> Result<Walked
         if !first {
             // A snapshot is background work: on a small machine it must not take a core away
             // from the request pipeline for seconds, so it pauses between chunks.
-            std::thread::sleep(SNAPSHOT_PAUSE);
+            std::thread::sleep(limits::SNAPSHOT_CHUNK_PAUSE);
         }
         {
             let tree = shared.read_tree();
-            for _ in 0..SNAPSHOT_CHUNK {
-                if encoded.len() >= SNAPSHOT_CHUNK_BYTES {
+            for _ in 0..limits::SNAPSHOT_CHUNK_NODES {
+                if encoded.len() >= limits::SNAPSHOT_CHUNK_BYTES {
                     break;
                 }
                 let Some((parent, name)) = stack.pop() else { break };
@@ -519,9 +514,12 @@ impl LogSink {
         }
         let shared = self.shared.clone();
         let flag = self.snapshotting.clone();
+        // Named after what is applied when it is due, not when the (low-priority) thread
+        // gets to run: the log was rolled here, so the snapshot must not claim later txns.
+        let zxid = shared.read_tree().last_processed_zxid;
         let spawned = std::thread::Builder::new().name("snapshot".into()).spawn(move || {
             lower_thread_priority();
-            if let Err(e) = take_snapshot(&shared) {
+            if let Err(e) = take_snapshot_at(&shared, zxid) {
                 error!("snapshot failed: {e}");
             }
             flag.store(false, Ordering::SeqCst);

@@ -31,6 +31,7 @@ pub mod fourlw;
 pub mod pipeline;
 pub mod processor;
 pub mod reaper;
+pub mod role;
 pub mod session;
 pub mod stats;
 pub mod watch;

@@ -29,7 +29,7 @@ use std::io::{self, Read, Write};
 use crate::jute::data::Acl;
 use crate::jute::Writer;
 use crate::persistence::snapshot::{self, SnapshotError, SnapshotReader, SnapshotSink};
-use crate::server::datatree::DataTree;
+use crate::server::role::DataTree;
 
 /// The string that ends a SNAP stream [LearnerHandler: `oa.writeString("BenWasHere",
 /// "signature")`].
@@ -77,7 +77,7 @@ impl From<SnapshotError> for SnapError {
 }
 
 /// The SNAP stream's writer: the body of a snapshot file, framed as a SNAP stream. The server's
-/// one tree walk (`crate::server::database::write_fuzzy`) feeds it, as it feeds snapshot
+/// one tree walk (`crate::server::role::database::write_fuzzy`) feeds it, as it feeds snapshot
 /// files; [`SnapStream::finish`] ends it with the end marker and the signature. Writes go
 /// straight to `out` (the learner's socket, buffered), so memory stays bounded.
 pub struct SnapStream<W: Write> {
@@ -187,11 +187,11 @@ mod tests {
     use crate::jute::txn::Txn;
     use crate::jute::txn::{CreateTxn, TxnHeader};
     use crate::limits::QUORUM_PACKET_MAX_BYTES_DEFAULT as MAX;
-    use crate::server::{database, ServerMode, Shared};
+    use crate::server::role::{database, ServerMode, Shared};
 
     fn shared_over(tree: DataTree, sessions: &[(i64, i32)]) -> Shared {
         let config = crate::config::ServerConfig::standalone("/nonexistent", ([0; 4], 0).into());
-        let tracker = crate::server::session_tracker(&config, sessions);
+        let tracker = crate::server::role::session_tracker(&config, sessions);
         Shared::new(std::sync::Arc::new(config), ServerMode::Leader, tree, tracker)
     }
 

@@ -30,9 +30,6 @@ use crate::server::session::password;
 use crate::server::watch::{Table, PERSISTENT, RECURSIVE, STANDARD};
 use crate::server::{ConnId, ServerMode, Shared};
 
-/// Most requests handled before the connection thread is woken.
-const MAX_BATCH: usize = 256;
-
 /// The apply stage.
 pub struct Apply {
     shared: Arc<Shared>,
@@ -56,7 +53,7 @@ impl Apply {
     pub fn run(self, input: Receiver<Request>) -> Result<(), String> {
         while let Ok(first) = input.recv() {
             self.handle(first);
-            for _ in 1..MAX_BATCH {
+            for _ in 1..crate::limits::APPLY_BATCH_MAX {
                 match input.try_recv() {
                     Ok(r) => self.handle(r),
                     Err(_) => break,
@@ -90,6 +87,7 @@ impl Apply {
 
     /// Handles one request.
     pub fn handle(&self, req: Request) {
+        fail::fail_point!("apply::handle");
         if req.kind == Kind::ConnectionClosed {
             if let Some(conn) = req.conn {
                 self.shared.lock_watches().remove_conn(conn);

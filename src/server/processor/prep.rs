@@ -200,6 +200,7 @@ impl Prep {
 
     /// Prepares one request: attaches a txn to writes, an error code to failed reads.
     pub fn prepare(&mut self, mut req: Request) -> Request {
+        fail::fail_point!("prep::prepare");
         self.outstanding.purge(self.applied.load(Ordering::Acquire));
         let op = OpCode::from_i32(req.op);
         match (&req.kind, op) {

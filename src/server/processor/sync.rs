@@ -15,9 +15,6 @@ use log::{debug, warn};
 use super::Request;
 use crate::jute::txn::TxnEntry;
 
-/// Most requests gathered into one commit.
-const MAX_BATCH: usize = 1000;
-
 /// Where txns go to become durable.
 pub trait TxnSink: Send {
     /// Appends one txn (not yet durable).
@@ -52,10 +49,10 @@ impl<S: TxnSink> Sync<S> {
     /// durable would break the contract, so the stage stops passing requests on and returns
     /// the error, which ends the server (see [`crate::server::critical`]).
     pub fn run(mut self, input: Receiver<Request>, output: Sender<Request>) -> Result<(), String> {
-        let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
+        let mut batch: Vec<Request> = Vec::with_capacity(crate::limits::SYNC_BATCH_MAX);
         while let Ok(first) = input.recv() {
             batch.push(first);
-            while batch.len() < MAX_BATCH {
+            while batch.len() < crate::limits::SYNC_BATCH_MAX {
                 match input.try_recv() {
                     Ok(r) => batch.push(r),
                     Err(_) => break,
@@ -73,6 +70,11 @@ impl<S: TxnSink> Sync<S> {
         Ok(())
     }
 
+    fn commit_sink(&mut self) -> std::io::Result<()> {
+        fail::fail_point!("sync::commit", |_| Err(std::io::Error::other("injected fault")));
+        self.sink.commit()
+    }
+
     /// Appends the batch's txns and makes them durable.
     fn write_batch(&mut self, batch: &[Request]) -> Result<(), String> {
         let mut wrote = false;
@@ -86,7 +88,7 @@ impl<S: TxnSink> Sync<S> {
             return Ok(());
         }
         let start = Instant::now();
-        self.sink.commit().map_err(|e| format!("cannot commit the txn log: {e}"))?;
+        self.commit_sink().map_err(|e| format!("cannot commit the txn log: {e}"))?;
         let took = start.elapsed();
         if took > self.warn_threshold {
             warn!(

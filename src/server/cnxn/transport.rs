@@ -1,0 +1,46 @@
+//! The transport seam under a client connection: how bytes get to and from the peer. The
+//! selector reads and writes only through [`Transport`]; the connection core never sees it.
+//! Plain TCP is [`mio::net::TcpStream`] itself; a TLS transport (rustls over the same stream)
+//! implements the same trait and registers the same source, so the selector, the core and
+//! the pipeline stay as they are.
+
+use std::io::{self, Read, Write};
+
+use mio::net::TcpStream;
+
+/// A non-blocking byte stream to one client, registered with the selector's `Poll`.
+pub trait Transport: Send {
+    /// Reads what is available (`Ok(0)` is end of stream; `WouldBlock` means nothing now).
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes what fits (`WouldBlock` means the peer's window is full).
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize>;
+    /// Bytes the transport itself still has to send (TLS records), beyond what the core
+    /// queued: the selector keeps write interest while this is non-zero.
+    fn pending_writes(&self) -> usize {
+        0
+    }
+    /// Sends what [`Transport::pending_writes`] holds.
+    fn flush_pending(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// The registered socket.
+    fn source(&mut self) -> &mut TcpStream;
+    /// Shuts both directions down (the peer sees the close).
+    fn shutdown(&mut self) {
+        let _ = TcpStream::shutdown(self.source(), std::net::Shutdown::Both);
+    }
+}
+
+impl Transport for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Read::read(self, buf)
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Write::write(self, buf)
+    }
+
+    fn source(&mut self) -> &mut TcpStream {
+        self
+    }
+}

@@ -30,6 +30,22 @@ pub const JUTE_MAX_BUFFER_EXTRA_MIN_BYTES: usize = 1024;
 /// txn whose data is a full `jute.maxbuffer` [BinaryInputArchive.checkLength].
 pub const QUORUM_PACKET_MAX_BYTES_DEFAULT: usize = 2 * JUTE_MAX_BUFFER_DEFAULT_BYTES;
 
+/// Bytes a QuorumPacket adds around its data: type, zxid, the data's length and an empty
+/// authinfo vector [zookeeper.jute QuorumPacket].
+pub const QUORUM_PACKET_OVERHEAD_BYTES: usize = 4 + 8 + 4 + 4;
+
+/// Most entries of one ACL list (rzk's bound; Apache has none beyond `jute.maxbuffer`). Checks
+/// cost entries times identities; more than this gets INVALIDACL.
+pub const ACL_ENTRIES_MAX: usize = 1024;
+
+/// Most identities one client connection may hold (its `ip` identity included), and the
+/// longest one (scheme plus id, in bytes): an addauth past either gets AUTHFAILED and the
+/// connection is closed (rzk's bounds; Apache has none).
+pub const AUTH_IDS_MAX: usize = 64;
+
+/// See [`AUTH_IDS_MAX`].
+pub const AUTH_ID_BYTES_MAX: usize = 4096;
+
 /// Largest leader-election message accepted on the election port; bigger ones mean a confused
 /// or hostile peer and close the channel [QuorumCnxManager.PACKETMAXSIZE].
 pub const ELECTION_MESSAGE_MAX_BYTES: usize = 512 * 1024;
@@ -79,6 +95,12 @@ pub const ELECTION_MAX_NOTIFICATION_INTERVAL: Duration = Duration::from_secs(60)
 // Connections and request flow
 // ---------------------------------------------------------------------------------------------
 
+/// File descriptors kept back from client connections when `maxCnxns` is not set: the limit
+/// is then the process's descriptor limit minus this, so txn-log rolls, snapshots, quorum and
+/// election sockets always find a descriptor (rzk's default; Apache's maxCnxns 0 means
+/// unlimited).
+pub const FD_RESERVE: usize = 256;
+
 /// Default `maxClientCnxns`: concurrent connections per client IP address, 0 = unlimited
 /// [QuorumPeerConfig.java]. (ZooKeeperServerMain's `PORT DATADIR` short form defaults to 0.)
 pub const MAX_CLIENT_CNXNS_DEFAULT: u32 = 60;
@@ -108,6 +130,26 @@ pub const STAGE_QUEUE: usize = 16 * 1024;
 
 /// Bytes the selector reads from a socket per `read` call (the read buffer's size).
 pub const CLIENT_READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Bytes the selector reads from one connection per round before it serves the others: a
+/// fast sender cannot hold the selector on its own connection.
+pub const CLIENT_READ_BYTES_PER_ROUND: usize = 256 * 1024;
+
+/// Requests one connection may have in the pipeline; past it the connection is not read
+/// (checked per request, not per read; rzk's bound, Apache has only the global one).
+pub const CNXN_REQUESTS_IN_FLIGHT_MAX: usize = 1000;
+
+/// Request bytes one connection may have in the pipeline; past it the connection is not read.
+pub const CNXN_REQUEST_BYTES_IN_FLIGHT_MAX: usize = 16 * 1024 * 1024;
+
+/// Unsent reply and watch-event bytes at which a connection is closed (with a log line): a
+/// client that stopped reading costs at most this. Its client reconnects and re-arms its
+/// watches with setWatches, as after any disconnect (rzk's bound; Apache's queue is
+/// unbounded). Reading it stops far earlier, at [`OUTBOUND_BUFFERED_MAX_BYTES`].
+pub const CNXN_OUTBOUND_CLOSE_BYTES: usize = 64 * 1024 * 1024;
+
+// Closing must come after pausing, with room for the replies already in flight.
+const _: () = assert!(CNXN_OUTBOUND_CLOSE_BYTES >= 8 * OUTBOUND_BUFFERED_MAX_BYTES);
 
 /// Requests the sync stage gathers into one group commit at most: one fsync serves them all,
 /// and a bound keeps one batch's replies from waiting behind a huge one.

@@ -562,6 +562,22 @@ impl ServerConfig {
         self.quorum.as_ref().map_or(ServerId(0), |q| q.server_id)
     }
 
+    /// The largest txn (header, record and digest) this server proposes or logs: what a
+    /// learner accepts as a PROPOSAL's data (`jute.maxbuffer` plus `jute.maxbuffer.extrasize`,
+    /// as Apache's BinaryInputArchive checks), less the packet's own fields. A write whose txn
+    /// would be larger is refused in prep, never logged (ZOOKEEPER-3496).
+    pub fn txn_bytes_max(&self) -> usize {
+        (self.jute_max_buffer_bytes + self.jute_max_buffer_extra_bytes)
+            .saturating_sub(limits::QUORUM_PACKET_OVERHEAD_BYTES)
+    }
+
+    /// The largest reply payload sent to a client: `jute.maxbuffer` (what clients accept, as
+    /// ClientCnxnSocket checks `packetLen`) plus room for the reply header and a Stat. A read
+    /// whose answer would be larger gets MARSHALLINGERROR instead, before it is built.
+    pub fn reply_bytes_max(&self) -> usize {
+        self.jute_max_buffer_bytes + limits::JUTE_MAX_BUFFER_EXTRA_MIN_BYTES
+    }
+
     /// The snapshot directory, `dataDir/version-2`.
     pub fn snap_dir(&self) -> PathBuf {
         self.data_dir.join(DATA_VERSION_DIR)

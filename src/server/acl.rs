@@ -7,6 +7,7 @@
 use std::net::IpAddr;
 
 use crate::jute::data::{perms, Acl, Id};
+use crate::limits;
 use crate::proto::ErrorCode;
 
 /// The identities of one connection plus whether it is a super user.
@@ -19,6 +20,11 @@ pub struct AuthInfo {
 impl AuthInfo {
     /// The identities of a new connection from `addr`.
     pub fn for_address(addr: IpAddr) -> AuthInfo {
+        // Java reports an IPv4 client of a dual-stack socket as its IPv4 address.
+        let addr = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+            v4 => v4,
+        };
         AuthInfo { ids: vec![Id::new("ip", &addr.to_string())] }
     }
 
@@ -28,10 +34,14 @@ impl AuthInfo {
     }
 }
 
-/// Checks that `auth` holds `perm` on a node with `acl` [ZooKeeperServer.checkACL].
+/// Checks that `auth` holds `perm` on a node with `acl` [ZooKeeperServer.checkACL], in time
+/// linear in entries plus identities.
 pub fn check(acl: &[Acl], perm: i32, auth: &AuthInfo, skip_acl: bool) -> Result<(), ErrorCode> {
     if skip_acl || acl.is_empty() || auth.is_super() {
         return Ok(());
+    }
+    if acl.len() * auth.ids.len() > 256 {
+        return check_indexed(acl, perm, auth);
     }
     for entry in acl {
         if entry.perms & perm == 0 {
@@ -47,6 +57,26 @@ pub fn check(acl: &[Acl], perm: i32, auth: &AuthInfo, skip_acl: bool) -> Result<
         }
     }
     Err(ErrorCode::NoAuth)
+}
+
+/// [`check`] for long lists: the identities are indexed once, entries are looked up (ip
+/// entries still match against the connection's ip identities, which are few).
+fn check_indexed(acl: &[Acl], perm: i32, auth: &AuthInfo) -> Result<(), ErrorCode> {
+    let exact: std::collections::HashSet<(&str, &str)> =
+        auth.ids.iter().map(|i| (i.scheme.as_str(), i.id.as_str())).collect();
+    let ips: Vec<&str> =
+        auth.ids.iter().filter(|i| i.scheme == "ip").map(|i| i.id.as_str()).collect();
+    let allowed = acl.iter().filter(|e| e.perms & perm != 0).any(|e| {
+        let (scheme, id) = (e.id.scheme.as_str(), e.id.id.as_str());
+        (scheme == "world" && id == "anyone")
+            || (scheme == "ip" && ips.iter().any(|a| ip_matches(a, id)))
+            || (scheme != "ip" && exact.contains(&(scheme, id)))
+    });
+    if allowed {
+        Ok(())
+    } else {
+        Err(ErrorCode::NoAuth)
+    }
 }
 
 /// The matcher of a scheme: `id` is the connection's, `acl_id` the ACL entry's.
@@ -68,6 +98,11 @@ pub fn ip_matches(addr: &str, acl_id: &str) -> bool {
     };
     let (Ok(a), Ok(n)) = (addr.parse::<IpAddr>(), net.parse::<IpAddr>()) else {
         return false;
+    };
+    // A server bound to `::` sees IPv4 clients as ::ffff:a.b.c.d; they match IPv4 entries.
+    let a = match a {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, IpAddr::V4),
+        v4 => v4,
     };
     let (a, n, width) = match (a, n) {
         (IpAddr::V4(a), IpAddr::V4(n)) => (u32::from(a) as u128, u32::from(n) as u128, 32),
@@ -104,14 +139,17 @@ fn valid_id(id: &Id) -> bool {
     }
 }
 
-/// Validates and expands an ACL list given to create/setACL [PrepRequestProcessor.fixupACL].
+/// Validates and expands an ACL list given to create/setACL [PrepRequestProcessor.fixupACL];
+/// duplicates are dropped (in linear time). A list of more than [`limits::ACL_ENTRIES_MAX`]
+/// entries, given or after expanding `auth`, is INVALIDACL.
 pub fn fixup(acl: &[Acl], auth: &AuthInfo) -> Result<Vec<Acl>, ErrorCode> {
-    if acl.is_empty() {
+    if acl.is_empty() || acl.len() > limits::ACL_ENTRIES_MAX {
         return Err(ErrorCode::InvalidAcl);
     }
     let mut out: Vec<Acl> = Vec::with_capacity(acl.len());
-    let push = |a: Acl, out: &mut Vec<Acl>| {
-        if !out.contains(&a) {
+    let mut seen: std::collections::HashSet<Acl> = std::collections::HashSet::new();
+    let mut push = |a: Acl, out: &mut Vec<Acl>| {
+        if seen.insert(a.clone()) {
             out.push(a);
         }
     };
@@ -131,6 +169,9 @@ pub fn fixup(acl: &[Acl], auth: &AuthInfo) -> Result<Vec<Acl>, ErrorCode> {
         } else if valid_id(&entry.id) {
             push(entry.clone(), &mut out);
         } else {
+            return Err(ErrorCode::InvalidAcl);
+        }
+        if out.len() > limits::ACL_ENTRIES_MAX {
             return Err(ErrorCode::InvalidAcl);
         }
     }
@@ -336,5 +377,42 @@ mod tests {
         }
         assert_eq!(authenticate("kerberos", b"x", None), AuthOutcome::Failed);
         assert_eq!(redact(&[Acl::new(1, "digest", "u:h")]), vec![Acl::new(1, "digest", "u:x")]);
+    }
+
+    #[test]
+    fn ipv4_mapped_clients_match_ipv4_entries() {
+        assert!(ip_matches("::ffff:10.1.2.3", "10.1.0.0/16"));
+        assert!(ip_matches("::ffff:10.1.2.3", "10.1.2.3"));
+        assert!(!ip_matches("::ffff:10.1.2.3", "10.2.0.0/16"));
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert_eq!(AuthInfo::for_address(mapped).ids, vec![Id::new("ip", "10.1.2.3")]);
+    }
+
+    #[test]
+    fn acl_lists_are_bounded_and_deduplicated() {
+        let ip = AuthInfo::for_address("127.0.0.1".parse().unwrap());
+        let many: Vec<Acl> = (0..=limits::ACL_ENTRIES_MAX)
+            .map(|i| Acl::new(31, "digest", &format!("u{i}:x")))
+            .collect();
+        assert_eq!(fixup(&many, &ip), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup(&many[..limits::ACL_ENTRIES_MAX], &ip).map(|a| a.len()), Ok(1024));
+        let dup = vec![Acl::new(31, "world", "anyone"); 50];
+        assert_eq!(fixup(&dup, &ip), Ok(vec![Acl::new(31, "world", "anyone")]));
+    }
+
+    #[test]
+    fn indexed_checks_agree_with_the_plain_loop() {
+        let mut auth = AuthInfo::for_address("10.0.0.7".parse().unwrap());
+        for i in 0..40 {
+            auth.ids.push(Id::new("digest", &format!("user{i}:h")));
+        }
+        let mut acl: Vec<Acl> =
+            (0..100).map(|i| Acl::new(1, "digest", &format!("other{i}:h"))).collect();
+        assert_eq!(check(&acl, perms::READ, &auth, false), Err(ErrorCode::NoAuth));
+        acl.push(Acl::new(2, "digest", "user39:h"));
+        assert_eq!(check(&acl, perms::READ, &auth, false), Err(ErrorCode::NoAuth));
+        assert_eq!(check(&acl, perms::WRITE, &auth, false), Ok(()));
+        acl.push(Acl::new(1, "ip", "10.0.0.0/8"));
+        assert_eq!(check(&acl, perms::READ, &auth, false), Ok(()));
     }
 }

@@ -24,12 +24,16 @@ use std::time::{Duration, Instant};
 
 use crate::jute::proto::{ConnectRequest, ConnectResponse, ReplyHeader, RequestHeader};
 use crate::jute::Jute;
+use crate::limits;
 use crate::proto::frame::{self, Frame};
 use crate::proto::{ErrorCode, OpCode};
 use crate::server::acl::AuthInfo;
 use crate::server::fourlw::ConnSummary;
 use crate::server::session::password;
 use crate::server::{ConnId, ServerMode};
+
+/// Unsent output at which a connection's requests wait (and reading stops).
+const OUTBOUND_PAUSE: usize = limits::OUTBOUND_BUFFERED_MAX_BYTES;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,12 +171,24 @@ pub struct Connection {
     /// The ConnectRequest carried the readOnly flag (so answers carry it too).
     new_protocol: bool,
     auth: Arc<AuthInfo>,
+    accepted: Instant,
     last_recv: Instant,
     close_after_flush: bool,
     stats: Stats,
-    /// Requests in the pipeline: when read, xid, op abbreviation.
-    pending: VecDeque<(Instant, i32, &'static str)>,
+    /// Requests in the pipeline: when read, xid, op abbreviation, request bytes.
+    pending: VecDeque<(Instant, i32, &'static str, usize)>,
+    /// Request bytes in the pipeline.
+    pending_bytes: usize,
     established_ms: i64,
+}
+
+/// Why an addauth is refused before its provider sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityLimit {
+    /// The connection would hold more than [`limits::AUTH_IDS_MAX`] identities.
+    TooMany,
+    /// An identity is longer than [`limits::AUTH_ID_BYTES_MAX`].
+    TooLong,
 }
 
 impl Connection {
@@ -197,10 +213,12 @@ impl Connection {
             timeout_ms: 0,
             new_protocol: false,
             auth: Arc::new(AuthInfo::for_address(peer.ip())),
+            accepted: now,
             last_recv: now,
             close_after_flush: false,
             stats: Stats::default(),
             pending: VecDeque::new(),
+            pending_bytes: 0,
             established_ms: wall_ms,
         }
     }
@@ -247,13 +265,15 @@ impl Connection {
     }
 
     /// The next thing the selector must do about buffered input, if any. While a session is
-    /// awaited, or once the connection is closing, nothing more is parsed.
+    /// awaited, once the connection is closing, or while it is over a per-connection limit
+    /// (requests or request bytes in the pipeline, unsent output: checked before every
+    /// request, not once per read), nothing more is parsed.
     pub fn poll_event(&mut self) -> Option<Event> {
         if self.close_after_flush {
             self.inbuf.clear();
             return None;
         }
-        if self.state == State::AwaitSession {
+        if self.state == State::AwaitSession || self.over_limits(OUTBOUND_PAUSE) {
             return None;
         }
         if self.state == State::Handshake && self.stats.recved == 0 {
@@ -304,17 +324,37 @@ impl Connection {
     }
 
     /// Whether the selector should read more from the peer: not while it is closing, while
-    /// its unsent output is above `out_limit` bytes, while a session is awaited with a frame's
-    /// worth already buffered, or, once established, while the server is throttled.
+    /// its unsent output is above `out_limit` bytes or it is over its in-flight limits, while
+    /// a frame's worth is buffered and cannot be handled yet (a session is awaited), or, once
+    /// established, while the server is throttled.
     pub fn wants_read(&self, out_limit: usize, throttled: bool) -> bool {
-        if self.close_after_flush || self.pending_out() > out_limit {
+        if self.close_after_flush || self.over_limits(out_limit) {
             return false;
         }
         match self.state {
             State::AwaitSession => self.inbuf.len() <= self.max_frame,
-            State::Established => !throttled,
+            State::Established => !throttled && self.inbuf.len() <= self.max_frame + 4,
             State::Handshake => true,
         }
+    }
+
+    /// Whether requests must wait: too many or too many bytes of them in the pipeline, or
+    /// more than `out_limit` unsent output bytes.
+    fn over_limits(&self, out_limit: usize) -> bool {
+        self.pending.len() >= limits::CNXN_REQUESTS_IN_FLIGHT_MAX
+            || self.pending_bytes >= limits::CNXN_REQUEST_BYTES_IN_FLIGHT_MAX
+            || self.pending_out() > out_limit
+    }
+
+    /// Whether the unsent output is past [`limits::CNXN_OUTBOUND_CLOSE_BYTES`]: the selector
+    /// closes the connection.
+    pub fn output_overflow(&self) -> bool {
+        self.pending_out() > limits::CNXN_OUTBOUND_CLOSE_BYTES
+    }
+
+    /// Whether input is buffered that can be handled now (after a limit cleared).
+    pub fn has_input(&self) -> bool {
+        !self.inbuf.is_empty() && !self.close_after_flush
     }
 
     // ---- the handshake ----
@@ -433,10 +473,11 @@ impl Connection {
 
     // ---- requests and replies ----
 
-    /// A request of this connection entered the pipeline (its answer will come back in
-    /// order).
-    pub fn submitted(&mut self, xid: i32, op: Option<OpCode>, now: Instant) {
-        self.pending.push_back((now, xid, op.map_or("UNKN", short_op_name)));
+    /// A request of `bytes` of this connection entered the pipeline (its answer will come
+    /// back in order).
+    pub fn submitted(&mut self, xid: i32, op: Option<OpCode>, bytes: usize, now: Instant) {
+        self.pending.push_back((now, xid, op.map_or("UNKN", short_op_name), bytes));
+        self.pending_bytes += bytes;
     }
 
     /// Requests of this connection in the pipeline.
@@ -444,15 +485,23 @@ impl Connection {
         self.pending.len()
     }
 
-    /// Adds identities after a successful auth packet (duplicates are ignored).
-    pub fn add_identities(&mut self, ids: Vec<crate::jute::data::Id>) {
-        let mut a = (*self.auth).clone();
-        for id in ids {
-            if !a.ids.contains(&id) {
-                a.ids.push(id);
-            }
+    /// Adds identities after a successful auth packet (duplicates are ignored), unless the
+    /// connection would then hold too many or one is too long.
+    pub fn add_identities(&mut self, ids: Vec<crate::jute::data::Id>) -> Result<(), IdentityLimit> {
+        if ids.iter().any(|i| i.scheme.len() + i.id.len() > limits::AUTH_ID_BYTES_MAX) {
+            return Err(IdentityLimit::TooLong);
         }
+        let new: Vec<_> = ids.into_iter().filter(|id| !self.auth.ids.contains(id)).collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        if self.auth.ids.len() + new.len() > limits::AUTH_IDS_MAX {
+            return Err(IdentityLimit::TooMany);
+        }
+        let mut a = (*self.auth).clone();
+        a.ids.extend(new);
         self.auth = Arc::new(a);
+        Ok(())
     }
 
     /// Answers an auth packet with `err` (AUTHFAILED closes the connection after the reply).
@@ -469,7 +518,8 @@ impl Connection {
     /// the server's clock for `cons`).
     pub fn reply(&mut self, frame: &[u8], close: bool, now: Instant, mono_ms: u64) {
         let s = &mut self.stats;
-        if let Some((at, xid, lop)) = self.pending.pop_front() {
+        if let Some((at, xid, lop, bytes)) = self.pending.pop_front() {
+            self.pending_bytes -= bytes;
             let lat = now.saturating_duration_since(at).as_millis() as u64;
             s.lop = lop;
             s.lcxid = Some(xid);
@@ -539,15 +589,18 @@ impl Connection {
 
     // ---- time ----
 
-    /// Whether the connection has been silent too long at `now`: 10 s without a completed
-    /// handshake (`zookeeper.nio.sessionlessCnxnTimeout`), else its session timeout. A
-    /// connection whose reads are paused by back-pressure is not idle.
+    /// Whether the connection is to be closed as idle at `now`: a handshake not completed
+    /// within `sessionless` of the accept, however many bytes trickled in meanwhile
+    /// (`zookeeper.nio.sessionlessCnxnTimeout`), or a session silent for longer than its
+    /// timeout. A session whose reads are paused by back-pressure is not idle.
     pub fn idle(&self, now: Instant, sessionless: Duration, reads_paused: bool) -> bool {
-        let limit = match self.state {
-            State::Handshake => sessionless,
-            _ => Duration::from_millis(self.timeout_ms.max(0) as u64),
-        };
-        !reads_paused && now.saturating_duration_since(self.last_recv) > limit
+        match self.state {
+            State::Handshake => now.saturating_duration_since(self.accepted) > sessionless,
+            _ => {
+                let limit = Duration::from_millis(self.timeout_ms.max(0) as u64);
+                !reads_paused && now.saturating_duration_since(self.last_recv) > limit
+            }
+        }
     }
 
     /// How long it has been silent.
@@ -799,10 +852,53 @@ mod tests {
     }
 
     #[test]
+    fn requests_wait_while_the_connection_is_over_its_in_flight_limit() {
+        let (mut c, now) = conn();
+        c.await_session(1);
+        c.established(1, b"");
+        c.sent(c.pending_out());
+        for xid in 0..limits::CNXN_REQUESTS_IN_FLIGHT_MAX as i32 {
+            c.submitted(xid, Some(OpCode::GetData), 20, now);
+        }
+        c.receive(&request_frame(9999, OpCode::GetData, b"x"), now);
+        assert_eq!(c.poll_event(), None, "checked per request");
+        assert!(!c.wants_read(usize::MAX, false));
+        let mut reply = ReplyHeader { xid: 0, zxid: 1, err: 0 }.to_bytes();
+        reply.splice(0..0, [0, 0, 0, 16]);
+        c.reply(&reply, false, now, 0);
+        assert!(c.has_input());
+        assert!(matches!(c.poll_event(), Some(Event::Request { .. })));
+    }
+
+    #[test]
+    fn identities_are_bounded_in_number_and_size() {
+        let (mut c, _) = conn();
+        let id = |i: usize| crate::jute::data::Id::new("digest", &format!("u{i}:h"));
+        let long = crate::jute::data::Id::new("digest", &"x".repeat(limits::AUTH_ID_BYTES_MAX));
+        assert_eq!(c.add_identities(vec![long]), Err(IdentityLimit::TooLong));
+        for i in 1..limits::AUTH_IDS_MAX {
+            assert_eq!(c.add_identities(vec![id(i)]), Ok(()));
+        }
+        // A duplicate is no new identity.
+        assert_eq!(c.add_identities(vec![id(1)]), Ok(()));
+        assert_eq!(c.add_identities(vec![id(0)]), Err(IdentityLimit::TooMany));
+        assert_eq!(c.auth().ids.len(), limits::AUTH_IDS_MAX);
+    }
+
+    #[test]
+    fn unread_output_past_the_limit_overflows() {
+        let (mut c, _) = conn();
+        c.event(&vec![0; limits::CNXN_OUTBOUND_CLOSE_BYTES]);
+        assert!(!c.output_overflow());
+        c.event(&[0]);
+        assert!(c.output_overflow());
+    }
+
+    #[test]
     fn replies_update_the_statistics_in_order() {
         let (mut c, now) = conn();
-        c.submitted(3, Some(OpCode::GetData), now);
-        c.submitted(4, Some(OpCode::Create), now);
+        c.submitted(3, Some(OpCode::GetData), 10, now);
+        c.submitted(4, Some(OpCode::Create), 10, now);
         let mut reply = ReplyHeader { xid: 3, zxid: 0x42, err: 0 }.to_bytes();
         reply.splice(0..0, [0, 0, 0, 16]);
         c.reply(&reply, false, now + Duration::from_millis(7), 99);
@@ -816,12 +912,15 @@ mod tests {
     fn idle_timers() {
         let (mut c, now) = conn();
         let later = now + Duration::from_secs(11);
+        // A handshake has 10 s from the accept, however many bytes trickle in meanwhile.
+        c.receive(&[0], now + Duration::from_secs(9));
         assert!(c.idle(later, Duration::from_secs(10), false));
-        assert!(!c.idle(later, Duration::from_secs(10), true));
+        assert!(c.idle(later, Duration::from_secs(10), true));
+        assert!(!c.idle(now + Duration::from_secs(9), Duration::from_secs(10), false));
         // Once a session is attached, its timeout is the limit.
         c.timeout_ms = 20_000;
         c.resumed(5, true);
         assert!(!c.idle(later, Duration::from_secs(10), false));
-        assert!(c.idle(now + Duration::from_secs(21), Duration::from_secs(10), false));
+        assert!(c.idle(now + Duration::from_secs(30), Duration::from_secs(10), false));
     }
 }

@@ -43,6 +43,11 @@ use crate::jute::Jute;
 use crate::limits;
 use crate::proto::{ErrorCode, OpCode};
 
+/// How long accepting pauses after an accept error.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How often an accept error is logged at most.
+const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
+
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 
@@ -73,6 +78,14 @@ pub struct Selector {
     /// Requests the first stage had no room for, in order; while any wait, no client request
     /// is read (the selector never blocks on the pipeline).
     backlog: VecDeque<Request>,
+    /// Connections that spent their read budget with input left: read again next round.
+    read_again: Vec<usize>,
+    /// Accepting is paused until then after an accept error (EMFILE and the like).
+    accept_paused_until: Option<Instant>,
+    /// When an accept error was last logged (once per interval, not per attempt).
+    accept_error_logged: Option<Instant>,
+    /// The most connections: `maxCnxns`, or what the descriptor limit leaves.
+    max_cnxns: usize,
 }
 
 impl Selector {
@@ -91,6 +104,10 @@ impl Selector {
         }
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let seed = wall_clock_ms() as u64 | 1;
+        let max_cnxns = match shared.config.max_cnxns {
+            Some(n) => n.get() as usize,
+            None => default_max_cnxns(),
+        };
         Ok(Selector {
             shared,
             poll,
@@ -107,6 +124,10 @@ impl Selector {
             throttled: false,
             read_buf: vec![0; limits::CLIENT_READ_CHUNK_BYTES],
             backlog: VecDeque::new(),
+            read_again: Vec::new(),
+            accept_paused_until: None,
+            accept_error_logged: None,
+            max_cnxns,
         })
     }
 
@@ -136,8 +157,15 @@ impl Selector {
         let mut ready: Vec<(Token, bool, bool)> = Vec::with_capacity(1024);
         let mut last_check = Instant::now();
         loop {
-            // A backlog is retried soon; otherwise the timeout only paces the idle check.
-            let timeout = if self.backlog.is_empty() { 100 } else { 1 };
+            // Connections with input left are served again at once; a backlog or a paused
+            // accept is retried soon; otherwise the timeout only paces the idle check.
+            let timeout = if !self.read_again.is_empty() {
+                0
+            } else if !self.backlog.is_empty() || self.accept_paused_until.is_some() {
+                1
+            } else {
+                100
+            };
             if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(timeout))) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(format!("selector poll failed: {e}"));
@@ -153,13 +181,21 @@ impl Selector {
             for ev in events.iter() {
                 ready.push((ev.token(), ev.is_readable() || ev.is_read_closed(), ev.is_writable()));
             }
+            for key in self.read_again.drain(..) {
+                ready.push((Token(key + 2), true, false));
+            }
+            if self.accept_paused_until.is_some_and(|t| Instant::now() >= t) {
+                self.accept_paused_until = None;
+                ready.push((LISTENER, true, false));
+            }
             for i in (1..ready.len()).rev() {
                 let j = (self.next_rand() % (i as u64 + 1)) as usize;
                 ready.swap(i, j);
             }
             for &(token, readable, writable) in &ready {
                 match token {
-                    LISTENER => self.accept(),
+                    LISTENER if self.accept_paused_until.is_none() => self.accept(),
+                    LISTENER => {}
                     WAKER => {}
                     Token(t) => {
                         let key = t - 2;
@@ -188,7 +224,14 @@ impl Selector {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    warn!("accept failed: {e}");
+                    // Out of descriptors (EMFILE, ENFILE) or memory: back off and try again
+                    // soon, logging once per interval, never spinning.
+                    let now = Instant::now();
+                    if self.accept_error_logged.is_none_or(|t| now - t >= ACCEPT_ERROR_LOG_EVERY) {
+                        warn!("accept failed: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
+                        self.accept_error_logged = Some(now);
+                    }
+                    self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
                     return;
                 }
             };
@@ -201,7 +244,7 @@ impl Selector {
                 self.shared.stats.connections_rejected.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            let max = config.max_cnxns.map_or(usize::MAX, |n| n.get() as usize);
+            let max = self.max_cnxns;
             if self.slots.len() >= max {
                 warn!("too many connections: max is {max}, closing {peer}");
                 self.shared.stats.connections_rejected.fetch_add(1, Ordering::Relaxed);
@@ -236,18 +279,29 @@ impl Selector {
         self.slots.get(key).filter(|s| s.conn.id() == id).map(|_| key)
     }
 
-    /// Reads until `WouldBlock` or until the core wants no more, handling what arrives.
+    /// Handles input already buffered, then reads until `WouldBlock`, until the core wants no
+    /// more, or until this round's budget for the connection is spent (then it is read again
+    /// next round: readiness is edge-triggered).
     fn read(&mut self, key: usize) {
+        if !self.process(key) {
+            return;
+        }
         let throttled = self.throttled;
         let limit = limits::OUTBOUND_BUFFERED_MAX_BYTES;
         let mut buf = std::mem::take(&mut self.read_buf);
+        let mut budget = limits::CLIENT_READ_BYTES_PER_ROUND;
         while let Some(slot) = self.slots.get_mut(key) {
             if !slot.conn.wants_read(limit, throttled) {
                 slot.read_paused = true;
                 break;
             }
             slot.read_paused = false;
-            match slot.transport.read(&mut buf) {
+            if budget == 0 {
+                self.read_again.push(key);
+                break;
+            }
+            let want = buf.len().min(budget);
+            match slot.transport.read(&mut buf[..want]) {
                 Ok(0) => {
                     let (peer, session) = (slot.conn.peer(), slot.conn.session());
                     debug!("connection from {peer} closed by peer (session 0x{session:x})");
@@ -255,6 +309,7 @@ impl Selector {
                     break;
                 }
                 Ok(n) => {
+                    budget -= n;
                     slot.conn.receive(&buf[..n], Instant::now());
                     self.shared.stats.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
                     if !self.process(key) {
@@ -423,7 +478,7 @@ impl Selector {
                 header.op_type
             );
         }
-        slot.conn.submitted(header.xid, op, Instant::now());
+        slot.conn.submitted(header.xid, op, body.len() + 8, Instant::now());
         let mut r = Request::new(Some(slot.conn.id()), session, header.xid, header.op_type, kind);
         r.body = body;
         r.auth = slot.conn.auth().clone();
@@ -444,10 +499,19 @@ impl Selector {
             Err(_) => AuthOutcome::Failed,
         };
         let err = match outcome {
-            AuthOutcome::Added(ids) => {
-                slot.conn.add_identities(ids);
-                ErrorCode::Ok
-            }
+            AuthOutcome::Added(ids) => match slot.conn.add_identities(ids) {
+                Ok(()) => ErrorCode::Ok,
+                Err(limit) => {
+                    let (session, peer) = (slot.conn.session(), slot.conn.peer());
+                    warn!(
+                        "refusing an addauth of session 0x{session:x} from {peer}: {limit:?} \
+                         (at most {} identities of {} bytes); closing",
+                        limits::AUTH_IDS_MAX,
+                        limits::AUTH_ID_BYTES_MAX
+                    );
+                    ErrorCode::AuthFailed
+                }
+            },
             AuthOutcome::Failed => {
                 shared.stats.auth_failed.fetch_add(1, Ordering::Relaxed);
                 let (session, peer) = (slot.conn.session(), slot.conn.peer());
@@ -572,6 +636,19 @@ impl Selector {
         touched.dedup();
         for key in touched {
             self.flush(key);
+            let Some(slot) = self.slots.get(key) else { continue };
+            if slot.conn.output_overflow() {
+                let c = &slot.conn;
+                warn!(
+                    "closing connection from {} (session 0x{:x}): {} bytes of replies and \
+                     events unread (limit {})",
+                    c.peer(),
+                    c.session(),
+                    c.pending_out(),
+                    limits::CNXN_OUTBOUND_CLOSE_BYTES
+                );
+                self.close(key);
+            }
         }
     }
 
@@ -742,4 +819,17 @@ impl Selector {
         slot.conn.four_letter_answer(text.as_bytes());
         self.flush(key);
     }
+}
+
+/// The most client connections when `maxCnxns` is not set: what the process's descriptor
+/// limit leaves after a reserve for the txn log, snapshots, the quorum's sockets and the
+/// listener, so that running out of descriptors refuses clients instead of failing a log roll.
+fn default_max_cnxns() -> usize {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct it is given and has no other effect.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    if rc != 0 || lim.rlim_cur == libc::RLIM_INFINITY {
+        return usize::MAX;
+    }
+    (lim.rlim_cur as usize).saturating_sub(limits::FD_RESERVE).max(1)
 }

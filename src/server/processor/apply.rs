@@ -301,6 +301,7 @@ impl Apply {
                 if r.watch {
                     self.watches_for(req).add(Table::Data, &r.path, conn, STANDARD);
                 }
+                self.fits(data_reply_bytes(n.data.as_deref()))?;
                 let stat = n.client_stat(tree.extended_types());
                 Ok(Some(GetDataResponse { data: n.data.clone(), stat }.to_bytes()))
             }
@@ -312,6 +313,7 @@ impl Apply {
                 if r.watch {
                     self.watches_for(req).add(Table::Child, &r.path, conn, STANDARD);
                 }
+                self.fits(STAT_BYTES + strings_bytes(n.children.iter().map(|c| c.len())))?;
                 let children: Vec<String> = n.children.iter().map(|c| c.to_string()).collect();
                 if op == OpCode::GetChildren {
                     Ok(Some(StringListResponse { list: children }.to_bytes()))
@@ -353,6 +355,7 @@ impl Apply {
                     .into_iter()
                     .filter(|p| prefix.is_empty() || prefix == "/" || p.starts_with(prefix))
                     .collect();
+                self.fits(strings_bytes(list.iter().map(String::len)))?;
                 Ok(Some(StringListResponse { list }.to_bytes()))
             }
             OpCode::WhoAmI => {
@@ -406,8 +409,14 @@ impl Apply {
                 }
                 let tree = self.shared.read_tree();
                 let mut results = Vec::with_capacity(r.ops.len());
+                // The answer's size is counted as it is built: one that would outgrow what a
+                // client accepts is refused before it takes more memory.
+                let mut bytes = 0;
                 for op in &r.ops {
-                    results.push(multi_read_one(&tree, op, auth, skip));
+                    let result = multi_read_one(&tree, op, auth, skip);
+                    bytes += multi_result_bytes(&result);
+                    self.fits(bytes)?;
+                    results.push(result);
                 }
                 Ok(Some(MultiResponse { results }.to_bytes()))
             }
@@ -418,16 +427,23 @@ impl Apply {
         }
     }
 
-    /// Re-arms watches after a reconnect, firing what was missed (§9.5).
+    /// Re-arms watches after a reconnect, firing what was missed (§9.5). A missed event about
+    /// a node that exists is sent only if the connection may READ it, as live events are.
     fn set_watches(&self, conn: ConnId, req: &Request, sw: &SetWatches2) {
         let rel = sw.relative_zxid;
         let tree = self.shared.read_tree();
+        let skip = self.shared.config.skip_acl;
+        let readable = |n: &crate::server::datatree::Node| {
+            acl::check(&tree.acl_of(n), perms::READ, &req.auth, skip).is_ok()
+        };
         let mut w = self.watches_for(req);
         for p in &sw.data_watches {
             match tree.node(p) {
                 None => self.send_missed(conn, EventType::NodeDeleted, p),
                 Some(n) if n.stat.mzxid > rel => {
-                    self.send_missed(conn, EventType::NodeDataChanged, p)
+                    if readable(n) {
+                        self.send_missed(conn, EventType::NodeDataChanged, p)
+                    }
                 }
                 Some(_) => w.add(Table::Data, p, conn, STANDARD),
             }
@@ -435,14 +451,20 @@ impl Apply {
         for p in &sw.exist_watches {
             match tree.node(p) {
                 None => w.add(Table::Data, p, conn, STANDARD),
-                Some(_) => self.send_missed(conn, EventType::NodeCreated, p),
+                Some(n) => {
+                    if readable(n) {
+                        self.send_missed(conn, EventType::NodeCreated, p)
+                    }
+                }
             }
         }
         for p in &sw.child_watches {
             match tree.node(p) {
                 None => self.send_missed(conn, EventType::NodeDeleted, p),
                 Some(n) if n.stat.pzxid > rel => {
-                    self.send_missed(conn, EventType::NodeChildrenChanged, p)
+                    if readable(n) {
+                        self.send_missed(conn, EventType::NodeChildrenChanged, p)
+                    }
                 }
                 Some(_) => w.add(Table::Child, p, conn, STANDARD),
             }
@@ -454,6 +476,15 @@ impl Apply {
         for p in &sw.persistent_recursive_watches {
             w.add(Table::Data, p, conn, RECURSIVE);
         }
+    }
+
+    /// Refuses an answer of `bytes` that no client would accept (`jute.maxbuffer`), before it
+    /// is built.
+    fn fits(&self, bytes: usize) -> Result<(), ErrorCode> {
+        if bytes + REPLY_HEADER_BYTES > self.shared.config.reply_bytes_max() {
+            return Err(ErrorCode::MarshallingError);
+        }
+        Ok(())
     }
 
     fn send_missed(&self, conn: ConnId, event: EventType, path: &str) {
@@ -478,6 +509,33 @@ fn multi_read_one(tree: &DataTree, op: &MultiOp, auth: &AuthInfo, skip: bool) ->
         }
         _ => MultiResult::Error(ErrorCode::MarshallingError.code()),
     }
+}
+
+/// A ReplyHeader's encoded size.
+const REPLY_HEADER_BYTES: usize = 16;
+
+/// A Stat's encoded size.
+const STAT_BYTES: usize = 68;
+
+/// Encoded size of a getData answer's body.
+fn data_reply_bytes(data: Option<&[u8]>) -> usize {
+    4 + data.map_or(0, <[u8]>::len) + STAT_BYTES
+}
+
+/// Encoded size of a vector of strings with these lengths.
+fn strings_bytes(lens: impl Iterator<Item = usize>) -> usize {
+    4 + lens.map(|l| 4 + l).sum::<usize>()
+}
+
+/// Encoded size of one multiRead result (its MultiHeader included).
+fn multi_result_bytes(r: &MultiResult) -> usize {
+    const HEADER: usize = 4 + 1 + 4;
+    HEADER
+        + match r {
+            MultiResult::GetData(data, _) => data_reply_bytes(data.as_deref()),
+            MultiResult::GetChildren(children) => strings_bytes(children.iter().map(String::len)),
+            _ => 4,
+        }
 }
 
 /// ZooKeeper keeps the root under both "" and "/", so reads of "" answer for the root.

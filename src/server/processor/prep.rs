@@ -85,6 +85,11 @@ pub struct Prep {
     next_zxid: i64,
     outstanding: Outstanding,
     applied: Arc<AtomicI64>,
+    /// Txns prepared for the current request that go before it (the deletes of a closeSession
+    /// too large for one txn).
+    before: Vec<Request>,
+    /// Encoding scratch, to measure txns.
+    scratch: Vec<u8>,
 }
 
 /// Validation context for one request: tree + outstanding + this request's own overlay.
@@ -176,7 +181,14 @@ enum WriteOp {
 impl Prep {
     /// A prep stage whose first zxid follows `last_zxid`; `applied` is published by apply.
     pub fn new(shared: Arc<Shared>, last_zxid: i64, applied: Arc<AtomicI64>) -> Prep {
-        Prep { shared, next_zxid: last_zxid + 1, outstanding: Outstanding::default(), applied }
+        Prep {
+            shared,
+            next_zxid: last_zxid + 1,
+            outstanding: Outstanding::default(),
+            applied,
+            before: Vec::new(),
+            scratch: Vec::new(),
+        }
     }
 
     /// The owner of a request's session when it is this server's or a learner's.
@@ -189,9 +201,11 @@ impl Prep {
     pub fn run(mut self, input: Receiver<Request>, output: Sender<Request>) -> Result<(), String> {
         for req in input {
             let req = self.prepare(req);
-            if output.send(req).is_err() {
-                debug!("prep stage: the next stage is gone, stopping");
-                return Ok(());
+            for r in self.before.drain(..).chain(std::iter::once(req)) {
+                if output.send(r).is_err() {
+                    debug!("prep stage: the next stage is gone, stopping");
+                    return Ok(());
+                }
             }
         }
         debug!("prep stage: input closed, stopping");
@@ -277,25 +291,57 @@ impl Prep {
 
     fn close_session(&mut self, req: &mut Request) {
         let session = req.session;
-        self.shared.with_sessions(|s| s.set_closing(session));
-        let tree = self.shared.read_tree();
-        let mut paths: Vec<String> = tree.ephemerals_of(session);
+        let shared = self.shared.clone();
+        shared.with_sessions(|s| s.set_closing(session));
+        let tree = shared.read_tree();
+        let mut paths: std::collections::BTreeSet<String> =
+            tree.ephemerals_of(session).into_iter().collect();
         // Include prepared creates of this session's ephemerals, drop prepared deletes.
         for (p, r) in &self.outstanding.by_path {
             match &r.node {
-                Some(n)
-                    if n.stat.ephemeral_owner == session && !paths.iter().any(|x| **x == **p) =>
-                {
-                    paths.push(p.to_string())
+                Some(n) if n.stat.ephemeral_owner == session => {
+                    paths.insert(p.to_string());
                 }
-                None => paths.retain(|x| **x != **p),
+                None => {
+                    paths.remove(&**p);
+                }
                 _ => {}
             }
         }
-        paths.sort();
+        let mut paths: Vec<String> = paths.into_iter().collect();
+        let mut gone: Vec<String> = Vec::new();
+        // ZOOKEEPER-4306: a closeSession listing every ephemeral can outgrow what learners
+        // accept (a few huge names suffice). The session still closes: the ephemerals beyond
+        // one txn's worth go first, in multis of deletes of their own.
+        let budget = self.shared.config.txn_bytes_max() / 2;
+        while paths_bytes(&paths) > budget {
+            let mut chunk = Vec::new();
+            let mut bytes = 0;
+            while let Some(p) = paths.last() {
+                let len = p.len() + 16;
+                if !chunk.is_empty() && bytes + len > budget {
+                    break;
+                }
+                bytes += len;
+                chunk.extend(paths.pop());
+            }
+            gone.extend(chunk.iter().cloned());
+            let deletes = chunk
+                .into_iter()
+                .map(|path| SubTxn {
+                    op: OpCode::Delete.code(),
+                    txn: Txn::Delete(DeleteTxn { path }),
+                })
+                .collect();
+            let op = OpCode::Multi.code();
+            let mut part = Request::new(None, 0, 0, op, Kind::Internal);
+            part.wall_ms = req.wall_ms;
+            self.attach(&mut part, Txn::Multi(deletes));
+            self.before.push(part);
+        }
         let zxid = self.next_zxid;
         let mut view = View::new(&tree, &self.outstanding, zxid);
-        for p in &paths {
+        for p in paths.iter().chain(&gone) {
             view.set(p, None);
             if let Some(parent) = parent_of(p) {
                 if let Some(mut ps) = view.get(parent) {
@@ -308,6 +354,12 @@ impl Prep {
         let changes = take_overlay(view);
         drop(tree);
         self.commit_overlay(changes);
+        let split = self.before.len();
+        if split > 0 {
+            log::info!(
+                "session 0x{session:x}: closing with {split} extra txns of ephemeral deletes"
+            );
+        }
         self.attach(req, Txn::CloseSession(Some(paths)));
     }
 
@@ -356,8 +408,33 @@ impl Prep {
             Err(_) => Vec::new(),
         };
         drop(tree);
-        self.commit_overlay(changes);
+        let result = result.and_then(|txn| self.within_txn_limit(txn, req));
+        if result.is_ok() {
+            self.commit_overlay(changes);
+        }
         result
+    }
+
+    /// Refuses a txn larger than learners accept (MARSHALLINGERROR): the `auth` ACL expands
+    /// once per identity, so a request within `jute.maxbuffer` can make a much larger txn.
+    fn within_txn_limit(&mut self, txn: Txn, req: &Request) -> Result<Txn, ErrorCode> {
+        self.scratch.clear();
+        txn.encode(&mut self.scratch);
+        let bytes = self.scratch.len() + TXN_HEADER_BYTES;
+        let max = self.shared.config.txn_bytes_max();
+        if self.scratch.capacity() > 4 * max {
+            self.scratch = Vec::new();
+        }
+        if bytes > max {
+            log::warn!(
+                "refusing a txn of {bytes} bytes from session 0x{:x} (op {}): learners accept \
+                 {max}",
+                req.session,
+                req.op
+            );
+            return Err(ErrorCode::MarshallingError);
+        }
+        Ok(txn)
     }
 
     fn prepare_multi(&self, view: &mut View<'_>, req: &Request, m: MultiRequest) -> Txn {
@@ -556,15 +633,14 @@ impl Prep {
         if node.child_count > 0 {
             return Err(ErrorCode::NotEmpty);
         }
-        if container
-            && matches!(
-                NodeKind::from_owner(
-                    node.stat.ephemeral_owner,
-                    self.shared.config.extended_types_enabled
-                ),
-                NodeKind::Ephemeral(_)
-            )
-        {
+        // The reaper's deleteContainer deletes only what it is for: a container, or a TTL
+        // node. A node re-created at the path meanwhile (say persistent) is left alone;
+        // Apache refuses only ephemerals, with the same code.
+        let kind = NodeKind::from_owner(
+            node.stat.ephemeral_owner,
+            self.shared.config.extended_types_enabled,
+        );
+        if container && !matches!(kind, NodeKind::Container | NodeKind::Ttl(_)) {
             return Err(ErrorCode::BadVersion);
         }
         parent.child_count -= 1;
@@ -573,6 +649,14 @@ impl Prep {
         view.set(path, None);
         Ok(Txn::Delete(DeleteTxn { path: path.to_owned() }))
     }
+}
+
+/// A TxnHeader's encoded size: clientId, cxid, zxid, time, type.
+const TXN_HEADER_BYTES: usize = 8 + 4 + 8 + 8 + 4;
+
+/// About what listing `paths` in a closeSession txn costs in bytes.
+fn paths_bytes(paths: &[String]) -> usize {
+    paths.iter().map(|p| p.len() + 16).sum()
 }
 
 fn take_overlay(view: View<'_>) -> Vec<(String, Record)> {

@@ -135,6 +135,10 @@ pub const CLIENT_READ_CHUNK_BYTES: usize = 64 * 1024;
 /// fast sender cannot hold the selector on its own connection.
 pub const CLIENT_READ_BYTES_PER_ROUND: usize = 256 * 1024;
 
+/// Four-letter words waiting for the four-letter-word thread; more are refused (the
+/// connection is closed) rather than queued without bound.
+pub const FOUR_LETTER_QUEUE: usize = 64;
+
 /// Requests one connection may have in the pipeline; past it the connection is not read
 /// (checked per request, not per read; rzk's bound, Apache has only the global one).
 pub const CNXN_REQUESTS_IN_FLIGHT_MAX: usize = 1000;

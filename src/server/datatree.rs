@@ -425,13 +425,12 @@ impl DataTree {
         self.ephemerals.get(&session).map(|s| s.iter().cloned().collect()).unwrap_or_default()
     }
 
-    /// Every session owning ephemerals with its paths (for `dump`).
-    pub fn ephemerals_by_session(&self) -> BTreeMap<i64, Vec<String>> {
-        self.ephemerals
-            .iter()
-            .filter(|(_, s)| !s.is_empty())
-            .map(|(k, v)| (*k, v.iter().cloned().collect()))
-            .collect()
+    /// Every session owning ephemerals, in order (for `dump`).
+    pub fn ephemeral_sessions(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> =
+            self.ephemerals.iter().filter(|(_, s)| !s.is_empty()).map(|(k, _)| *k).collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// Container paths (for the reaper).

@@ -64,6 +64,40 @@ pub struct ConnSummary {
     pub expires_in: Duration,
 }
 
+/// A four-letter word for the worker thread: the connection asking, the word, what followed
+/// it, and the selector's description of every connection when it was asked.
+#[derive(Debug)]
+pub struct Job {
+    /// The connection asking.
+    pub conn: crate::server::ConnId,
+    /// The word.
+    pub word: &'static str,
+    /// What followed it (`stmk`).
+    pub extra: Vec<u8>,
+    /// Every connection.
+    pub conns: Vec<ConnSummary>,
+}
+
+/// The four-letter-word thread: answers come back to the selector through the outbox, so
+/// walks over the whole tree, watch table or session table (`dump`, `wchc`, `wchp`, `cons`
+/// with many connections) never run on the selector thread.
+pub fn serve(
+    shared: &Shared,
+    jobs: crossbeam_channel::Receiver<Job>,
+    out: &crossbeam_channel::Sender<super::processor::Outbound>,
+    waker: &mio::Waker,
+) -> Result<(), String> {
+    for job in jobs {
+        let text = run(job.word, shared, &job.conns, &job.extra);
+        let msg = super::processor::Outbound::FourLetter { conn: job.conn, text };
+        if out.send(msg).is_err() {
+            break;
+        }
+        waker.wake().map_err(|e| format!("cannot wake the connection thread: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Runs a (whitelisted) four-letter word; `extra` is what followed it (for `stmk`).
 pub fn run(word: &str, shared: &Shared, conns: &[ConnSummary], extra: &[u8]) -> String {
     let mode = shared.mode;
@@ -92,8 +126,8 @@ pub fn run(word: &str, shared: &Shared, conns: &[ConnSummary], extra: &[u8]) -> 
             dir_size(&shared.config.txn_log_dir())
         ),
         "wchs" => shared.lock_watches().summary(),
-        "wchc" => shared.lock_watches().by_session(),
-        "wchp" => shared.lock_watches().by_path(),
+        "wchc" => wchc(&watched_paths(shared)),
+        "wchp" => wchp(&watched_paths(shared)),
         "dump" => dump(shared, conns),
         "mntr" => mntr(shared, conns),
         "gtmk" => TRACE_MASK.load(Ordering::Relaxed).to_string(),
@@ -253,6 +287,54 @@ fn capitalize(s: &str) -> String {
     }
 }
 
+/// Entries looked up per hold of a lock by the walks of `dump`, `wchc` and `wchp`.
+const WALK_CHUNK: usize = 1024;
+
+/// Every watched path (data table) with its watching sessions, sorted by path, looked up a
+/// chunk per hold of the watch lock.
+fn watched_paths(shared: &Shared) -> Vec<(String, std::collections::BTreeSet<i64>)> {
+    let mut paths = shared.lock_watches().data_paths();
+    paths.sort_unstable();
+    let mut out = Vec::with_capacity(paths.len());
+    for chunk in paths.chunks(WALK_CHUNK) {
+        out.extend(shared.lock_watches().sessions_watching(chunk));
+    }
+    out
+}
+
+/// `wchp`: per path, its watching sessions.
+fn wchp(watched: &[(String, std::collections::BTreeSet<i64>)]) -> String {
+    let mut s = String::new();
+    for (path, sids) in watched {
+        s.push_str(path);
+        s.push('\n');
+        for sid in sids {
+            let _ = writeln!(s, "\t0x{sid:x}");
+        }
+    }
+    s.push('\n');
+    s
+}
+
+/// `wchc`: per session, its watched paths.
+fn wchc(watched: &[(String, std::collections::BTreeSet<i64>)]) -> String {
+    let mut by_session: std::collections::BTreeMap<i64, Vec<&str>> = Default::default();
+    for (path, sids) in watched {
+        for sid in sids {
+            by_session.entry(*sid).or_default().push(path);
+        }
+    }
+    let mut s = String::new();
+    for (sid, paths) in by_session {
+        let _ = writeln!(s, "0x{sid:x}");
+        for p in paths {
+            let _ = writeln!(s, "\t{p}");
+        }
+    }
+    s.push('\n');
+    s
+}
+
 fn dump(shared: &Shared, conns: &[ConnSummary]) -> String {
     let mut s = String::from("SessionTracker dump:\n");
     let (buckets, count) = shared.with_sessions(|t| (t.buckets(), t.len()));
@@ -267,7 +349,19 @@ fn dump(shared: &Shared, conns: &[ConnSummary]) -> String {
         }
     }
     s.push_str("ephemeral nodes dump:\n");
-    let eph = shared.read_tree().ephemerals_by_session();
+    // Session by session, a chunk per hold of the read lock: a dump never stalls apply for
+    // the whole walk.
+    let sessions = shared.read_tree().ephemeral_sessions();
+    let mut eph = Vec::with_capacity(sessions.len());
+    for chunk in sessions.chunks(WALK_CHUNK) {
+        let tree = shared.read_tree();
+        for &sid in chunk {
+            let paths = tree.ephemerals_of(sid);
+            if !paths.is_empty() {
+                eph.push((sid, paths));
+            }
+        }
+    }
     let _ = writeln!(s, "Sessions with Ephemerals ({}):", eph.len());
     for (sid, paths) in eph {
         let _ = writeln!(s, "0x{sid:x}:");

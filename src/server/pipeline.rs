@@ -40,7 +40,7 @@ use super::cnxn::Selector;
 use super::critical::{self, FatalTx};
 use super::database::LogSink;
 use super::processor::{self, Kind, Outbound, Request};
-use super::{reaper, Shared};
+use super::{fourlw, reaper, Shared};
 use crate::limits;
 
 /// Which stages a server kind runs.
@@ -113,9 +113,10 @@ impl Pipeline {
     ) -> std::io::Result<Pipeline> {
         let (input, input_rx) = bounded::<Request>(limits::STAGE_QUEUE);
         let (out_tx, out_rx) = bounded::<Outbound>(limits::STAGE_QUEUE);
+        let (words_tx, words_rx) = bounded::<fourlw::Job>(limits::FOUR_LETTER_QUEUE);
         let stop = Arc::new(AtomicBool::new(false));
         let (selector, waker, poll) = if spec.serve_clients {
-            let selector = bind_retrying(&shared, &input, out_rx, &stop)?;
+            let selector = bind_retrying(&shared, &input, out_rx, &words_tx, &stop)?;
             let waker = selector.waker();
             (Some(selector), waker, None)
         } else {
@@ -167,6 +168,8 @@ impl Pipeline {
             Stages::NotServing => drop(input_rx),
         }
         if let Some(selector) = selector {
+            let (s, out, waker) = (shared.clone(), p.out_tx.clone(), p.waker.clone());
+            p.spawn("four-letter-words", fatal, move || fourlw::serve(&s, words_rx, &out, &waker))?;
             info!("serving clients on {} ({})", selector.local_addr(), shared.mode.as_str());
             p.spawn("cnxn", fatal, move || selector.run())?;
         }
@@ -286,11 +289,13 @@ fn bind_retrying(
     shared: &Arc<Shared>,
     input: &Sender<Request>,
     out_rx: Receiver<Outbound>,
+    words: &Sender<fourlw::Job>,
     stop: &Arc<AtomicBool>,
 ) -> std::io::Result<Selector> {
     let mut tries = 0;
     loop {
-        match Selector::bind(shared.clone(), input.clone(), out_rx.clone(), stop.clone()) {
+        let (i, o, w, s) = (input.clone(), out_rx.clone(), words.clone(), stop.clone());
+        match Selector::bind(shared.clone(), i, o, w, s) {
             Ok(s) => return Ok(s),
             Err(e) if tries < 50 && e.kind() == std::io::ErrorKind::AddrInUse => {
                 tries += 1;

@@ -5,7 +5,7 @@
 //! Owned by the apply stage (behind a mutex so the four-letter words can read it). Turning a
 //! [`Trigger`](super::datatree::Trigger) into the set of connections to notify is pure.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use std::sync::Arc;
 
@@ -258,41 +258,22 @@ impl WatchManager {
         )
     }
 
-    /// `wchc` text: per session, its watched paths (data table).
-    pub fn by_session(&self) -> String {
-        let mut m: BTreeMap<i64, BTreeSet<&str>> = BTreeMap::new();
-        for (path, conns) in &self.data {
-            for conn in conns.keys() {
-                let sid = self.sessions.get(conn).copied().unwrap_or(0);
-                m.entry(sid).or_default().insert(path);
-            }
-        }
-        let mut s = String::new();
-        for (sid, paths) in m {
-            s.push_str(&format!("0x{sid:x}\n"));
-            for p in paths {
-                s.push_str(&format!("\t{p}\n"));
-            }
-        }
-        s.push('\n');
-        s
+    /// The paths with data watches, copied: `wchc` and `wchp` walk them in chunks outside
+    /// the lock (apply must be able to fire watches meanwhile).
+    pub fn data_paths(&self) -> Vec<String> {
+        self.data.keys().cloned().collect()
     }
 
-    /// `wchp` text: per path, its watching sessions (data table).
-    pub fn by_path(&self) -> String {
-        let sorted: BTreeMap<&String, &FxHashMap<ConnId, u8>> = self.data.iter().collect();
-        let mut s = String::new();
-        for (path, conns) in sorted {
-            s.push_str(path);
-            s.push('\n');
-            let sids: BTreeSet<i64> =
-                conns.keys().map(|c| self.sessions.get(c).copied().unwrap_or(0)).collect();
-            for sid in sids {
-                s.push_str(&format!("\t0x{sid:x}\n"));
-            }
-        }
-        s.push('\n');
-        s
+    /// For those of `paths` still watched, the sessions watching them (data table).
+    pub fn sessions_watching(&self, paths: &[String]) -> Vec<(String, BTreeSet<i64>)> {
+        paths
+            .iter()
+            .filter_map(|p| {
+                let conns = self.data.get(p)?;
+                let sids = conns.keys().map(|c| self.sessions.get(c).copied().unwrap_or(0));
+                Some((p.clone(), sids.collect()))
+            })
+            .collect()
     }
 }
 
@@ -350,10 +331,15 @@ mod tests {
         w.add(Table::Data, "/a", 7, STANDARD);
         w.add(Table::Data, "/zz", 7, STANDARD);
         assert_eq!(w.summary(), "1 connections watching 2 paths\nTotal watches:2\n");
-        assert_eq!(w.by_session(), "0x100\n\t/a\n\t/zz\n\n");
-        assert_eq!(w.by_path(), "/a\n\t0x100\n/zz\n\t0x100\n\n");
+        let mut paths = w.data_paths();
+        paths.sort();
+        let sids = BTreeSet::from([0x100]);
+        assert_eq!(
+            w.sessions_watching(&paths),
+            vec![("/a".to_owned(), sids.clone()), ("/zz".to_owned(), sids)]
+        );
         w.remove_conn(7);
         assert_eq!(w.summary(), "0 connections watching 0 paths\nTotal watches:0\n");
-        assert_eq!(w.by_path(), "\n");
+        assert!(w.data_paths().is_empty() && w.sessions_watching(&paths).is_empty());
     }
 }

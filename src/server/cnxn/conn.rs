@@ -174,6 +174,9 @@ pub struct Connection {
     accepted: Instant,
     last_recv: Instant,
     close_after_flush: bool,
+    /// A four-letter word is being answered (off the selector thread): nothing more is read,
+    /// and the connection closes once the answer is sent.
+    answering: bool,
     stats: Stats,
     /// Requests in the pipeline: when read, xid, op abbreviation, request bytes.
     pending: VecDeque<(Instant, i32, &'static str, usize)>,
@@ -216,6 +219,7 @@ impl Connection {
             accepted: now,
             last_recv: now,
             close_after_flush: false,
+            answering: false,
             stats: Stats::default(),
             pending: VecDeque::new(),
             pending_bytes: 0,
@@ -257,7 +261,7 @@ impl Connection {
 
     /// Bytes read from the peer at `now`.
     pub fn receive(&mut self, bytes: &[u8], now: Instant) {
-        if self.close_after_flush {
+        if self.close_after_flush || self.answering {
             return;
         }
         self.inbuf.extend_from_slice(bytes);
@@ -269,7 +273,7 @@ impl Connection {
     /// (requests or request bytes in the pipeline, unsent output: checked before every
     /// request, not once per read), nothing more is parsed.
     pub fn poll_event(&mut self) -> Option<Event> {
-        if self.close_after_flush {
+        if self.close_after_flush || self.answering {
             self.inbuf.clear();
             return None;
         }
@@ -282,7 +286,7 @@ impl Connection {
                 self.inbuf.clear();
                 // The command is the connection's one received packet, as ZooKeeper counts.
                 self.stats.recved += 1;
-                self.close_after_flush = true;
+                self.answering = true;
                 return Some(Event::FourLetter { word, extra });
             }
         }
@@ -328,7 +332,7 @@ impl Connection {
     /// a frame's worth is buffered and cannot be handled yet (a session is awaited), or, once
     /// established, while the server is throttled.
     pub fn wants_read(&self, out_limit: usize, throttled: bool) -> bool {
-        if self.close_after_flush || self.over_limits(out_limit) {
+        if self.close_after_flush || self.answering || self.over_limits(out_limit) {
             return false;
         }
         match self.state {
@@ -549,6 +553,7 @@ impl Connection {
     /// A four-letter word's answer (the connection closes once it is sent).
     pub fn four_letter_answer(&mut self, text: &[u8]) {
         self.outbuf.extend_from_slice(text);
+        self.answering = false;
         self.close_after_flush = true;
     }
 

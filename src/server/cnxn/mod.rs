@@ -69,6 +69,7 @@ pub struct Selector {
     generation: u32,
     prep: Sender<Request>,
     outbox: Receiver<Outbound>,
+    four_letter: Sender<fourlw::Job>,
     stop: Arc<AtomicBool>,
     per_ip: HashMap<IpAddr, usize>,
     by_session: HashMap<i64, ConnId>,
@@ -94,6 +95,7 @@ impl Selector {
         shared: Arc<Shared>,
         prep: Sender<Request>,
         outbox: Receiver<Outbound>,
+        four_letter: Sender<fourlw::Job>,
         stop: Arc<AtomicBool>,
     ) -> io::Result<Selector> {
         let poll = Poll::new()?;
@@ -117,6 +119,7 @@ impl Selector {
             generation: 0,
             prep,
             outbox,
+            four_letter,
             stop,
             per_ip: HashMap::new(),
             by_session: HashMap::new(),
@@ -619,6 +622,11 @@ impl Selector {
                         }
                     }
                 }
+                Outbound::FourLetter { conn, text } => {
+                    let Some(key) = self.key_of(conn) else { continue };
+                    self.slots[key].conn.four_letter_answer(text.as_bytes());
+                    touched.push(key);
+                }
                 Outbound::SessionExpired { session } => {
                     let Some(conn) = self.by_session.get(&session).copied() else { continue };
                     // A connection still waiting for its handshake's answer (a re-attach the
@@ -811,8 +819,22 @@ impl Selector {
             }
             "Connection stats reset.\n".to_owned()
         } else {
-            let summaries = self.summaries(key);
-            fourlw::run(word, &self.shared, &summaries, extra)
+            // Everything else runs on the four-letter-word thread; the answer comes back
+            // through the outbox. The connection's input is not read meanwhile (it is
+            // closing once answered).
+            let Some(slot) = self.slots.get(key) else { return };
+            debug!("four-letter word {word} from {}", slot.conn.peer());
+            let job = fourlw::Job {
+                conn: slot.conn.id(),
+                word,
+                extra: extra.to_vec(),
+                conns: self.summaries(key),
+            };
+            if let Err(e) = self.four_letter.try_send(job) {
+                warn!("four-letter word {word} dropped: {e}");
+                self.close(key);
+            }
+            return;
         };
         let Some(slot) = self.slots.get_mut(key) else { return };
         debug!("four-letter word {word} from {}", slot.conn.peer());

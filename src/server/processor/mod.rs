@@ -162,6 +162,13 @@ pub enum Outbound {
         /// Whether the session is live (else the client is told it expired).
         valid: bool,
     },
+    /// A four-letter word's answer, computed off the selector thread.
+    FourLetter {
+        /// Connection.
+        conn: ConnId,
+        /// The text (the connection closes once it is sent).
+        text: String,
+    },
     /// A session was closed by expiry: close its connection without a message.
     SessionExpired {
         /// Session id.

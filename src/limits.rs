@@ -50,6 +50,11 @@ pub const AUTH_ID_BYTES_MAX: usize = 4096;
 /// or hostile peer and close the channel [QuorumCnxManager.PACKETMAXSIZE].
 pub const ELECTION_MESSAGE_MAX_BYTES: usize = 512 * 1024;
 
+/// Election-port connections whose handshake is being read at once; more are closed at once
+/// (Apache's `zookeeper.quorumCnxnThreadsSize` pool holds 20; rzk reads them all on one
+/// thread, so the bound is about descriptors, not threads).
+pub const ELECTION_HANDSHAKES_MAX: usize = 64;
+
 /// Largest address string in the initial election-channel handshake [QuorumCnxManager;
 /// quorum-protocol.md §10].
 pub const ELECTION_INITIAL_ADDRESS_MAX_BYTES: usize = 2048;

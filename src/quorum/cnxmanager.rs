@@ -2,10 +2,10 @@
 //! the connection" rule, and a send worker and a receive worker per connection
 //! (quorum-protocol.md §2; ZooKeeper's `QuorumCnxManager`). Not wired into the server yet.
 //!
-//! Threads: the listener (accepts, then one short-lived thread per incoming handshake, bounded
-//! by the `cnx_timeout` read timeout but not in number: Apache uses a pool of 20,
-//! `zookeeper.quorumCnxnThreadsSize`), a connector thread per outgoing attempt, and per live
-//! connection a sender and a receiver. They share the peer table behind one mutex, never held
+//! Threads: the listener (one mio loop reading every incoming handshake without blocking, each
+//! within `cnx_timeout` of its accept, at most `limits::ELECTION_HANDSHAKES_MAX` at once; Apache
+//! uses a pool of 20 threads, `zookeeper.quorumCnxnThreadsSize`), a connector thread per
+//! outgoing attempt, and per live connection a sender and a receiver. They share the peer table behind one mutex, never held
 //! across I/O. Blocking sockets, as Apache's; the election port carries a handful of peers.
 //!
 //! Not yet: observers without an id (`OBSERVER_ID`, given fresh negative ids by Apache),
@@ -31,18 +31,22 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 use log::{debug, info, warn};
 
 use crate::config::HostPort;
-use crate::limits::{ELECTION_INITIAL_ADDRESS_MAX_BYTES, ELECTION_MESSAGE_MAX_BYTES};
+use crate::limits::{self, ELECTION_INITIAL_ADDRESS_MAX_BYTES, ELECTION_MESSAGE_MAX_BYTES};
 use crate::proto::ServerId;
-use crate::quorum::wire::{decode_initial, encode_initial};
+use crate::quorum::wire::{decode_initial, encode_initial, InitialMessage};
 
 /// How often idle workers look at the shutdown flag and their connection's generation.
 const WORKER_POLL: Duration = Duration::from_millis(100);
+/// How long the listener stops accepting after an accept error.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How often the listener logs a rejected connection at warn at most (the rest at debug).
+const COMPLAINT_EVERY: Duration = Duration::from_secs(10);
 
 /// A message received from a peer: its sid and the frame payload.
 pub type Received = (ServerId, Vec<u8>);
@@ -97,24 +101,18 @@ impl CnxManager {
         (CnxManager { shared: Arc::new(shared) }, receiver)
     }
 
-    /// Accepts election connections on `listener` in a new thread until [`CnxManager::halt`].
+    /// Accepts election connections on `listener` in a new thread until [`CnxManager::halt`]:
+    /// one mio loop reads every incoming handshake without blocking, each within
+    /// `cnx_timeout` of its accept (however slowly its bytes arrive), at most
+    /// [`limits::ELECTION_HANDSHAKES_MAX`] at a time; accept errors (EMFILE) back off.
     pub fn listen(&self, listener: TcpListener) -> io::Result<thread::JoinHandle<()>> {
         listener.set_nonblocking(true)?;
+        let listener = mio::net::TcpListener::from_std(listener);
         let shared = Arc::clone(&self.shared);
         thread::Builder::new().name(format!("election-listener-{}", shared.my_id)).spawn(
             move || {
-                while !shared.halted.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, from)) => {
-                            let shared = Arc::clone(&shared);
-                            thread::spawn(move || Shared::accepted(&shared, stream, from));
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            thread::sleep(Duration::from_millis(10))
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => warn!("election listener accept failed: {e}"),
-                    }
+                if let Err(e) = Shared::listen_loop(&shared, listener) {
+                    log::error!("election listener failed: {e}");
                 }
             },
         )
@@ -213,37 +211,104 @@ impl Shared {
         Shared::start_workers(shared, to, stream)
     }
 
-    /// Reads a handshake and applies the tie-break.
-    fn accepted(shared: &Arc<Shared>, mut stream: TcpStream, from: SocketAddr) {
-        let handshake = (|| -> Result<_, String> {
-            stream.set_read_timeout(Some(shared.cnx_timeout)).map_err(|e| e.to_string())?;
-            // Read exactly the handshake: the first frame may follow in the same segment.
-            let mut buf = vec![0u8; 8];
-            stream.read_exact(&mut buf).map_err(|e| e.to_string())?;
-            loop {
-                if let Some((message, _)) = decode_initial(&buf).map_err(|e| e.to_string())? {
-                    return Ok(message);
-                }
-                // Only the fixed head (20 bytes) or the announced address is missing; the
-                // decoder has checked the length against the limit already.
-                let want = if buf.len() < 20 {
-                    20
-                } else {
-                    20 + i32::from_be_bytes(buf[16..20].try_into().expect("4 bytes")) as usize
-                };
-                debug_assert!(want <= 20 + ELECTION_INITIAL_ADDRESS_MAX_BYTES);
-                let have = buf.len();
-                buf.resize(want, 0);
-                stream.read_exact(&mut buf[have..]).map_err(|e| e.to_string())?;
-            }
-        })();
-        let message = match handshake {
-            Ok(message) => message,
-            Err(e) => {
-                warn!("election connection from {from} rejected: {e}");
-                return;
+    /// The election listener's loop (see [`CnxManager::listen`]).
+    fn listen_loop(shared: &Arc<Shared>, mut listener: mio::net::TcpListener) -> io::Result<()> {
+        const LISTENER: mio::Token = mio::Token(usize::MAX);
+        let mut poll = mio::Poll::new()?;
+        poll.registry().register(&mut listener, LISTENER, mio::Interest::READABLE)?;
+        let mut events = mio::Events::with_capacity(256);
+        let mut pending: slab::Slab<Handshaking> = slab::Slab::new();
+        let mut accept_paused_until: Option<Instant> = None;
+        let mut last_complaint: Option<Instant> = None;
+        let mut complain = |what: String| {
+            let now = Instant::now();
+            if last_complaint.is_none_or(|t| now - t >= COMPLAINT_EVERY) {
+                warn!("{what}");
+                last_complaint = Some(now);
+            } else {
+                debug!("{what}");
             }
         };
+        while !shared.halted.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            let next = pending.iter().map(|(_, h)| h.deadline).chain(accept_paused_until).min();
+            let wait = next.map_or(WORKER_POLL, |t| t.saturating_duration_since(now));
+            if let Err(e) = poll.poll(&mut events, Some(wait.min(WORKER_POLL))) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            let mut accept_now = events.iter().any(|e| e.token() == LISTENER);
+            if accept_paused_until.is_some_and(|t| Instant::now() >= t) {
+                accept_paused_until = None;
+                accept_now = true;
+            }
+            for key in events.iter().map(|e| e.token().0).filter(|&t| t != LISTENER.0) {
+                let Some(h) = pending.get_mut(key) else { continue };
+                match h.read() {
+                    Ok(None) => {}
+                    Ok(Some(message)) => {
+                        let mut h = pending.remove(key);
+                        let _ = poll.registry().deregister(&mut h.stream);
+                        let from = h.from;
+                        match into_blocking(h.stream) {
+                            Ok(stream) => Shared::handshake_done(shared, stream, from, message),
+                            Err(e) => warn!("election connection from {from}: {e}"),
+                        }
+                    }
+                    Err(e) => {
+                        let mut h = pending.remove(key);
+                        let _ = poll.registry().deregister(&mut h.stream);
+                        complain(format!("election connection from {} rejected: {e}", h.from));
+                    }
+                }
+            }
+            let now = Instant::now();
+            let late: Vec<usize> =
+                pending.iter().filter(|(_, h)| h.deadline <= now).map(|(k, _)| k).collect();
+            for key in late {
+                let mut h = pending.remove(key);
+                let _ = poll.registry().deregister(&mut h.stream);
+                complain(format!(
+                    "election connection from {} rejected: no handshake within {:?}",
+                    h.from, shared.cnx_timeout
+                ));
+            }
+            while accept_now && accept_paused_until.is_none() {
+                match listener.accept() {
+                    Ok((mut stream, from)) => {
+                        if pending.len() >= limits::ELECTION_HANDSHAKES_MAX {
+                            complain(format!(
+                                "election connection from {from} refused: {} handshakes pending",
+                                pending.len()
+                            ));
+                            continue;
+                        }
+                        let entry = pending.vacant_entry();
+                        let token = mio::Token(entry.key());
+                        poll.registry().register(&mut stream, token, mio::Interest::READABLE)?;
+                        let deadline = Instant::now() + shared.cnx_timeout;
+                        entry.insert(Handshaking { stream, from, buf: Vec::new(), deadline });
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        complain(format!("election listener accept failed: {e}; backing off"));
+                        accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A handshake arrived on an accepted connection: apply the tie-break.
+    fn handshake_done(
+        shared: &Arc<Shared>,
+        stream: TcpStream,
+        from: SocketAddr,
+        message: InitialMessage,
+    ) {
         let remote = message.sid;
         if remote < shared.my_id {
             // Close and connect back: the larger sid's connection is the one kept.
@@ -353,6 +418,60 @@ impl Shared {
             }
         }
     }
+}
+
+/// An accepted election connection whose handshake is being read.
+struct Handshaking {
+    stream: mio::net::TcpStream,
+    from: SocketAddr,
+    buf: Vec<u8>,
+    deadline: Instant,
+}
+
+impl Handshaking {
+    /// Reads what is available of the handshake, never past its end (the first frame may
+    /// follow in the same segment): `Some` once it is whole.
+    fn read(&mut self) -> Result<Option<InitialMessage>, String> {
+        loop {
+            if let Some((message, _)) = decode_initial(&self.buf).map_err(|e| e.to_string())? {
+                return Ok(Some(message));
+            }
+            // The fixed head first (protocol version and sid, then the address's length), then
+            // the address; the decoder has checked the length against its limit already.
+            let want = if self.buf.len() < 8 {
+                8
+            } else if self.buf.len() < 20 {
+                20
+            } else {
+                let len =
+                    i32::from_be_bytes([self.buf[16], self.buf[17], self.buf[18], self.buf[19]]);
+                20 + len.max(0) as usize
+            };
+            let have = self.buf.len();
+            if want <= have || want > 20 + ELECTION_INITIAL_ADDRESS_MAX_BYTES {
+                return Err(format!("bad handshake of {have} bytes"));
+            }
+            self.buf.resize(want, 0);
+            match self.stream.read(&mut self.buf[have..]) {
+                Ok(0) => return Err("closed during the handshake".into()),
+                Ok(n) => self.buf.truncate(have + n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.buf.truncate(have);
+                    return Ok(None);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(have),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+}
+
+/// A non-blocking mio stream as a blocking std one (for the connection's workers).
+fn into_blocking(stream: mio::net::TcpStream) -> io::Result<TcpStream> {
+    let stream = TcpStream::from(std::os::fd::OwnedFd::from(stream));
+    stream.set_nonblocking(false)?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }
 
 /// `int length` + payload.
@@ -466,5 +585,61 @@ mod tests {
         let mut buf = [0u8; 1];
         assert_eq!(bad.read(&mut buf).unwrap_or(0), 0, "closed by the acceptor");
         m2.halt();
+    }
+
+    #[test]
+    fn stuck_and_trickling_handshakes_do_not_block_peers() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let me = HostPort { host: "127.0.0.1".into(), port: address.port() };
+        let (m2, rx2, _) = {
+            let (m, rx) =
+                CnxManager::new(ServerId(2), vec![me], BTreeMap::new(), Duration::from_millis(800));
+            (m, rx, ())
+        };
+        let _t2 = m2.listen(listener).unwrap();
+        // A trickling connection is closed at the deadline, however regular its bytes.
+        let mut slow = TcpStream::connect(address).unwrap();
+        slow.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let started = std::time::Instant::now();
+        let mut closed = false;
+        let head = encode_initial(ServerId(3), &[HostPort { host: "127.0.0.1".into(), port: 1 }]);
+        for b in head.iter().cycle().take(60) {
+            if slow.write_all(&[*b]).is_err() {
+                closed = true;
+                break;
+            }
+            let mut buf = [0u8; 1];
+            if matches!(slow.read(&mut buf), Ok(0)) {
+                closed = true;
+                break;
+            }
+        }
+        assert!(closed, "a trickling handshake must be closed");
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(700) && took < Duration::from_secs(5), "{took:?}");
+        // More stuck connections than handshakes may wait: the rest are refused at once.
+        let stuck: Vec<TcpStream> = (0..limits::ELECTION_HANDSHAKES_MAX + 20)
+            .filter_map(|_| {
+                let mut s = TcpStream::connect(address).ok()?;
+                s.write_all(&[0]).ok()?;
+                Some(s)
+            })
+            .collect();
+        drop(stuck);
+        // Once the stuck ones are gone (closed or timed out), a real peer gets through.
+        let (m3, _rx3, l3) = manager(3, &[(2, address.port())]);
+        let _t3 = m3.listen(l3).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            m3.send(ServerId(2), b"vote".to_vec());
+            if let Ok(got) = rx2.recv_timeout(Duration::from_millis(500)) {
+                assert_eq!(got, (ServerId(3), b"vote".to_vec()));
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "peer never got through");
+        }
+        m2.halt();
+        m3.halt();
     }
 }

@@ -13,6 +13,7 @@ use super::acl::AuthInfo;
 use super::ConnId;
 use crate::fxhash::FxHashMap;
 use crate::proto::{EventType, WatcherType};
+use crate::server::processor::Outflow;
 
 /// A standard (one-shot) watch.
 pub const STANDARD: u8 = 1;
@@ -41,6 +42,7 @@ pub struct WatchManager {
     recursive: usize,
     sessions: HashMap<ConnId, i64>,
     auths: HashMap<ConnId, Arc<AuthInfo>>,
+    outflows: HashMap<ConnId, Arc<Outflow>>,
 }
 
 impl WatchManager {
@@ -56,12 +58,26 @@ impl WatchManager {
 
     /// Remembers a connection's session and identities, used for the four-letter words and
     /// for the READ check when an event is delivered.
-    pub fn note_conn(&mut self, conn: ConnId, session: i64, auth: &Arc<AuthInfo>) {
+    pub fn note_conn(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        auth: &Arc<AuthInfo>,
+        outflow: Option<&Arc<Outflow>>,
+    ) {
         self.sessions.insert(conn, session);
         let same = self.auths.get(&conn).is_some_and(|a| Arc::ptr_eq(a, auth));
         if !same {
             self.auths.insert(conn, auth.clone());
         }
+        if let Some(o) = outflow {
+            self.outflows.entry(conn).or_insert_with(|| o.clone());
+        }
+    }
+
+    /// The output account of a connection (events are admitted against it).
+    pub fn outflow_of(&self, conn: ConnId) -> Option<&Arc<Outflow>> {
+        self.outflows.get(&conn)
     }
 
     /// The identities of a connection (none known: no identities).
@@ -165,6 +181,7 @@ impl WatchManager {
     pub fn remove_conn(&mut self, conn: ConnId) {
         self.sessions.remove(&conn);
         self.auths.remove(&conn);
+        self.outflows.remove(&conn);
         let Some((data, child)) = self.by_conn.remove(&conn) else { return };
         for p in data {
             if let Some(c) = self.data.get_mut(&p) {

@@ -36,7 +36,7 @@ use self::conn::{Connection, Event, Handshake, HandshakeFacts, State};
 use self::transport::Transport;
 use super::acl::{self, AuthOutcome};
 use super::fourlw::{self, ConnSummary};
-use super::processor::{wall_clock_ms, Kind, Outbound, Request};
+use super::processor::{wall_clock_ms, Kind, Outbound, Outflow, Request};
 use super::{ConnId, ServerMode, Shared};
 use crate::jute::proto::{AuthPacket, RequestHeader};
 use crate::jute::Jute;
@@ -54,6 +54,8 @@ const WAKER: Token = Token(1);
 /// A connection in the slab: its core, its transport, and the selector's bookkeeping.
 struct Slot {
     conn: Connection,
+    /// What its replies and events hold in memory (apply admits against it).
+    outflow: Arc<Outflow>,
     transport: Box<dyn Transport>,
     read_paused: bool,
     writable_registered: bool,
@@ -268,6 +270,7 @@ impl Selector {
             let conn = Connection::new(id, peer, max_frame, Instant::now(), wall_clock_ms());
             entry.insert(Slot {
                 conn,
+                outflow: Arc::new(Outflow::default()),
                 transport: Box::new(stream),
                 read_paused: false,
                 writable_registered: false,
@@ -485,6 +488,7 @@ impl Selector {
         let mut r = Request::new(Some(slot.conn.id()), session, header.xid, header.op_type, kind);
         r.body = body;
         r.auth = slot.conn.auth().clone();
+        r.outflow = Some(slot.outflow.clone());
         self.submit(r);
     }
 
@@ -574,13 +578,17 @@ impl Selector {
                     stats.outstanding.fetch_sub(1, Ordering::Relaxed);
                     let mono_ms = self.shared.now_ms();
                     let Some(key) = self.key_of(conn) else { continue };
-                    self.slots[key].conn.reply(&frame, close, Instant::now(), mono_ms);
+                    let slot = &mut self.slots[key];
+                    slot.outflow.arrived(frame.len());
+                    slot.conn.reply(&frame, close, Instant::now(), mono_ms);
                     stats.packets_sent.fetch_add(1, Ordering::Relaxed);
                     touched.push(key);
                 }
                 Outbound::Event { conn, frame } => {
                     let Some(key) = self.key_of(conn) else { continue };
-                    self.slots[key].conn.event(&frame);
+                    let slot = &mut self.slots[key];
+                    slot.outflow.arrived(frame.len());
+                    slot.conn.event(&frame);
                     stats.packets_sent.fetch_add(1, Ordering::Relaxed);
                     touched.push(key);
                 }
@@ -645,14 +653,14 @@ impl Selector {
         for key in touched {
             self.flush(key);
             let Some(slot) = self.slots.get(key) else { continue };
-            if slot.conn.output_overflow() {
+            if slot.conn.output_overflow() || slot.outflow.overflowed() {
                 let c = &slot.conn;
                 warn!(
                     "closing connection from {} (session 0x{:x}): {} bytes of replies and \
                      events unread (limit {})",
                     c.peer(),
                     c.session(),
-                    c.pending_out(),
+                    slot.outflow.held().max(c.pending_out()),
                     limits::CNXN_OUTBOUND_CLOSE_BYTES
                 );
                 self.close(key);
@@ -697,6 +705,7 @@ impl Selector {
                 }
             }
         }
+        slot.outflow.set_queued(slot.conn.pending_out());
         if slot.conn.done() && slot.transport.pending_writes() == 0 {
             self.close(key);
             return;

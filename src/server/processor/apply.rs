@@ -126,7 +126,12 @@ impl Apply {
                 if acl::check(&t.acl, perms::READ, &auth, self.shared.config.skip_acl).is_err() {
                     continue;
                 }
-                self.send(Outbound::Event { conn, frame: event_frame(t.event, &t.path, zxid) });
+                let frame = event_frame(t.event, &t.path, zxid);
+                // A connection that stopped reading gets no more events: it is closed.
+                if watches.outflow_of(conn).is_some_and(|o| !o.admit(frame.len())) {
+                    continue;
+                }
+                self.send(Outbound::Event { conn, frame });
             }
         }
     }
@@ -218,6 +223,12 @@ impl Apply {
 
     fn reply(&self, req: &Request, zxid: i64, err: ErrorCode, body: Option<Vec<u8>>, close: bool) {
         let Some(conn) = req.conn else { return };
+        let frame_bytes = 4 + 16 + body.as_ref().map_or(0, Vec::len);
+        if req.outflow.as_ref().is_some_and(|o| !o.admit(frame_bytes)) {
+            // Over its output limit: the connection is closed; its remaining answers are
+            // empty (they still count out of the outstanding requests).
+            return self.send(Outbound::Reply { conn, frame: Vec::new(), close: true });
+        }
         let header = ReplyHeader { xid: req.xid, zxid, err: err.code() };
         let mut payload = header.to_bytes();
         if let Some(b) = body {
@@ -233,6 +244,10 @@ impl Apply {
 
     fn read(&self, req: &Request) {
         let Some(conn) = req.conn else { return };
+        if req.outflow.as_ref().is_some_and(|o| o.overflowed()) {
+            // Nothing more is built for a connection being closed for not reading.
+            return self.send(Outbound::Reply { conn, frame: Vec::new(), close: true });
+        }
         let zxid = self.shared.read_tree().last_processed_zxid;
         if req.err != ErrorCode::Ok {
             return self.reply(req, zxid, req.err, None, false);
@@ -258,7 +273,7 @@ impl Apply {
     ) -> std::sync::MutexGuard<'_, crate::server::watch::WatchManager> {
         let mut w = self.shared.lock_watches();
         if let Some(conn) = req.conn {
-            w.note_conn(conn, req.session, &req.auth);
+            w.note_conn(conn, req.session, &req.auth, req.outflow.as_ref());
         }
         w
     }

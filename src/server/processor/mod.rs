@@ -21,12 +21,14 @@ pub mod prep;
 pub mod readonly;
 pub mod sync;
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::acl::AuthInfo;
 use super::ConnId;
 use crate::jute::txn::TxnEntry;
+use crate::limits;
 use crate::proto::ErrorCode;
 
 /// What kind of request this is, beyond its opcode.
@@ -102,6 +104,61 @@ pub struct Request {
     pub err: ErrorCode,
     /// The learner that forwarded this request (quorum leader only).
     pub origin: Option<Origin>,
+    /// The answering connection's output account (client requests).
+    pub outflow: Option<Arc<Outflow>>,
+}
+
+/// What one client connection's replies and watch events hold in memory before its socket
+/// takes them: bytes on their way through the outbox, and bytes queued at the connection
+/// (published by the selector). Apply admits each reply and event against
+/// [`limits::CNXN_OUTBOUND_CLOSE_BYTES`]: past it, nothing more is built for the connection
+/// (its replies become empty and it is closed), so a client that stops reading costs at most
+/// that much, however many requests or watches it has.
+#[derive(Debug, Default)]
+pub struct Outflow {
+    in_transit: AtomicUsize,
+    queued: AtomicUsize,
+    overflowed: AtomicBool,
+}
+
+impl Outflow {
+    /// Whether `bytes` more may be built for the connection; false (for good) once over.
+    pub fn admit(&self, bytes: usize) -> bool {
+        if self.overflowed.load(Ordering::Relaxed) {
+            return false;
+        }
+        let held = self.in_transit.fetch_add(bytes, Ordering::Relaxed)
+            + bytes
+            + self.queued.load(Ordering::Relaxed);
+        if held > limits::CNXN_OUTBOUND_CLOSE_BYTES {
+            self.in_transit.fetch_sub(bytes, Ordering::Relaxed);
+            self.overflowed.store(true, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// The selector took `bytes` out of the outbox (into the connection's queue).
+    pub fn arrived(&self, bytes: usize) {
+        let _ = self
+            .in_transit
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(bytes)));
+    }
+
+    /// The connection's queue now holds `bytes` unsent.
+    pub fn set_queued(&self, bytes: usize) {
+        self.queued.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Whether something was refused: the connection is to be closed.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Relaxed)
+    }
+
+    /// Bytes held for the connection.
+    pub fn held(&self) -> usize {
+        self.in_transit.load(Ordering::Relaxed) + self.queued.load(Ordering::Relaxed)
+    }
 }
 
 impl Request {
@@ -120,6 +177,7 @@ impl Request {
             txn: None,
             err: ErrorCode::Ok,
             origin: None,
+            outflow: None,
         }
     }
 }

@@ -416,8 +416,22 @@ impl SnapshotReader<'static> {
     /// Opens `path` and checks its FileHeader.
     pub fn open(path: &Path) -> Result<SnapshotReader<'static>, SnapshotError> {
         let file = File::open(path).map_err(io_error(path))?;
-        let len = file.metadata().map_err(io_error(path))?.len();
         let map = ReadMap::open(&file).map_err(io_error(path))?;
+        SnapshotReader::from_map(path, map)
+    }
+
+    /// A reader of a whole snapshot file already in memory (FileHeader first, seals at the
+    /// end); `path` only names it in errors. Same checks as [`open`](Self::open); for tools
+    /// and fuzzing.
+    pub fn from_bytes(
+        path: &Path,
+        bytes: Vec<u8>,
+    ) -> Result<SnapshotReader<'static>, SnapshotError> {
+        SnapshotReader::from_map(path, ReadMap::Owned(bytes))
+    }
+
+    fn from_map(path: &Path, map: ReadMap) -> Result<SnapshotReader<'static>, SnapshotError> {
+        let len = map.bytes().len() as u64;
         let source = Source::Map(map);
         let mut input = Input {
             path: path.to_path_buf(),
@@ -1041,6 +1055,27 @@ mod tests {
         assert!(!dir.path().join("snapshot.100000005.tmp").exists());
         assert_eq!(read_snapshot(&path).unwrap(), snap);
         assert!(looks_complete(&path).unwrap());
+    }
+
+    #[test]
+    fn bytes_in_memory_read_like_the_file() {
+        let path = fixture("snapshot.11");
+        let bytes = fs::read(&path).unwrap();
+        let mut reader = SnapshotReader::from_bytes(&path, bytes.clone()).unwrap();
+        let sessions = reader.sessions().unwrap();
+        let acl_cache = reader.acl_cache().unwrap();
+        let mut nodes = Vec::new();
+        while let Some(node) = reader.next_node().unwrap() {
+            nodes.push(node);
+        }
+        let trailer = reader.finish().unwrap();
+        assert_eq!(Snapshot { sessions, acl_cache, nodes, trailer }, read_snapshot(&path).unwrap());
+        let mut bad = bytes;
+        bad[0] = b'X';
+        assert!(matches!(
+            SnapshotReader::from_bytes(&path, bad),
+            Err(SnapshotError::BadMagic { .. })
+        ));
     }
 
     #[test]

@@ -840,8 +840,8 @@ impl Input<'_> {
         if n == -1 {
             return Ok(0);
         }
-        let too_many = !self.is_stream() && n as u64 * min_element_bytes > self.remaining();
-        if n < 0 || too_many {
+        // Negative first: `n as u64` of a negative count would overflow the product.
+        if n < 0 || (!self.is_stream() && n as u64 * min_element_bytes > self.remaining()) {
             return Err(self.malformed(offset, format!("bad count {n}")));
         }
         Ok(n as usize)
@@ -1076,6 +1076,17 @@ mod tests {
             SnapshotReader::from_bytes(&path, bad),
             Err(SnapshotError::BadMagic { .. })
         ));
+    }
+
+    /// Found by the `snapshot` fuzz target: a negative session count overflowed the size check
+    /// (a panic in debug builds) before it was rejected.
+    #[test]
+    fn negative_count_is_malformed() {
+        let crash = b"ZKSN\0\0\0\0\0\0\0\0\0\0\0\xff\xff\0\0\0";
+        let mut reader = SnapshotReader::from_bytes(Path::new("crash"), crash.to_vec()).unwrap();
+        let err = reader.sessions().unwrap_err();
+        assert!(matches!(err, SnapshotError::Malformed { offset: 16, .. }), "{err}");
+        assert!(err.to_string().contains("bad count -16777216"), "{err}");
     }
 
     #[test]

@@ -286,10 +286,18 @@ proptest! {
             read_only: option::of(any::<bool>()),
         }),
         request_header in record!(RequestHeader { xid: any::<i32>(), op_type: any::<i32>() }),
-        reply_header in record!(ReplyHeader { xid: any::<i32>(), zxid: any::<i64>(), err: any::<i32>() }),
+        reply_header in record!(ReplyHeader {
+            xid: any::<i32>(),
+            zxid: any::<i64>(),
+            err: any::<i32>(),
+        }),
         auth in record!(AuthPacket { auth_type: any::<i32>(), scheme: text(), auth: buffer() }),
         sasl in record!(SaslToken { token: buffer() }),
-        event in record!(WatcherEvent { event_type: any::<i32>(), state: any::<i32>(), path: text() }),
+        event in record!(WatcherEvent {
+            event_type: any::<i32>(),
+            state: any::<i32>(),
+            path: text(),
+        }),
     ) {
         assert_round_trip(&base);
         assert_round_trip(&ConnectRequest { base, read_only });
@@ -303,7 +311,12 @@ proptest! {
 
     #[test]
     fn request_records_round_trip(
-        create in record!(CreateRequest { path: text(), data: buffer(), acl: acls(), flags: any::<i32>() }),
+        create in record!(CreateRequest {
+            path: text(),
+            data: buffer(),
+            acl: acls(),
+            flags: any::<i32>(),
+        }),
         create_ttl in record!(CreateTtlRequest {
             path: text(),
             data: buffer(),
@@ -339,7 +352,11 @@ proptest! {
             persistent_watches: strings(),
             persistent_recursive_watches: strings(),
         }),
-        multi_header in record!(MultiHeader { op_type: any::<i32>(), done: any::<bool>(), err: any::<i32>() }),
+        multi_header in record!(MultiHeader {
+            op_type: any::<i32>(),
+            done: any::<bool>(),
+            err: any::<i32>(),
+        }),
         multi in multi_request(),
     ) {
         assert_round_trip(&create);

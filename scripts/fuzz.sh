@@ -14,7 +14,7 @@
 # and far below what a length field taken on trust asks for (up to 2 GiB), so such a bug is an
 # OOM crash. A crash, OOM or timeout leaves its input in tests/fuzz/artifacts/<target>/ and
 # makes the script exit 1 after the other targets ran. The last line is
-# "fuzz: N targets clean, M crashed".
+# "fuzz: N targets clean, M crashed; build Ss, total Ts".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +39,7 @@ keep_corpus=${keep_corpus:-yes}
 fuzz_dir=tests/fuzz
 fuzz=(cargo +nightly fuzz)
 "${fuzz[@]}" build --fuzz-dir "$fuzz_dir" ${target:+"$target"}
+built=$SECONDS
 if [ -n "$target" ]; then
     targets=("$target")
 else
@@ -70,5 +71,6 @@ for t in "${targets[@]}"; do
         crashed+=("$t")
     fi
 done
-echo "fuzz: ${clean} targets clean, ${#crashed[@]} crashed${crashed:+ (${crashed[*]})}"
+echo "fuzz: ${clean} targets clean, ${#crashed[@]} crashed${crashed:+ (${crashed[*]})};" \
+    "build ${built}s, total ${SECONDS}s"
 [ ${#crashed[@]} -eq 0 ]

@@ -6,9 +6,12 @@
 //! cargo run --manifest-path tests/fuzz/Cargo.toml --example seeds
 //! ```
 //!
+//! Files named `crash-*` are inputs that once crashed a target (each has a unit test beside
+//! the fixed code); they are kept by hand, not written here.
+//!
 //! Each seed is small (a few hundred bytes at most, the fixture files up to 2 KB), so that the
-//! corpora stay a few KB per target. Existing files are overwritten, none are deleted, so
-//! crashes minimized into the corpus by hand stay.
+//! corpora stay a few KB per target. Existing `seed-*` files are overwritten, none are
+//! deleted.
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -466,7 +466,9 @@ fn create_op(
     } else {
         code
     };
-    let ttl = if code == OpCode::CreateTtl { ttl } else { -1 };
+    // Op.create keeps the ttl only for a TTL mode; a createTTL header with any other mode makes
+    // a plain Create, whose ttl prep must not see (it would reject the op as BadArguments).
+    let ttl = if code == OpCode::CreateTtl && mode.is_ttl() { ttl } else { -1 };
     Ok(MultiOp::Create { op, req: CreateTtlRequest { path, data, acl, flags, ttl } })
 }
 
@@ -635,6 +637,37 @@ mod tests {
             ],
         };
         assert_eq!(MultiRequest::from_bytes(&req.to_bytes()).unwrap(), req);
+    }
+
+    /// Found by the `multi` fuzz target: a createTTL op with persistent flags kept its ttl, so
+    /// the op did not survive re-encoding (as a create2) and prep rejected what Apache accepts.
+    #[test]
+    fn multi_create_ttl_op_without_a_ttl_mode_drops_the_ttl() {
+        let crash: Vec<u8> = [
+            "000000150031000007000000000000000000000000000000",
+            "000000000000310000000500ffffff000000000700",
+        ]
+        .concat()
+        .as_bytes()
+        .chunks(2)
+        .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 16).unwrap())
+        .collect();
+        let req = MultiRequest::from_bytes(&crash).unwrap();
+        let MultiOp::Create { op, req: create } = &req.ops[0] else { panic!("{req:?}") };
+        assert_eq!((*op, create.flags, create.ttl), (OpCode::Create2, 0, -1));
+        assert_eq!(MultiRequest::from_bytes(&req.to_bytes()).unwrap(), req);
+
+        let mut ttl_mode = Vec::new();
+        MultiHeader { op_type: OpCode::CreateTtl.code(), done: false, err: -1 }
+            .encode(&mut ttl_mode);
+        CreateTtlRequest { path: "/t".into(), data: None, acl: vec![], flags: 5, ttl: 500 }
+            .encode(&mut ttl_mode);
+        MultiHeader { op_type: -1, done: true, err: -1 }.encode(&mut ttl_mode);
+        let MultiOp::Create { op, req } = &MultiRequest::from_bytes(&ttl_mode).unwrap().ops[0]
+        else {
+            panic!("not a create")
+        };
+        assert_eq!((*op, req.ttl), (OpCode::CreateTtl, 500));
     }
 
     #[test]

@@ -35,25 +35,35 @@ pub const LOG_PREFIX: &str = "log";
 /// Prefix of snapshot file names.
 pub const SNAPSHOT_PREFIX: &str = "snapshot";
 
-/// A data file mapped read-only; an empty file (which cannot be mapped) reads as no bytes.
+/// A data file's bytes for the readers: the file mapped read-only, or bytes already in memory
+/// (the readers' `from_bytes` entry points, for tools and the fuzz targets). An empty file,
+/// which cannot be mapped, reads as no bytes.
 #[derive(Debug)]
-pub(crate) struct ReadMap(Option<memmap2::Mmap>);
+pub(crate) enum ReadMap {
+    /// A mapped file.
+    Mapped(memmap2::Mmap),
+    /// Bytes handed over by the caller.
+    Owned(Vec<u8>),
+}
 
 impl ReadMap {
     /// Maps all of `file`.
     pub(crate) fn open(file: &std::fs::File) -> std::io::Result<ReadMap> {
         if file.metadata()?.len() == 0 {
-            return Ok(ReadMap(None));
+            return Ok(ReadMap::Owned(Vec::new()));
         }
         // SAFETY: rzk never shrinks a file it reads: txn logs only grow (the writer stores
         // within the preallocated length) and snapshots are written to a temporary file and
         // renamed into place, so no mapped page disappears while it is read.
-        Ok(ReadMap(Some(unsafe { memmap2::Mmap::map(file)? })))
+        Ok(ReadMap::Mapped(unsafe { memmap2::Mmap::map(file)? }))
     }
 
-    /// The mapped bytes.
+    /// The bytes.
     pub(crate) fn bytes(&self) -> &[u8] {
-        self.0.as_deref().unwrap_or(&[])
+        match self {
+            ReadMap::Mapped(map) => map,
+            ReadMap::Owned(bytes) => bytes,
+        }
     }
 }
 

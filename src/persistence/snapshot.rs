@@ -444,8 +444,22 @@ impl SnapshotReader<'static> {
     /// Opens `path` and checks its FileHeader.
     pub fn open(path: &Path) -> Result<SnapshotReader<'static>, SnapshotError> {
         let file = File::open(path).map_err(io_error(path))?;
-        let len = file.metadata().map_err(io_error(path))?.len();
         let map = ReadMap::open(&file).map_err(io_error(path))?;
+        SnapshotReader::from_map(path, map)
+    }
+
+    /// A reader of a whole snapshot file already in memory (FileHeader first, seals at the
+    /// end); `path` only names it in errors. Same checks as [`open`](Self::open); for tools
+    /// and fuzzing.
+    pub fn from_bytes(
+        path: &Path,
+        bytes: Vec<u8>,
+    ) -> Result<SnapshotReader<'static>, SnapshotError> {
+        SnapshotReader::from_map(path, ReadMap::Owned(bytes))
+    }
+
+    fn from_map(path: &Path, map: ReadMap) -> Result<SnapshotReader<'static>, SnapshotError> {
+        let len = map.bytes().len() as u64;
         let source = Source::Map(map);
         let mut input = Input {
             path: path.to_path_buf(),
@@ -854,8 +868,8 @@ impl Input<'_> {
         if n == -1 {
             return Ok(0);
         }
-        let too_many = !self.is_stream() && n as u64 * min_element_bytes > self.remaining();
-        if n < 0 || too_many {
+        // Negative first: `n as u64` of a negative count would overflow the product.
+        if n < 0 || (!self.is_stream() && n as u64 * min_element_bytes > self.remaining()) {
             return Err(self.malformed(offset, format!("bad count {n}")));
         }
         Ok(n as usize)
@@ -1069,6 +1083,38 @@ mod tests {
         assert!(!dir.path().join("snapshot.100000005.tmp").exists());
         assert_eq!(read_snapshot(&path).unwrap(), snap);
         assert!(looks_complete(&path).unwrap());
+    }
+
+    #[test]
+    fn bytes_in_memory_read_like_the_file() {
+        let path = fixture("snapshot.11");
+        let bytes = fs::read(&path).unwrap();
+        let mut reader = SnapshotReader::from_bytes(&path, bytes.clone()).unwrap();
+        let sessions = reader.sessions().unwrap();
+        let acl_cache = reader.acl_cache().unwrap();
+        let mut nodes = Vec::new();
+        while let Some(node) = reader.next_node().unwrap() {
+            nodes.push(node);
+        }
+        let trailer = reader.finish().unwrap();
+        assert_eq!(Snapshot { sessions, acl_cache, nodes, trailer }, read_snapshot(&path).unwrap());
+        let mut bad = bytes;
+        bad[0] = b'X';
+        assert!(matches!(
+            SnapshotReader::from_bytes(&path, bad),
+            Err(SnapshotError::BadMagic { .. })
+        ));
+    }
+
+    /// Found by the `snapshot` fuzz target: a negative session count overflowed the size check
+    /// (a panic in debug builds) before it was rejected.
+    #[test]
+    fn negative_count_is_malformed() {
+        let crash = b"ZKSN\0\0\0\0\0\0\0\0\0\0\0\xff\xff\0\0\0";
+        let mut reader = SnapshotReader::from_bytes(Path::new("crash"), crash.to_vec()).unwrap();
+        let err = reader.sessions().unwrap_err();
+        assert!(matches!(err, SnapshotError::Malformed { offset: 16, .. }), "{err}");
+        assert!(err.to_string().contains("bad count -16777216"), "{err}");
     }
 
     #[test]

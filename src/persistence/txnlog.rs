@@ -460,6 +460,8 @@ pub struct TxnIterator {
     from_zxid: i64,
     torn_tail: Option<TornTail>,
     failed: bool,
+    /// The bytes of the only file, when they were handed over instead of read from disk.
+    in_memory: Option<ReadMap>,
 }
 
 #[derive(Debug)]
@@ -481,7 +483,17 @@ impl TxnIterator {
             from_zxid,
             torn_tail: None,
             failed: false,
+            in_memory: None,
         }
+    }
+
+    /// Iterates the records of one log file already in memory, read as the newest file (a
+    /// damaged tail is reported by [`torn_tail`](Self::torn_tail), not an error); `path` only
+    /// names it in errors. Same checks as reading the file from disk; for tools and fuzzing.
+    pub fn from_bytes(path: PathBuf, bytes: Vec<u8>, from_zxid: i64) -> TxnIterator {
+        let mut it = TxnIterator::over_files(vec![path], from_zxid);
+        it.in_memory = Some(ReadMap::Owned(bytes));
+        it
     }
 
     /// After iteration: where the newest file's valid prefix ends, if its tail was damaged.
@@ -498,8 +510,13 @@ impl TxnIterator {
         let Some(path) = self.files.get(self.next_file).cloned() else { return Ok(false) };
         self.next_file += 1;
         let is_last = self.next_file == self.files.len();
-        let file = File::open(&path).map_err(io_error(&path))?;
-        let bytes = ReadMap::open(&file).map_err(io_error(&path))?;
+        let bytes = match self.in_memory.take() {
+            Some(bytes) => bytes,
+            None => {
+                let file = File::open(&path).map_err(io_error(&path))?;
+                ReadMap::open(&file).map_err(io_error(&path))?
+            }
+        };
         let buf = bytes.bytes();
         if buf.len() < HEADER_BYTES as usize {
             if is_last {
@@ -914,6 +931,21 @@ mod tests {
         let mut again = Vec::new();
         txns[1].encode(&mut again);
         assert_eq!(&raw[77 + 12..77 + 12 + 97], again.as_slice());
+    }
+
+    #[test]
+    fn bytes_in_memory_read_like_the_file() {
+        let path = fixture_dir().join("log.1");
+        let from_file: Vec<_> =
+            TxnIterator::over_files(vec![path.clone()], 0).map(|t| t.unwrap()).collect();
+        let bytes = fs::read(&path).unwrap();
+        let from_bytes: Vec<_> =
+            TxnIterator::from_bytes(path.clone(), bytes.clone(), 0).map(|t| t.unwrap()).collect();
+        assert_eq!(from_bytes, from_file);
+        let cut = from_file.last().unwrap().offset as usize + 20;
+        let mut torn = TxnIterator::from_bytes(path, bytes[..cut].to_vec(), 0);
+        assert_eq!(torn.by_ref().count(), from_file.len() - 1);
+        assert_eq!(torn.torn_tail().map(|t| t.damage.clone()), Some(Damage::Truncated));
     }
 
     #[test]

@@ -147,8 +147,7 @@ impl AclCache {
             }
             return r;
         }
-        let r = self.next_ref;
-        self.next_ref += 1;
+        let r = self.fresh_ref();
         self.by_acl.insert(acl.to_vec(), r);
         self.by_ref.insert(r, (Arc::new(acl.to_vec()), 1));
         r
@@ -182,10 +181,31 @@ impl AclCache {
     }
 
     /// Loads an entry from a snapshot (reference counts start at 0 and grow as nodes load).
+    /// An entry for -1 is ignored: -1 always means OPEN_ACL_UNSAFE, as in ZooKeeper's
+    /// `convertLong`, so a damaged or hostile snapshot cannot redefine it (nor make the next
+    /// snapshot list it).
     pub fn insert_loaded(&mut self, r: i64, acl: Vec<Acl>) {
+        if r == -1 {
+            return;
+        }
         self.by_acl.insert(acl.clone(), r);
         self.by_ref.insert(r, (Arc::new(acl), 0));
-        self.next_ref = self.next_ref.max(r + 1);
+        if r >= self.next_ref {
+            // Wraps after i64::MAX, as ZooKeeper's incrementIndex does; `fresh_ref` skips
+            // whatever is taken.
+            self.next_ref = r.wrapping_add(1);
+        }
+    }
+
+    /// The next unused reference. References grow from the largest one loaded; only a
+    /// snapshot that used the extremes makes the loop skip anything.
+    fn fresh_ref(&mut self) -> i64 {
+        while self.next_ref == -1 || self.by_ref.contains_key(&self.next_ref) {
+            self.next_ref = self.next_ref.wrapping_add(1);
+        }
+        let r = self.next_ref;
+        self.next_ref = r.wrapping_add(1);
+        r
     }
 
     /// Adds a reference to a loaded entry.
@@ -756,6 +776,44 @@ impl DataTree {
 mod tests {
     use super::*;
     use crate::jute::txn::{CreateContainerTxn, CreateTxn, DeleteTxn, SetAclTxn, SetDataTxn};
+
+    /// Found by the `snapshot` fuzz target: a snapshot whose ACL cache uses reference
+    /// i64::MAX overflowed the next reference (a panic in debug builds); one listing -1 would
+    /// have redefined OPEN_ACL_UNSAFE.
+    #[test]
+    fn loaded_acl_references_at_the_extremes_stay_distinct() {
+        let crash: Vec<u8> = [
+            "5a4b534e00000002ffffffffffffffff0000000000000004000100000a00",
+            "0000000000000000000000000600ffffffff7fffffffffffffffffffffff",
+            "ffffffffffffffffffffffff",
+        ]
+        .concat()
+        .as_bytes()
+        .chunks(2)
+        .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 16).unwrap())
+        .collect();
+        let path = std::path::Path::new("crash");
+        let mut reader =
+            crate::persistence::snapshot::SnapshotReader::from_bytes(path, crash).unwrap();
+        reader.sessions().unwrap();
+        let loaded = reader.acl_cache().unwrap();
+        assert!(loaded.iter().any(|(r, _)| *r == i64::MAX), "{loaded:?}");
+        let mut cache = AclCache::default();
+        for (r, acl) in loaded {
+            cache.insert_loaded(r, acl);
+        }
+        let mut refs: Vec<i64> = cache.entries().iter().map(|(r, _)| *r).collect();
+        let fresh = cache.add(&[Acl::new(1, "digest", "u:x")]);
+        assert!(fresh != -1 && !refs.contains(&fresh), "{fresh} in {refs:?}");
+        refs.push(fresh);
+        let again = cache.add(&[Acl::new(2, "digest", "u:x")]);
+        assert!(again != -1 && !refs.contains(&again), "{again} in {refs:?}");
+
+        let mut cache = AclCache::default();
+        cache.insert_loaded(-1, Acl::read_unsafe());
+        assert_eq!(*cache.get(-1), Acl::open_unsafe());
+        assert!(cache.is_empty());
+    }
 
     fn hdr(zxid: i64, ty: OpCode) -> TxnHeader {
         TxnHeader { client_id: 0x42, cxid: 1, zxid, time: 1000 + zxid, txn_type: ty.code() }

@@ -138,6 +138,23 @@ impl<W: Write> SnapshotSink for SnapStream<W> {
     }
 }
 
+/// Writes the SNAP stream body of a tree and sessions that are not a running server's (tools,
+/// tests, fuzzing): the same walk and framing as the leader's.
+pub fn write_snap(
+    out: &mut impl Write,
+    tree: &DataTree,
+    sessions: &[(i64, i32)],
+) -> io::Result<()> {
+    let config = crate::config::ServerConfig::standalone("/", ([127, 0, 0, 1], 0).into());
+    let tracker = crate::server::role::session_tracker(&config, sessions);
+    let mode = crate::server::role::ServerMode::Leader;
+    let shared =
+        crate::server::role::Shared::new(std::sync::Arc::new(config), mode, tree.clone(), tracker);
+    let mut stream = SnapStream::new(out);
+    crate::server::role::write_fuzzy(&shared, &mut stream).map_err(io::Error::other)?;
+    stream.finish().map(|_| ())
+}
+
 /// What a SNAP stream carried.
 #[derive(Debug)]
 pub struct SnapState {
@@ -193,14 +210,6 @@ mod tests {
         let config = crate::config::ServerConfig::standalone("/nonexistent", ([0; 4], 0).into());
         let tracker = crate::server::role::session_tracker(&config, sessions);
         Shared::new(std::sync::Arc::new(config), ServerMode::Leader, tree, tracker)
-    }
-
-    /// The SNAP stream body the leader writes for `tree` and `sessions`.
-    fn write_snap(out: &mut Vec<u8>, tree: &DataTree, sessions: &[(i64, i32)]) -> io::Result<()> {
-        let shared = shared_over(tree.clone(), sessions);
-        let mut stream = SnapStream::new(out);
-        database::write_fuzzy(&shared, &mut stream).map_err(io::Error::other)?;
-        stream.finish().map(|_| ())
     }
 
     fn sample_tree() -> DataTree {

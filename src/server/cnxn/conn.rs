@@ -163,8 +163,11 @@ pub struct Connection {
     peer: SocketAddr,
     max_frame: usize,
     inbuf: Vec<u8>,
-    outbuf: Vec<u8>,
+    /// Frames to send, owned as they came (no copy per reply); `out_pos` bytes of the front
+    /// one are sent, `out_bytes` are unsent in all.
+    out: VecDeque<Vec<u8>>,
     out_pos: usize,
+    out_bytes: usize,
     state: State,
     session: i64,
     timeout_ms: i32,
@@ -209,8 +212,9 @@ impl Connection {
             peer,
             max_frame,
             inbuf: Vec::new(),
-            outbuf: Vec::new(),
+            out: VecDeque::new(),
             out_pos: 0,
+            out_bytes: 0,
             state: State::Handshake,
             session: 0,
             timeout_ms: 0,
@@ -397,7 +401,7 @@ impl Connection {
         }
         if req.base.passwd.as_deref() != Some(&password(session)[..]) {
             let f = connect_response(false, session, timeout_ms, self.read_only_flag(false));
-            self.queue(&f);
+            self.queue(f);
             self.reject_session();
             return Handshake::Invalid { session };
         }
@@ -417,7 +421,7 @@ impl Connection {
     }
 
     /// The new session exists: `frame` is its ConnectResponse.
-    pub fn established(&mut self, session: i64, frame: &[u8]) -> bool {
+    pub fn established(&mut self, session: i64, frame: Vec<u8>) -> bool {
         if self.session != session || self.state != State::AwaitSession {
             return false;
         }
@@ -437,7 +441,7 @@ impl Connection {
             self.close_after_flush = true;
         }
         let f = connect_response(valid, session, self.timeout_ms, self.read_only_flag(false));
-        self.queue(&f);
+        self.queue(f);
     }
 
     /// The leader's answer about a re-attach this connection waits for; false if it was not
@@ -447,7 +451,7 @@ impl Connection {
             return false;
         }
         let f = connect_response(valid, session, self.timeout_ms, self.read_only_flag(false));
-        self.queue(&f);
+        self.queue(f);
         if valid {
             self.state = State::Established;
             self.stats.lop = "SESS";
@@ -515,12 +519,12 @@ impl Connection {
         }
         let mut f = Vec::new();
         frame::write(&mut f, &ReplyHeader { xid, zxid: 0, err: err.code() }.to_bytes());
-        self.queue(&f);
+        self.queue(f);
     }
 
     /// The reply to this connection's oldest request in the pipeline, at `now` (`mono_ms`:
     /// the server's clock for `cons`).
-    pub fn reply(&mut self, frame: &[u8], close: bool, now: Instant, mono_ms: u64) {
+    pub fn reply(&mut self, frame: Vec<u8>, close: bool, now: Instant, mono_ms: u64) {
         let s = &mut self.stats;
         if let Some((at, xid, lop, bytes)) = self.pending.pop_front() {
             self.pending_bytes -= bytes;
@@ -546,45 +550,60 @@ impl Connection {
     }
 
     /// A watch notification.
-    pub fn event(&mut self, frame: &[u8]) {
+    pub fn event(&mut self, frame: Vec<u8>) {
         self.queue(frame);
     }
 
     /// A four-letter word's answer (the connection closes once it is sent).
-    pub fn four_letter_answer(&mut self, text: &[u8]) {
-        self.outbuf.extend_from_slice(text);
+    pub fn four_letter_answer(&mut self, text: Vec<u8>) {
+        self.push(text);
         self.answering = false;
         self.close_after_flush = true;
     }
 
-    fn queue(&mut self, frame: &[u8]) {
-        if self.out_pos == self.outbuf.len() {
-            self.outbuf.clear();
-            self.out_pos = 0;
-        }
-        self.outbuf.extend_from_slice(frame);
+    fn queue(&mut self, frame: Vec<u8>) {
+        self.push(frame);
         self.stats.sent += 1;
+    }
+
+    fn push(&mut self, bytes: Vec<u8>) {
+        if !bytes.is_empty() {
+            self.out_bytes += bytes.len();
+            self.out.push_back(bytes);
+        }
     }
 
     // ---- bytes out ----
 
-    /// What is waiting to be sent.
-    pub fn output(&self) -> &[u8] {
-        &self.outbuf[self.out_pos..]
+    /// What is waiting to be sent, as up to `max` slices (for one vectored write).
+    pub fn output<'a>(&'a self, slices: &mut Vec<std::io::IoSlice<'a>>, max: usize) {
+        slices.clear();
+        for (i, f) in self.out.iter().take(max).enumerate() {
+            let from = if i == 0 { self.out_pos } else { 0 };
+            slices.push(std::io::IoSlice::new(&f[from..]));
+        }
     }
 
     /// `n` bytes of [`Connection::output`] were sent.
-    pub fn sent(&mut self, n: usize) {
-        self.out_pos = (self.out_pos + n).min(self.outbuf.len());
-        if self.out_pos == self.outbuf.len() {
-            self.outbuf.clear();
+    pub fn sent(&mut self, mut n: usize) {
+        n = n.min(self.out_bytes);
+        self.out_bytes -= n;
+        while n > 0 {
+            let Some(front) = self.out.front() else { break };
+            let left = front.len() - self.out_pos;
+            if n < left {
+                self.out_pos += n;
+                return;
+            }
+            n -= left;
+            self.out.pop_front();
             self.out_pos = 0;
         }
     }
 
     /// Unsent output bytes.
     pub fn pending_out(&self) -> usize {
-        self.outbuf.len() - self.out_pos
+        self.out_bytes
     }
 
     /// Whether the connection is to be closed now: it asked to close and everything is sent.
@@ -709,6 +728,12 @@ mod tests {
     use super::*;
     use crate::jute::proto::ConnectRequestBase;
 
+    fn out(c: &Connection) -> Vec<u8> {
+        let mut slices = Vec::new();
+        c.output(&mut slices, usize::MAX);
+        slices.iter().flat_map(|s| s.iter().copied()).collect()
+    }
+
     fn conn() -> (Connection, Instant) {
         let now = Instant::now();
         (Connection::new(7, "127.0.0.1:5000".parse().unwrap(), 1024, now, 0), now)
@@ -758,8 +783,8 @@ mod tests {
         );
         c.await_session(0x55);
         assert_eq!(c.poll_event(), None, "nothing is read while the session is created");
-        assert!(c.established(0x55, b"resp"));
-        assert_eq!(c.output(), b"resp");
+        assert!(c.established(0x55, b"resp".to_vec()));
+        assert_eq!(out(&c), b"resp");
         match c.poll_event() {
             Some(Event::Request { header, body }) => {
                 assert_eq!((header.xid, body.as_slice()), (1, &b"x"[..]))
@@ -776,7 +801,7 @@ mod tests {
             c.poll_event(),
             Some(Event::FourLetter { word: "stmk", extra: vec![0, 0, 0, 0, 0, 0, 0, 1] })
         );
-        c.four_letter_answer(b"ok\n");
+        c.four_letter_answer(b"ok\n".to_vec());
         assert!(!c.done());
         c.sent(3);
         assert!(c.done());
@@ -821,7 +846,7 @@ mod tests {
             c.handshake(&bad, &facts(ServerMode::Leader)),
             Handshake::Invalid { session: 9 }
         );
-        assert_eq!(c.output(), connect_response(false, 9, 0, None).as_slice());
+        assert_eq!(out(&c), connect_response(false, 9, 0, None));
         let mut seen = req(0, None, None);
         seen.base.last_zxid_seen = 6;
         let (mut c, _) = conn();
@@ -835,7 +860,7 @@ mod tests {
         assert!(!c.revalidated(8, true), "another session's answer is not ours");
         assert!(c.revalidated(9, false));
         assert_eq!(c.state(), State::Handshake);
-        assert_eq!(c.output(), connect_response(false, 9, 0, None).as_slice());
+        assert_eq!(out(&c), connect_response(false, 9, 0, None));
         c.sent(c.pending_out());
         assert!(c.done());
     }
@@ -849,7 +874,7 @@ mod tests {
         assert!(!c.wants_read(10, false), "a frame's worth is buffered behind the handshake");
         let (mut c, _) = conn();
         c.await_session(1);
-        c.established(1, &[0; 20]);
+        c.established(1, vec![0; 20]);
         assert!(!c.wants_read(10, false), "unsent output above the limit");
         c.sent(15);
         assert!(c.wants_read(10, false));
@@ -860,7 +885,7 @@ mod tests {
     fn requests_wait_while_the_connection_is_over_its_in_flight_limit() {
         let (mut c, now) = conn();
         c.await_session(1);
-        c.established(1, b"");
+        c.established(1, Vec::new());
         c.sent(c.pending_out());
         for xid in 0..limits::CNXN_REQUESTS_IN_FLIGHT_MAX as i32 {
             c.submitted(xid, Some(OpCode::GetData), 20, now);
@@ -870,7 +895,7 @@ mod tests {
         assert!(!c.wants_read(usize::MAX, false));
         let mut reply = ReplyHeader { xid: 0, zxid: 1, err: 0 }.to_bytes();
         reply.splice(0..0, [0, 0, 0, 16]);
-        c.reply(&reply, false, now, 0);
+        c.reply(reply, false, now, 0);
         assert!(c.has_input());
         assert!(matches!(c.poll_event(), Some(Event::Request { .. })));
     }
@@ -893,9 +918,9 @@ mod tests {
     #[test]
     fn unread_output_past_the_limit_overflows() {
         let (mut c, _) = conn();
-        c.event(&vec![0; limits::CNXN_OUTBOUND_CLOSE_BYTES]);
+        c.event(vec![0; limits::CNXN_OUTBOUND_CLOSE_BYTES]);
         assert!(!c.output_overflow());
-        c.event(&[0]);
+        c.event(vec![0]);
         assert!(c.output_overflow());
     }
 
@@ -906,7 +931,7 @@ mod tests {
         c.submitted(4, Some(OpCode::Create), 10, now);
         let mut reply = ReplyHeader { xid: 3, zxid: 0x42, err: 0 }.to_bytes();
         reply.splice(0..0, [0, 0, 0, 16]);
-        c.reply(&reply, false, now + Duration::from_millis(7), 99);
+        c.reply(reply, false, now + Duration::from_millis(7), 99);
         let s = c.summary(1, now);
         assert_eq!((s.lop, s.lcxid, s.lzxid, s.llat, s.queued), ("GETD", Some(3), 0x42, 7, 1));
         c.reset_stats();

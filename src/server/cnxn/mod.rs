@@ -43,6 +43,9 @@ use crate::jute::Jute;
 use crate::limits;
 use crate::proto::{ErrorCode, OpCode};
 
+/// Frames handed to one vectored write at most.
+const WRITE_SLICES: usize = 64;
+
 /// How long accepting pauses after an accept error.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How often an accept error is logged at most.
@@ -580,7 +583,7 @@ impl Selector {
                     let Some(key) = self.key_of(conn) else { continue };
                     let slot = &mut self.slots[key];
                     slot.outflow.arrived(frame.len());
-                    slot.conn.reply(&frame, close, Instant::now(), mono_ms);
+                    slot.conn.reply(frame, close, Instant::now(), mono_ms);
                     stats.packets_sent.fetch_add(1, Ordering::Relaxed);
                     touched.push(key);
                 }
@@ -588,13 +591,13 @@ impl Selector {
                     let Some(key) = self.key_of(conn) else { continue };
                     let slot = &mut self.slots[key];
                     slot.outflow.arrived(frame.len());
-                    slot.conn.event(&frame);
+                    slot.conn.event(frame);
                     stats.packets_sent.fetch_add(1, Ordering::Relaxed);
                     touched.push(key);
                 }
                 Outbound::SessionCreated { conn, session, frame } => {
                     let Some(key) = self.key_of(conn) else { continue };
-                    if self.slots[key].conn.established(session, &frame) {
+                    if self.slots[key].conn.established(session, frame) {
                         stats.packets_sent.fetch_add(1, Ordering::Relaxed);
                         touched.push(key);
                         // Requests that arrived behind the ConnectRequest can run now.
@@ -632,8 +635,13 @@ impl Selector {
                 }
                 Outbound::FourLetter { conn, text } => {
                     let Some(key) = self.key_of(conn) else { continue };
-                    self.slots[key].conn.four_letter_answer(text.as_bytes());
+                    self.slots[key].conn.four_letter_answer(text.into_bytes());
                     touched.push(key);
+                }
+                Outbound::Overflowed { conn } => {
+                    if let Some(key) = self.key_of(conn) {
+                        touched.push(key);
+                    }
                 }
                 Outbound::SessionExpired { session } => {
                     let Some(conn) = self.by_session.get(&session).copied() else { continue };
@@ -680,11 +688,15 @@ impl Selector {
     fn flush(&mut self, key: usize) {
         let Some(slot) = self.slots.get_mut(key) else { return };
         loop {
-            let out = slot.conn.output();
-            if out.is_empty() {
-                break;
-            }
-            match slot.transport.write(out) {
+            let written = {
+                let mut slices = Vec::with_capacity(WRITE_SLICES);
+                slot.conn.output(&mut slices, WRITE_SLICES);
+                if slices.is_empty() {
+                    break;
+                }
+                slot.transport.write_vectored(&slices)
+            };
+            match written {
                 Ok(0) => break,
                 Ok(n) => slot.conn.sent(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -847,7 +859,7 @@ impl Selector {
         };
         let Some(slot) = self.slots.get_mut(key) else { return };
         debug!("four-letter word {word} from {}", slot.conn.peer());
-        slot.conn.four_letter_answer(text.as_bytes());
+        slot.conn.four_letter_answer(text.into_bytes());
         self.flush(key);
     }
 }

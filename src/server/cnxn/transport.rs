@@ -14,6 +14,13 @@ pub trait Transport: Send {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
     /// Writes what fits (`WouldBlock` means the peer's window is full).
     fn write(&mut self, buf: &[u8]) -> io::Result<usize>;
+    /// Writes what fits of several buffers in order, in one call where the transport can.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match bufs.iter().find(|b| !b.is_empty()) {
+            Some(b) => self.write(b),
+            None => Ok(0),
+        }
+    }
     /// Bytes the transport itself still has to send (TLS records), beyond what the core
     /// queued: the selector keeps write interest while this is non-zero.
     fn pending_writes(&self) -> usize {
@@ -38,6 +45,10 @@ impl Transport for TcpStream {
 
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         Write::write(self, buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        Write::write_vectored(self, bufs)
     }
 
     fn source(&mut self) -> &mut TcpStream {

@@ -12,17 +12,17 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 use log::{debug, info, warn};
 
-use super::{Kind, Outbound, Request};
+use super::{Admit, Kind, Outbound, Request};
 use crate::jute::data::{perms, ClientInfo};
 use crate::jute::proto::{
     AddWatchRequest, ConnectResponse, Create2Response, CreateResponse, ErrorResponse,
-    GetAclResponse, GetAllChildrenNumberResponse, GetChildren2Response, GetDataResponse, MultiOp,
-    MultiRequest, MultiResponse, MultiResult, PathRequest, PathWatchRequest, ReplyHeader,
-    SetWatches, SetWatches2, StatResponse, StringListResponse, SyncResponse, WatcherEvent,
-    WatchesRequest, WhoAmIResponse,
+    GetAclResponse, GetAllChildrenNumberResponse, GetChildren2Response, MultiOp, MultiRequest,
+    MultiResponse, MultiResult, PathRequest, PathWatchRequest, ReplyHeader, SetWatches,
+    SetWatches2, StatResponse, StringListResponse, SyncResponse, WatcherEvent, WatchesRequest,
+    WhoAmIResponse,
 };
 use crate::jute::txn::Txn;
-use crate::jute::Jute;
+use crate::jute::{Jute, Writer};
 use crate::proto::{xid, AddWatchMode, ErrorCode, EventType, KeeperState, OpCode, WatcherType};
 use crate::server::acl::{self, AuthInfo};
 use crate::server::datatree::{ApplyResult, DataTree, Trigger};
@@ -128,10 +128,11 @@ impl Apply {
                 }
                 let frame = event_frame(t.event, &t.path, zxid);
                 // A connection that stopped reading gets no more events: it is closed.
-                if watches.outflow_of(conn).is_some_and(|o| !o.admit(frame.len())) {
-                    continue;
+                match watches.outflow_of(conn).map(|o| o.admit(frame.len())) {
+                    None | Some(Admit::Yes) => self.send(Outbound::Event { conn, frame }),
+                    Some(Admit::Overflowed) => self.send(Outbound::Overflowed { conn }),
+                    Some(Admit::Refused) => {}
                 }
-                self.send(Outbound::Event { conn, frame });
             }
         }
     }
@@ -224,18 +225,26 @@ impl Apply {
     fn reply(&self, req: &Request, zxid: i64, err: ErrorCode, body: Option<Vec<u8>>, close: bool) {
         let Some(conn) = req.conn else { return };
         let frame_bytes = 4 + 16 + body.as_ref().map_or(0, Vec::len);
-        if req.outflow.as_ref().is_some_and(|o| !o.admit(frame_bytes)) {
-            // Over its output limit: the connection is closed; its remaining answers are
-            // empty (they still count out of the outstanding requests).
-            return self.send(Outbound::Reply { conn, frame: Vec::new(), close: true });
+        match req.outflow.as_ref().map(|o| o.admit(frame_bytes)) {
+            None | Some(Admit::Yes) => {}
+            Some(over) => {
+                if over == Admit::Overflowed {
+                    self.send(Outbound::Overflowed { conn });
+                }
+                // Over its output limit: the connection is being closed; its remaining
+                // answers are empty (they still count out of the outstanding requests).
+                return self.send(Outbound::Reply { conn, frame: Vec::new(), close: true });
+            }
         }
         let header = ReplyHeader { xid: req.xid, zxid, err: err.code() };
-        let mut payload = header.to_bytes();
+        let mut frame = Vec::with_capacity(frame_bytes);
+        frame.extend_from_slice(&[0; 4]);
+        header.encode(&mut frame);
         if let Some(b) = body {
-            payload.extend_from_slice(&b);
+            frame.extend_from_slice(&b);
         }
-        let mut frame = Vec::with_capacity(payload.len() + 4);
-        crate::proto::frame::write(&mut frame, &payload);
+        let len = (frame.len() - 4) as i32;
+        frame[..4].copy_from_slice(&len.to_be_bytes());
         let stats = &self.shared.stats;
         stats.record_latency(req.received.elapsed().as_millis() as u64);
         stats.record_response_size(frame.len() - 4);
@@ -318,7 +327,11 @@ impl Apply {
                 }
                 self.fits(data_reply_bytes(n.data.as_deref()))?;
                 let stat = n.client_stat(tree.extended_types());
-                Ok(Some(GetDataResponse { data: n.data.clone(), stat }.to_bytes()))
+                // Encoded straight from the node: one copy of the data, not three.
+                let mut body = Vec::with_capacity(data_reply_bytes(n.data.as_deref()));
+                body.put_buffer(n.data.as_deref());
+                stat.encode(&mut body);
+                Ok(Some(body))
             }
             OpCode::GetChildren | OpCode::GetChildren2 => {
                 let r = root_alias(PathWatchRequest::from_bytes(&req.body).map_err(m)?);

@@ -108,6 +108,17 @@ pub struct Request {
     pub outflow: Option<Arc<Outflow>>,
 }
 
+/// [`Outflow::admit`]'s answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Build and send it.
+    Yes,
+    /// This one went over: the connection is to be closed (tell the selector, once).
+    Overflowed,
+    /// Over already: drop it.
+    Refused,
+}
+
 /// What one client connection's replies and watch events hold in memory before its socket
 /// takes them: bytes on their way through the outbox, and bytes queued at the connection
 /// (published by the selector). Apply admits each reply and event against
@@ -122,20 +133,22 @@ pub struct Outflow {
 }
 
 impl Outflow {
-    /// Whether `bytes` more may be built for the connection; false (for good) once over.
-    pub fn admit(&self, bytes: usize) -> bool {
+    /// Whether `bytes` more may be built for the connection (refused for good once over).
+    pub fn admit(&self, bytes: usize) -> Admit {
         if self.overflowed.load(Ordering::Relaxed) {
-            return false;
+            return Admit::Refused;
         }
         let held = self.in_transit.fetch_add(bytes, Ordering::Relaxed)
             + bytes
             + self.queued.load(Ordering::Relaxed);
         if held > limits::CNXN_OUTBOUND_CLOSE_BYTES {
             self.in_transit.fetch_sub(bytes, Ordering::Relaxed);
-            self.overflowed.store(true, Ordering::Relaxed);
-            return false;
+            if self.overflowed.swap(true, Ordering::Relaxed) {
+                return Admit::Refused;
+            }
+            return Admit::Overflowed;
         }
-        true
+        Admit::Yes
     }
 
     /// The selector took `bytes` out of the outbox (into the connection's queue).
@@ -226,6 +239,11 @@ pub enum Outbound {
         conn: ConnId,
         /// The text (the connection closes once it is sent).
         text: String,
+    },
+    /// A connection went over its output limit ([`Outflow`]): close it with a log line.
+    Overflowed {
+        /// Connection.
+        conn: ConnId,
     },
     /// A session was closed by expiry: close its connection without a message.
     SessionExpired {

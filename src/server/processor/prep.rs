@@ -340,9 +340,11 @@ impl Prep {
             self.before.push(part);
         }
         let zxid = self.next_zxid;
+        // Only the parents go through the view (ephemerals have no children, so no deleted
+        // path is another's parent); the deleted paths are recorded directly, each hashed
+        // once on its way into the outstanding changes (names can be ~1 MB each).
         let mut view = View::new(&tree, &self.outstanding, zxid);
         for p in paths.iter().chain(&gone) {
-            view.set(p, None);
             if let Some(parent) = parent_of(p) {
                 if let Some(mut ps) = view.get(parent) {
                     ps.child_count -= 1;
@@ -351,8 +353,9 @@ impl Prep {
                 }
             }
         }
-        let changes = take_overlay(view);
+        let mut changes = take_overlay(view);
         drop(tree);
+        changes.extend(paths.iter().chain(&gone).map(|p| (p.clone(), Record { zxid, node: None })));
         self.commit_overlay(changes);
         let split = self.before.len();
         if split > 0 {

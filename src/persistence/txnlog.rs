@@ -18,15 +18,16 @@
 //!
 //! Writing ([`TxnLogWriter`]): the sync stage is the only writer. Records are copied into a
 //! shared memory map of a file preallocated in [`DEFAULT_PREALLOC_BYTES`] steps exactly as
-//! ZooKeeper's `FilePadding` grows it (extended with `set_len`, so it is sparse, and remapped
-//! when it grows). [`TxnLogWriter::commit`] is the group commit: with `force_sync` it msyncs
+//! ZooKeeper's `FilePadding` grows it (with real blocks from `posix_fallocate`, not sparse, and
+//! remapped when it grows). [`TxnLogWriter::commit`] is the group commit: with `force_sync` it msyncs
 //! the dirty range (an fdatasync of those pages) and returns how long that took. A clean close
 //! leaves the zero tail in place, as ZooKeeper does.
 //!
-//! Hazard of the mapped writer: a store into a sparse page when the file system is full raises
-//! SIGBUS instead of returning an error, which takes the process down (as an I/O error in
-//! ZooKeeper's critical sync thread would). The same happens if another process truncates a
-//! file while it is mapped. Data directories must not be shared.
+//! A full disk shows up when the log grows: the allocation fails with ENOSPC naming the file,
+//! the sync stage returns the error and the server stops (ZooKeeper's critical sync thread
+//! does the same); nothing in the failed batch was acknowledged. Because every mapped page
+//! has a block, a store into the map never raises SIGBUS for lack of space. It still would if
+//! another process truncated a mapped file: data directories must not be shared.
 //!
 //! Reading ([`read_log`]): damage is classified so recovery can tell a torn tail (crash in the
 //! middle of a write: harmless, the txns were never acknowledged) from corruption (data that was
@@ -369,7 +370,7 @@ impl TxnLogWriter {
             .open(&path)
             .map_err(io_error(&path))?;
         let size = padded_size(HEADER_BYTES, HEADER_BYTES, self.prealloc_bytes).max(HEADER_BYTES);
-        file.set_len(size).map_err(io_error(&path))?;
+        allocate(&file, 0, size).map_err(io_error(&path))?;
         let mut map = map_file(&file, &path)?;
         let mut header = Vec::with_capacity(HEADER_BYTES as usize);
         header.put_i32(LOG_MAGIC);
@@ -392,7 +393,7 @@ impl Segment {
             size = padded_size(needed, size, prealloc_bytes).max(needed);
         }
         if size != self.size {
-            self.file.set_len(size).map_err(io_error(&self.path))?;
+            allocate(&self.file, self.size, size).map_err(io_error(&self.path))?;
             // Dirty pages of the old map stay in the page cache; a later msync of the file
             // range through the new map writes them (msync syncs the file range).
             self.map = map_file(&self.file, &self.path)?;
@@ -414,6 +415,29 @@ impl Segment {
         self.synced = self.position;
         Ok(())
     }
+}
+
+/// Grows `file` from `from` to `to` bytes with real blocks (`posix_fallocate`, which glibc
+/// emulates by writing where the file system cannot allocate), so a full disk is an ENOSPC
+/// here, naming the file, and never a SIGBUS on a store into a sparse page of the map. On
+/// failure the file is cut back to `from`: no sparse tail is left to be mapped.
+fn allocate(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    if to <= from {
+        return file.set_len(to);
+    }
+    let (Ok(offset), Ok(len)) = (libc::off_t::try_from(from), libc::off_t::try_from(to - from))
+    else {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    };
+    // SAFETY: posix_fallocate only reads the descriptor, which `file` keeps open.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), offset, len) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::from_raw_os_error(rc);
+    let _ = file.set_len(from);
+    Err(err)
 }
 
 fn map_file(file: &File, path: &Path) -> Result<MmapMut, LogError> {

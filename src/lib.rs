@@ -23,7 +23,7 @@
 pub mod cli;
 pub mod client;
 pub mod config;
-pub mod fxhash;
+pub mod fasthash;
 pub mod jute;
 pub mod limits;
 pub mod persistence;

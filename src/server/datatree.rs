@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::fxhash::{FxHashMap, FxHashSet};
+use crate::fasthash::{FastMap, FastSet};
 
 use crate::jute::data::{Acl, Stat, StatPersisted};
 use crate::jute::proto::MultiResult;
@@ -81,7 +81,7 @@ pub struct Node {
     /// Child names (not full paths).
     /// Child names, shared (`Arc`) so that a snapshot can list a huge directory under the
     /// read lock without allocating a string per child.
-    pub children: FxHashSet<Arc<str>>,
+    pub children: FastSet<Arc<str>>,
 }
 
 impl Node {
@@ -118,8 +118,8 @@ impl Node {
 #[derive(Debug, Clone)]
 pub struct AclCache {
     /// Lists are shared (`Arc`) so that readers and the prep stage never copy them.
-    by_ref: FxHashMap<i64, (Arc<Vec<Acl>>, u64)>,
-    by_acl: FxHashMap<Vec<Acl>, i64>,
+    by_ref: FastMap<i64, (Arc<Vec<Acl>>, u64)>,
+    by_acl: FastMap<Vec<Acl>, i64>,
     next_ref: i64,
     open: Arc<Vec<Acl>>,
 }
@@ -127,8 +127,8 @@ pub struct AclCache {
 impl Default for AclCache {
     fn default() -> Self {
         AclCache {
-            by_ref: FxHashMap::default(),
-            by_acl: FxHashMap::default(),
+            by_ref: FastMap::default(),
+            by_acl: FastMap::default(),
             next_ref: 0,
             open: Arc::new(Acl::open_unsafe()),
         }
@@ -284,7 +284,7 @@ pub struct Trigger {
 pub struct DataTree {
     /// Boxed so that growing the map moves pointers, not whole nodes (a rehash of a million
     /// inline nodes would hold the apply stage for tens of milliseconds).
-    nodes: FxHashMap<String, Box<Node>>,
+    nodes: FastMap<String, Box<Node>>,
     acls: AclCache,
     ephemerals: HashMap<i64, BTreeSet<String>>,
     containers: BTreeSet<String>,
@@ -339,7 +339,7 @@ impl DataTree {
     /// A tree with no nodes at all (snapshot loading fills it).
     pub fn empty(extended_types: bool) -> DataTree {
         DataTree {
-            nodes: FxHashMap::default(),
+            nodes: FastMap::default(),
             acls: AclCache::default(),
             ephemerals: HashMap::new(),
             containers: BTreeSet::new(),
@@ -370,7 +370,7 @@ impl DataTree {
         stat: StatPersisted,
     ) {
         self.acls.add_ref(acl);
-        self.insert_raw(path, Node { data, acl, stat, children: FxHashSet::default() });
+        self.insert_raw(path, Node { data, acl, stat, children: FastSet::default() });
     }
 
     fn insert_raw(&mut self, path: String, node: Node) {
@@ -643,7 +643,7 @@ impl DataTree {
             ephemeral_owner: owner,
             pzxid: zxid,
         };
-        let node = Node { data, acl: acl_ref, stat, children: FxHashSet::default() };
+        let node = Node { data, acl: acl_ref, stat, children: FastSet::default() };
         let client_stat = node.client_stat(self.extended_types);
         self.insert_linked(path.to_owned(), node);
         trig.push(Trigger {

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::fxhash::FxHashMap;
+use crate::fasthash::FastMap;
 
 use crate::proto::ErrorCode;
 
@@ -28,11 +28,11 @@ pub struct Session {
 #[derive(Debug, Clone)]
 pub struct SessionTracker {
     tick_ms: u64,
-    sessions: FxHashMap<i64, Session>,
+    sessions: FastMap<i64, Session>,
     buckets: BTreeMap<u64, BTreeSet<i64>>,
     next_id: i64,
     /// A learner's touch table: sessions touched since the last ping to the leader.
-    touched: Option<FxHashMap<i64, i32>>,
+    touched: Option<FastMap<i64, i32>>,
 }
 
 /// The first session id of a server: `((time_ms << 24) >>> 8) | (server_id << 56)`.
@@ -67,7 +67,7 @@ impl SessionTracker {
     pub fn new(tick_ms: u64, server_id: u8, wall_ms: u64) -> SessionTracker {
         SessionTracker {
             tick_ms: tick_ms.max(1),
-            sessions: FxHashMap::default(),
+            sessions: FastMap::default(),
             buckets: BTreeMap::new(),
             next_id: initial_session_id(server_id, wall_ms),
             touched: None,
@@ -76,7 +76,7 @@ impl SessionTracker {
 
     /// Starts recording touches (a learner reports them to the leader with each ping).
     pub fn record_touches(&mut self) {
-        self.touched.get_or_insert_with(FxHashMap::default);
+        self.touched.get_or_insert_with(FastMap::default);
     }
 
     /// The sessions touched since the last call, with their timeouts.

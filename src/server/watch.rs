@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::acl::AuthInfo;
 use super::ConnId;
-use crate::fxhash::FxHashMap;
+use crate::fasthash::FastMap;
 use crate::proto::{EventType, WatcherType};
 use crate::server::processor::Outflow;
 
@@ -31,7 +31,7 @@ pub enum Table {
     Child,
 }
 
-type PathTable = FxHashMap<String, FxHashMap<ConnId, u8>>;
+type PathTable = FastMap<String, FastMap<ConnId, u8>>;
 
 /// The registry.
 #[derive(Debug, Default)]

@@ -14,7 +14,7 @@ use crossbeam_channel::{Receiver, Sender};
 use log::debug;
 
 use super::{Kind, Request};
-use crate::fxhash::FxHashMap;
+use crate::fasthash::FastMap;
 use crate::jute::data::{perms, Acl, StatPersisted};
 use crate::jute::proto::{
     CheckVersionRequest, CreateRequest, CreateTtlRequest, DeleteRequest, MultiOp, MultiRequest,
@@ -51,7 +51,7 @@ struct NodeState {
 /// outstanding (a busy parent) reuses its key: recording a change allocates at most once.
 #[derive(Debug, Default)]
 struct Outstanding {
-    by_path: FxHashMap<Arc<str>, Record>,
+    by_path: FastMap<Arc<str>, Record>,
     order: VecDeque<(i64, Arc<str>)>,
 }
 
@@ -106,7 +106,7 @@ struct View<'a> {
 #[derive(Default)]
 struct Overlay {
     entries: Vec<(String, Record)>,
-    index: FxHashMap<String, usize>,
+    index: FastMap<String, usize>,
 }
 
 impl Overlay {

@@ -1,7 +1,8 @@
 //! The tree digest (persistence-formats.md §6; ZooKeeper's `DigestCalculator`, `AdHash`),
 //! digest version 2.
 //!
-//! Owns the per-node hash and the additive tree hash. Pure computation, no I/O; the tree calls
+//! Owns the per-node hash and the additive tree hash (the CRC arithmetic is `crc32fast`'s,
+//! hardware-accelerated where the CPU has it). Pure computation, no I/O; the tree calls
 //! [`TreeDigest::add`] / [`TreeDigest::remove`] as nodes change and logs [`TreeDigest::value`]
 //! after each txn (the `TxnDigest` trailer) and in snapshots.
 //!
@@ -22,63 +23,9 @@ pub const DIGEST_VERSION: i32 = 2;
 /// Paths under this prefix are not part of the digest (`ZooDefs.ZOOKEEPER_NODE_SUBTREE`).
 const ZOOKEEPER_SUBTREE: &str = "/zookeeper/";
 
-/// The CRC-32 table for the reflected IEEE polynomial 0xEDB88320 (zlib, `java.util.zip.CRC32`).
-const CRC_TABLE: [u32; 256] = crc_table();
-
-const fn crc_table() -> [u32; 256] {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
-            k += 1;
-        }
-        table[i] = c;
-        i += 1;
-    }
-    table
-}
-
-/// A running CRC-32 (IEEE, as zlib's `crc32`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Crc32 {
-    state: u32,
-}
-
-impl Default for Crc32 {
-    fn default() -> Self {
-        Crc32::new()
-    }
-}
-
-impl Crc32 {
-    /// A CRC over no bytes (value 0).
-    pub fn new() -> Crc32 {
-        Crc32 { state: 0xffff_ffff }
-    }
-
-    /// Adds `bytes`.
-    pub fn update(&mut self, bytes: &[u8]) {
-        let mut c = self.state;
-        for &b in bytes {
-            c = CRC_TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
-        }
-        self.state = c;
-    }
-
-    /// The CRC of every byte added so far.
-    pub fn value(&self) -> u32 {
-        self.state ^ 0xffff_ffff
-    }
-}
-
-/// The CRC-32 of `bytes`.
+/// The CRC-32 of `bytes` (IEEE, as zlib's `crc32` and `java.util.zip.CRC32`).
 pub fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = Crc32::new();
-    crc.update(bytes);
-    crc.value()
+    crc32fast::hash(bytes)
 }
 
 /// The digest of one node, an unsigned 32-bit value in an `i64` as Java's `CRC32.getValue`.
@@ -97,13 +44,13 @@ pub fn node_digest(path: &str, data: Option<&[u8]>, stat: &StatPersisted) -> i64
         block[40 + i * 4..44 + i * 4].copy_from_slice(&v.to_be_bytes());
     }
     block[52..60].copy_from_slice(&stat.ephemeral_owner.to_be_bytes());
-    let mut crc = Crc32::new();
+    let mut crc = crc32fast::Hasher::new();
     crc.update(path.as_bytes());
     if let Some(data) = data {
         crc.update(data);
     }
     crc.update(&block);
-    i64::from(crc.value())
+    i64::from(crc.finalize())
 }
 
 /// The additive tree digest (`AdHash`): the wrapping sum of every node's digest, so a change
@@ -144,10 +91,10 @@ mod tests {
         assert_eq!(crc32(b""), 0);
         assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
         assert_eq!(crc32(&[0u8; 60]), 68_323_592);
-        let mut crc = Crc32::new();
+        let mut crc = crc32fast::Hasher::new();
         crc.update(b"1234");
         crc.update(b"56789");
-        assert_eq!(crc.value(), 0xcbf4_3926);
+        assert_eq!(crc.finalize(), 0xcbf4_3926);
     }
 
     #[test]

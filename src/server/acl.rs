@@ -1,10 +1,14 @@
 //! ACL checks and authentication providers (wire-protocol.md §10): world, ip (with CIDR),
 //! digest (`user:base64(sha1(user:password))`), super and the `auth` pseudo-scheme.
 //!
-//! Pure functions; SHA-1 and base64 are written here because the design card has no crypto
-//! crate and digest auth needs only these two small algorithms.
+//! Pure functions. SHA-1 and base64 are the RustCrypto `sha1` and the `base64` crates: digest
+//! identities must match Java's `MessageDigest` and `Base64` byte for byte, which vetted
+//! implementations (with their own test vectors) do better than hand-written ones.
 
 use std::net::IpAddr;
+
+use base64::Engine as _;
+use sha1::Digest as _;
 
 use crate::jute::data::{perms, Acl, Id};
 use crate::limits;
@@ -210,7 +214,8 @@ pub fn authenticate(scheme: &str, data: &[u8], super_digest: Option<&str>) -> Au
 /// `user:password` -> `user:base64(sha1("user:password"))`.
 pub fn digest_id(user_password: &str) -> String {
     let user = user_password.split(':').next().unwrap_or("");
-    format!("{user}:{}", base64(&sha1(user_password.as_bytes())))
+    let hash = sha1::Sha1::digest(user_password.as_bytes());
+    format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(hash))
 }
 
 /// The user name part of an identity, as whoAmI reports it.
@@ -245,79 +250,18 @@ pub fn redact(acl: &[Acl]) -> Vec<Acl> {
         .collect()
 }
 
-/// SHA-1 (FIPS 180-1).
-pub fn sha1(msg: &[u8]) -> [u8; 20] {
-    let mut h: [u32; 5] = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0];
-    let bit_len = (msg.len() as u64).wrapping_mul(8);
-    let mut data = msg.to_vec();
-    data.push(0x80);
-    while data.len() % 64 != 56 {
-        data.push(0);
-    }
-    data.extend_from_slice(&bit_len.to_be_bytes());
-    for block in data.chunks_exact(64) {
-        let mut w = [0u32; 80];
-        for (i, c) in block.chunks_exact(4).enumerate() {
-            w[i] = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
-        }
-        for i in 16..80 {
-            w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
-        }
-        let [mut a, mut b, mut c, mut d, mut e] = h;
-        for (i, wi) in w.iter().enumerate() {
-            let (f, k) = match i {
-                0..=19 => ((b & c) | (!b & d), 0x5A827999),
-                20..=39 => (b ^ c ^ d, 0x6ED9EBA1),
-                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1BBCDC),
-                _ => (b ^ c ^ d, 0xCA62C1D6),
-            };
-            let t =
-                a.rotate_left(5).wrapping_add(f).wrapping_add(e).wrapping_add(k).wrapping_add(*wi);
-            e = d;
-            d = c;
-            c = b.rotate_left(30);
-            b = a;
-            a = t;
-        }
-        for (hv, v) in h.iter_mut().zip([a, b, c, d, e]) {
-            *hv = hv.wrapping_add(v);
-        }
-    }
-    let mut out = [0u8; 20];
-    for (i, v) in h.iter().enumerate() {
-        out[i * 4..i * 4 + 4].copy_from_slice(&v.to_be_bytes());
-    }
-    out
-}
-
-/// Standard base64 with padding.
-pub fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        out.push(T[(n >> 18) as usize & 63] as char);
-        out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if chunk.len() > 2 { T[n as usize & 63] as char } else { '=' });
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn sha1_and_base64_known_vectors() {
-        let hex: String = sha1(b"abc").iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex, "a9993e364706816aba3e25717850c26c9cd0d89d");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
+    fn digest_ids_match_zookeepers() {
         // ZooKeeper's documented example: super:test.
         assert_eq!(digest_id("super:test"), "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
+        // base64(sha1(...)) by Python's hashlib, and a password with colons (only the text
+        // before the first one is the user).
+        assert_eq!(digest_id("bob:secret"), "bob:fyVmFCwVbTJYrznoSu1koqYEYF0=");
+        assert_eq!(digest_id("u:a:b"), "u:Ka3Bfj2GPj7fp0ffwAw1Arlu9+Q=");
     }
 
     #[test]

@@ -244,7 +244,6 @@ struct Shared {
     streams: AtomicUsize,
     stop: AtomicBool,
     done: Mutex<Option<Sender<()>>>,
-    rng: AtomicU64,
 }
 
 impl Shared {
@@ -265,13 +264,8 @@ impl Shared {
     }
 
     fn random(&self, n: usize) -> usize {
-        // Lock-free xorshift on a shared word; races only cost randomness quality.
-        let mut x = self.rng.load(Ordering::Relaxed);
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng.store(x, Ordering::Relaxed);
-        (x % n.max(1) as u64) as usize
+        // fastrand's thread-local generator: no state shared between the client threads.
+        fastrand::usize(0..n.max(1))
     }
 
     fn node(&self, i: usize) -> String {
@@ -503,7 +497,6 @@ fn run(cfg: Config) -> Result<bool, BenchError> {
         streams: AtomicUsize::new(cfg.sessions * cfg.inflight),
         stop: AtomicBool::new(false),
         done: Mutex::new(Some(done_tx)),
-        rng: AtomicU64::new(0x9e37_79b9_7f4a_7c15 ^ std::process::id() as u64),
         data,
         clients,
         cfg: cfg.clone(),

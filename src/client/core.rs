@@ -18,7 +18,6 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::event::EventItem;
-use super::hosts::Rng;
 use super::request::{decode_reply, Request, Response};
 use super::watches::{WatchKind, WatchRegistry};
 use super::{sid, Chroot, Error, State, WatchedEvent, Watcher};
@@ -111,7 +110,7 @@ struct Pending {
 /// The core's state.
 pub(crate) struct ClientCore {
     cfg: CoreConfig,
-    rng: Rng,
+    rng: fastrand::Rng,
     conn: Option<Conn>,
     out: Vec<u8>,
     actions: VecDeque<Action>,
@@ -140,7 +139,7 @@ impl ClientCore {
     pub(crate) fn new(cfg: CoreConfig, now: Instant) -> ClientCore {
         let passwd = if cfg.passwd.is_empty() { vec![0; 16] } else { cfg.passwd.clone() };
         ClientCore {
-            rng: Rng::with_seed(cfg.seed),
+            rng: fastrand::Rng::with_seed(cfg.seed),
             conn: None,
             out: Vec::new(),
             actions: VecDeque::new(),
@@ -687,7 +686,7 @@ impl ClientCore {
             self.actions.push_back(Action::Publish);
             self.state_event(KeeperState::Disconnected);
         }
-        let delay = self.rng.below(RECONNECT_DELAY_MAX_MS);
+        let delay = self.rng.u64(0..RECONNECT_DELAY_MAX_MS.max(1));
         self.next_connect_at = now + Duration::from_millis(delay);
     }
 

@@ -176,11 +176,8 @@ pub struct HostList {
 
 impl HostList {
     /// Shuffles `hosts` with `rng` [StaticHostProvider].
-    pub fn new(mut hosts: Vec<(String, u16)>, rng: &mut Rng) -> HostList {
-        for i in (1..hosts.len()).rev() {
-            let j = rng.below(i as u64 + 1) as usize;
-            hosts.swap(i, j);
-        }
+    pub fn new(mut hosts: Vec<(String, u16)>, rng: &mut fastrand::Rng) -> HostList {
+        rng.shuffle(&mut hosts);
         HostList { hosts, next: 0 }
     }
 
@@ -211,43 +208,6 @@ impl HostList {
                 Vec::new()
             }
         }
-    }
-}
-
-/// A small xorshift64* generator: host shuffling and reconnect jitter need no crypto.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// Seeded explicitly (tests) ...
-    pub fn with_seed(seed: u64) -> Rng {
-        Rng(seed | 1)
-    }
-
-    /// ... or from the clock, the process id and a stack address.
-    pub fn from_entropy() -> Rng {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        let local = 0u8;
-        let addr = &local as *const u8 as u64;
-        Rng::with_seed(t ^ (std::process::id() as u64).rotate_left(32) ^ addr.rotate_left(17))
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform-enough value in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
     }
 }
 
@@ -304,18 +264,12 @@ mod tests {
     #[test]
     fn host_list_is_a_shuffled_round_robin() {
         let hosts: Vec<(String, u16)> = (1..=5).map(|p| ("h".to_owned(), p)).collect();
-        let mut list = HostList::new(hosts, &mut Rng::with_seed(7));
+        let mut list = HostList::new(hosts, &mut fastrand::Rng::with_seed(7));
         let first: Vec<u16> = (0..5).map(|_| list.next_host().1).collect();
         let mut sorted = first.clone();
         sorted.sort();
         assert_eq!(sorted, vec![1, 2, 3, 4, 5]);
         let again: Vec<u16> = (0..5).map(|_| list.next_host().1).collect();
         assert_eq!(first, again);
-    }
-
-    #[test]
-    fn rng_below_stays_in_range() {
-        let mut r = Rng::with_seed(1);
-        assert!((0..1000).all(|_| r.below(10) < 10));
     }
 }

@@ -401,7 +401,7 @@ impl Client {
 
     fn start(cfg: ClientConfig) -> Result<Client, Error> {
         let cs = ConnectString::parse(&cfg.connect_string)?;
-        let mut rng = hosts::Rng::from_entropy();
+        let mut rng = fastrand::Rng::new();
         let host_list = hosts::HostList::new(cs.hosts, &mut rng);
         let chroot = Chroot::new(cs.chroot);
         let poll = mio::Poll::new().map_err(Error::Io)?;
@@ -432,7 +432,7 @@ impl Client {
             passwd,
             request_timeout: cfg.request_timeout,
             host_count: host_list.len(),
-            seed: rng.next_u64(),
+            seed: rng.u64(..),
         };
         let event_handle = std::thread::Builder::new()
             .name("zk-event".into())

@@ -409,7 +409,7 @@ pub struct LogSink {
     /// server leaves no snapshot half-written behind it (an in-process restart or a purge
     /// right after `Server::stop` sees only finished files).
     snapshot_thread: Option<std::thread::JoinHandle<()>>,
-    rng: u64,
+    rng: fastrand::Rng,
     /// Bytes logged since the last snapshot was triggered.
     logged_bytes: u64,
     /// Size of the current log file when it was last checked.
@@ -433,7 +433,7 @@ impl LogSink {
             roll_at: 0,
             snapshotting: Arc::new(AtomicBool::new(false)),
             snapshot_thread: None,
-            rng: super::processor::wall_clock_ms() as u64 | 1,
+            rng: fastrand::Rng::new(),
             logged_bytes: 0,
             last_file_bytes: 0,
         };
@@ -443,11 +443,8 @@ impl LogSink {
 
     fn next_threshold(&mut self) -> u64 {
         // SyncRequestProcessor: snapCount/2 + random(snapCount/2).
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
         let half = self.snap_count / 2;
-        half + self.rng % half.max(1)
+        half + self.rng.u64(0..half.max(1))
     }
 }
 

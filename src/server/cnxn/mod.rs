@@ -78,7 +78,7 @@ pub struct Selector {
     stop: Arc<AtomicBool>,
     per_ip: HashMap<IpAddr, usize>,
     by_session: HashMap<i64, ConnId>,
-    rng: u64,
+    rng: fastrand::Rng,
     throttled: bool,
     read_buf: Vec<u8>,
     /// Requests the first stage had no room for, in order; while any wait, no client request
@@ -110,7 +110,6 @@ impl Selector {
             let _ = shared.bound_addr.set(addr);
         }
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let seed = wall_clock_ms() as u64 | 1;
         let max_cnxns = match shared.config.max_cnxns {
             Some(n) => n.get() as usize,
             None => default_max_cnxns(),
@@ -128,7 +127,7 @@ impl Selector {
             stop,
             per_ip: HashMap::new(),
             by_session: HashMap::new(),
-            rng: seed,
+            rng: fastrand::Rng::new(),
             throttled: false,
             read_buf: vec![0; limits::CLIENT_READ_CHUNK_BYTES],
             backlog: VecDeque::new(),
@@ -147,16 +146,6 @@ impl Selector {
     /// The waker the apply stage uses.
     pub fn waker(&self) -> Arc<Waker> {
         self.waker.clone()
-    }
-
-    fn next_rand(&mut self) -> u64 {
-        // xorshift64: only used to shuffle readiness order.
-        let mut x = self.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng = x;
-        x
     }
 
     /// The thread body; ends when the server stops.
@@ -196,10 +185,7 @@ impl Selector {
                 self.accept_paused_until = None;
                 ready.push((LISTENER, true, false));
             }
-            for i in (1..ready.len()).rev() {
-                let j = (self.next_rand() % (i as u64 + 1)) as usize;
-                ready.swap(i, j);
-            }
+            self.rng.shuffle(&mut ready);
             for &(token, readable, writable) in &ready {
                 match token {
                     LISTENER if self.accept_paused_until.is_none() => self.accept(),

@@ -2,7 +2,7 @@
 //! ZooKeeper (rzk or Apache).
 //!
 //! `N` sessions each keep `K` requests in flight; every completion records its latency in a
-//! hand-written log-linear (HDR-style) histogram and issues the next request from the
+//! HdrHistogram (the `hdrhistogram` crate) and issues the next request from the
 //! client's event thread. Before the run it creates a bench root with `M` znodes of `SIZE`
 //! bytes; afterwards it deletes everything it created. Prints throughput, latency percentiles
 //! and the process's own CPU time (`/proc/self/stat`), or one JSON line with `--json`.
@@ -162,72 +162,13 @@ fn parse_args(args: &[String]) -> Result<Option<Config>, BenchError> {
     Ok(Some(cfg))
 }
 
-/// Log-linear histogram of microseconds: 128 linear sub-buckets per power of two, so every
-/// recorded value is within 1% of its bucket's bound (HdrHistogram's layout, hand-written).
-#[derive(Clone)]
-struct Histogram {
-    counts: Vec<u64>,
-    total: u64,
-    max: u64,
-}
+/// Latencies in microseconds, to three significant digits (HdrHistogram: every recorded value
+/// is within 0.1% of its bucket, from 1 us to an hour, in a few tens of KB).
+type Histogram = hdrhistogram::Histogram<u64>;
 
-const SUB_BITS: u32 = 7;
-
-impl Histogram {
-    fn new() -> Histogram {
-        Histogram { counts: vec![0; ((64 - SUB_BITS as usize) + 1) << SUB_BITS], total: 0, max: 0 }
-    }
-
-    fn index(v: u64) -> usize {
-        let msb = 63 - v.max(1).leading_zeros();
-        if msb < SUB_BITS {
-            v as usize
-        } else {
-            let shift = msb - SUB_BITS;
-            (((shift + 1) << SUB_BITS) as usize) + ((v >> shift) as usize - (1 << SUB_BITS))
-        }
-    }
-
-    /// The largest value that lands in bucket `i`.
-    fn upper(i: usize) -> u64 {
-        let base = 1usize << SUB_BITS;
-        if i < base {
-            i as u64
-        } else {
-            let shift = (i >> SUB_BITS) as u32 - 1;
-            let sub = (i & (base - 1)) as u64;
-            (((base as u64 + sub + 1) << shift) - 1).max(1)
-        }
-    }
-
-    fn record(&mut self, v: u64) {
-        self.counts[Histogram::index(v)] += 1;
-        self.total += 1;
-        self.max = self.max.max(v);
-    }
-
-    fn merge(&mut self, o: &Histogram) {
-        for (a, b) in self.counts.iter_mut().zip(&o.counts) {
-            *a += b;
-        }
-        self.total += o.total;
-        self.max = self.max.max(o.max);
-    }
-
-    fn percentile(&self, p: f64) -> u64 {
-        if self.total == 0 {
-            return 0;
-        }
-        let rank = ((p / 100.0) * self.total as f64).ceil().max(1.0) as u64;
-        let mut seen = 0;
-        for (i, c) in self.counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                return Histogram::upper(i).min(self.max);
-            }
-        }
-        self.max
-    }
+fn new_histogram() -> Histogram {
+    // 1 us .. 1 h at 3 significant digits: the bounds are valid constants.
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).unwrap_or_else(|_| Histogram::new(3).unwrap())
 }
 
 struct Shared {
@@ -276,7 +217,7 @@ impl Shared {
         if ok {
             let us = start.elapsed().as_micros() as u64;
             if let Ok(mut h) = self.hists[session].lock() {
-                h.record(us);
+                h.saturating_record(us.max(1));
             }
         } else {
             self.errors.fetch_add(1, Ordering::Relaxed);
@@ -489,7 +430,7 @@ fn run(cfg: Config) -> Result<bool, BenchError> {
     let start = Instant::now();
     let sh = Arc::new(Shared {
         deadline: cfg.seconds.map(|s| start + Duration::from_secs_f64(s)),
-        hists: (0..cfg.sessions).map(|_| Mutex::new(Histogram::new())).collect(),
+        hists: (0..cfg.sessions).map(|_| Mutex::new(new_histogram())).collect(),
         created: (0..cfg.sessions).map(|_| Mutex::new(Vec::new())).collect(),
         errors: AtomicU64::new(0),
         issued: AtomicU64::new(0),
@@ -510,24 +451,25 @@ fn run(cfg: Config) -> Result<bool, BenchError> {
     let _ = done_rx.recv();
     let elapsed = start.elapsed().as_secs_f64();
     let cpu1 = cpu_seconds();
-    let mut hist = Histogram::new();
+    let mut hist = new_histogram();
     for h in &sh.hists {
         if let Ok(h) = h.lock() {
-            hist.merge(&h);
+            // Same bounds on both sides, so adding cannot fail.
+            let _ = hist.add(&*h);
         }
     }
     let errors = sh.errors.load(Ordering::Relaxed);
-    let ops = hist.total;
+    let ops = hist.len();
     let rate = ops as f64 / elapsed.max(1e-9);
     let (user, sys) = match (cpu0, cpu1) {
         (Some(a), Some(b)) => (b.0 - a.0, b.1 - a.1),
         _ => (0.0, 0.0),
     };
     let (p50, p90, p99, p999) = (
-        hist.percentile(50.0),
-        hist.percentile(90.0),
-        hist.percentile(99.0),
-        hist.percentile(99.9),
+        hist.value_at_quantile(0.50),
+        hist.value_at_quantile(0.90),
+        hist.value_at_quantile(0.99),
+        hist.value_at_quantile(0.999),
     );
     if cfg.json {
         println!(
@@ -547,7 +489,7 @@ fn run(cfg: Config) -> Result<bool, BenchError> {
             p90,
             p99,
             p999,
-            hist.max,
+            hist.max(),
             errors,
             user,
             sys
@@ -562,7 +504,7 @@ fn run(cfg: Config) -> Result<bool, BenchError> {
             cfg.znodes
         );
         println!("{ops} ops in {elapsed:.2} s: {rate:.1} ops/s, {errors} errors");
-        println!("latency us: p50 {p50}  p90 {p90}  p99 {p99}  p99.9 {p999}  max {}", hist.max);
+        println!("latency us: p50 {p50}  p90 {p90}  p99 {p99}  p99.9 {p999}  max {}", hist.max());
         println!(
             "bench cpu: user {user:.2} s  system {sys:.2} s  ({:.0}% of one core)",
             (user + sys) / elapsed.max(1e-9) * 100.0
@@ -606,29 +548,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn histogram_buckets_are_continuous_and_tight() {
-        let mut last = 0;
-        for v in 0..100_000u64 {
-            let i = Histogram::index(v);
-            assert!(i >= last, "index must not decrease at {v}");
-            last = i;
-            let up = Histogram::upper(i);
-            assert!(up >= v && (up - v) as f64 <= 0.01 * v as f64 + 1.0, "{v} -> {up}");
-        }
-        assert!(Histogram::index(u64::MAX) < Histogram::new().counts.len());
-    }
-
-    #[test]
     fn percentiles_of_a_uniform_run() {
-        let mut h = Histogram::new();
+        let mut h = new_histogram();
         for v in 1..=10_000 {
-            h.record(v);
+            h.saturating_record(v);
         }
-        let p50 = h.percentile(50.0);
-        assert!((4950..=5050).contains(&p50), "{p50}");
-        assert!(h.percentile(99.9) <= 10_000);
-        assert_eq!(h.max, 10_000);
-        assert_eq!(h.percentile(100.0), 10_000);
+        let p50 = h.value_at_quantile(0.5);
+        assert!((4990..=5010).contains(&p50), "{p50}");
+        assert!(h.value_at_quantile(0.999) <= 10_010);
+        assert_eq!(h.len(), 10_000);
+        assert!(h.max() >= 10_000 && h.max() <= 10_010, "{}", h.max());
     }
 
     #[test]

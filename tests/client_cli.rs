@@ -114,7 +114,13 @@ fn interactive_shell_in_a_terminal() {
     let s = server.connect_string();
     assert!(cli(&s, &["create", "/tmuxnode", "typed-in-a-terminal"], "").status.success());
     let name = format!("rzk-cli-{}", std::process::id());
-    let cmd = format!("{} -server {s} -timeout 30000", env!("CARGO_BIN_EXE_rzk-cli"));
+    let home = tempfile::tempdir().unwrap();
+    let history = home.path().join("history");
+    let cmd = format!(
+        "env RZK_CLI_HISTORY={} {} -server {s} -timeout 30000",
+        history.display(),
+        env!("CARGO_BIN_EXE_rzk-cli")
+    );
     let tmux = |args: &[&str]| Command::new("tmux").args(args).output().expect("tmux");
     let started = tmux(&["new-session", "-d", "-s", &name, "-x", "160", "-y", "40", &cmd]);
     assert!(started.status.success(), "{}", text(&started.stderr));
@@ -146,5 +152,23 @@ fn interactive_shell_in_a_terminal() {
         "history recall:\n{}",
         screen()
     );
+    tmux(&["send-keys", "-t", &name, "quit", "Enter"]);
+    // The history file keeps the command, and a new shell recalls it with the up arrow.
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(10), || {
+            std::fs::read_to_string(&history).is_ok_and(|h| h.contains("get /tmuxnode"))
+        }),
+        "history file: {:?}",
+        std::fs::read_to_string(&history)
+    );
+    assert!(common::wait_until(std::time::Duration::from_secs(10), || {
+        !tmux(&["has-session", "-t", &name]).status.success()
+    }));
+    let started = tmux(&["new-session", "-d", "-s", &name, "-x", "160", "-y", "40", &cmd]);
+    assert!(started.status.success(), "{}", text(&started.stderr));
+    assert!(wait_for("]"), "no prompt:\n{}", screen());
+    // The last entry is "quit"; the one before it is the get.
+    tmux(&["send-keys", "-t", &name, "Up", "Up", "Enter"]);
+    assert!(wait_for("typed-in-a-terminal"), "history of the last session:\n{}", screen());
     tmux(&["send-keys", "-t", &name, "quit", "Enter"]);
 }

@@ -5,7 +5,8 @@
 //! with a prompt when stdin is a terminal, and exits with status 1 if any command failed.
 //! Output follows zkCli: results on stdout, errors (`Node does not exist: /x`) on stderr,
 //! watch events as `WATCHER::` blocks. On a terminal, `editor` gives line editing, history
-//! (arrows) and tab completion of commands and znode paths; `history` and `redo` work too.
+//! (arrows, reverse search; saved in `~/.rzk_cli_history` or `$RZK_CLI_HISTORY`) and tab
+//! completion of commands and znode paths; `history` and `redo` work too.
 
 mod editor;
 
@@ -764,14 +765,12 @@ fn main() -> ExitCode {
     if interactive {
         println!("Welcome to rzk-cli!");
     }
-    let mut editor = if interactive { editor::Editor::new() } else { None };
+    let mut editor = if interactive { editor::Editor::new(completions) } else { None };
     let mut failed = false;
     loop {
         let prompt = format!("[zk: {}({}) {}] ", shell.server, shell.state_name(), shell.next_cmd);
         let line = if let Some(ed) = editor.as_mut() {
-            let client = shell.client.as_ref();
-            let mut complete = |before: &str| completions(client, before);
-            match ed.read_line(&prompt, &mut complete) {
+            match ed.read_line(&prompt, &mut shell.client) {
                 Ok(editor::ReadLine::Line(l)) => l,
                 Ok(editor::ReadLine::Interrupted) => continue,
                 Ok(editor::ReadLine::Eof) => break,

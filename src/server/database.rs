@@ -538,13 +538,8 @@ impl LogSink {
 fn lower_thread_priority() {
     #[cfg(target_os = "linux")]
     {
-        extern "C" {
-            fn gettid() -> i32;
-            fn setpriority(which: i32, who: u32, prio: i32) -> i32;
-        }
-        const PRIO_PROCESS: i32 = 0;
         // SAFETY: both are plain syscall wrappers taking and returning integers.
-        let rc = unsafe { setpriority(PRIO_PROCESS, gettid() as u32, 19) };
+        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19) };
         if rc != 0 {
             log::debug!("snapshot thread keeps its priority: {}", std::io::Error::last_os_error());
         }

@@ -472,34 +472,15 @@ fn dir_size(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Java's `Date.toString()` in UTC: `Thu Nov 26 14:12:56 UTC 2026`.
+/// Java's `Date.toString()` in UTC: `Thu Nov 26 14:12:56 UTC 2026`. Formatted by jiff, the
+/// date library env_logger already uses for log timestamps, so rzk has one calendar.
 pub fn java_date(ms: i64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{} {} {:02} {:02}:{:02}:{:02} UTC {}",
-        DAYS[days.rem_euclid(7) as usize],
-        MONTHS[(m - 1) as usize],
-        d,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        y
-    )
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(t) => t.strftime("%a %b %d %H:%M:%S UTC %Y").to_string(),
+        // Outside jiff's range (years -9999..9999): Java would print a far year; show the
+        // raw value rather than a wrong date.
+        Err(_) => format!("{ms} ms since 1970"),
+    }
 }
 
 #[cfg(test)]
@@ -511,5 +492,9 @@ mod tests {
         assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
         // 2026-11-26 14:12:56 UTC
         assert_eq!(java_date(1_795_702_376_000), "Thu Nov 26 14:12:56 UTC 2026");
+        // Before 1970, a leap day, and single-digit days padded as Java pads them.
+        assert_eq!(java_date(-86_400_000), "Wed Dec 31 00:00:00 UTC 1969");
+        assert_eq!(java_date(951_782_400_000), "Tue Feb 29 00:00:00 UTC 2000");
+        assert_eq!(java_date(1_704_456_000_123), "Fri Jan 05 12:00:00 UTC 2024");
     }
 }

@@ -9,6 +9,8 @@
 //! one at a time: the probe's latency bound is about the server, not about two attacks
 //! sharing two cores.
 
+mod harness;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -33,13 +35,6 @@ const PROBE_MAX: Duration = Duration::from_secs(1);
 /// One attack at a time (see the module doc).
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
 /// An `rzk-server` process on a fresh data dir.
 struct Server {
     child: Child,
@@ -50,7 +45,7 @@ struct Server {
 impl Server {
     fn start(extra_config: &str) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
+        let port = harness::ports::one();
         let cfg = dir.path().join("zoo.cfg");
         std::fs::write(
             &cfg,
@@ -68,7 +63,7 @@ impl Server {
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let server = Server { child, addr, dir };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while four_letter(addr, "ruok").as_deref() != Some("imok") {
+        while harness::try_four_letter(addr, "ruok").as_deref() != Some("imok") {
             assert!(Instant::now() < deadline, "server did not start:\n{}", server.log());
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -108,15 +103,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn four_letter(addr: SocketAddr, word: &str) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(word.as_bytes()).ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
 }
 
 /// `exists("/")` every 100 ms from its own session, recording the worst wait, plus the
@@ -390,23 +376,10 @@ fn hundreds_of_large_addauths_get_authfailed_and_a_close() {
     probe.finish(&mut server, rss_before, "addauth flood");
 }
 
-/// Raises this process's descriptor limit for tests that open thousands of sockets.
-fn raise_fd_limit(want: u64) {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit read and write the struct given, nothing else.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        if lim.rlim_cur < want {
-            lim.rlim_cur = want.min(lim.rlim_max);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
-
 #[test]
 fn thousands_of_idle_connections_from_other_addresses_leave_room_and_are_closed() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    raise_fd_limit(8192);
+    harness::raise_fd_limit(8192);
     let mut server = Server::start("");
     let rss_before = server.rss_mb();
     let probe = Probe::start(&server);
@@ -538,7 +511,7 @@ fn a_non_reading_client_with_a_recursive_watch_under_writes_is_closed() {
     assert!(
         seen,
         "the non-reading watcher was never closed ({writes} writes); cons:\n{}\nlog:\n{}",
-        four_letter(server.addr, "cons").unwrap_or_default(),
+        harness::try_four_letter(server.addr, "cons").unwrap_or_default(),
         tail(&server.log())
     );
     assert!(closed_by_server(&mut attacker, Duration::from_secs(10)));

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use harness::ensemble::{Ensemble, Flavor};
-use harness::ensemble_client::{open, wait_until};
+use harness::ensemble_client::open;
+use harness::{raise_fd_limit, wait_for};
 use rzk::client::{Client, ClientConfig};
 use rzk::proto::CreateMode;
 
@@ -30,18 +31,6 @@ fn status_field(pid: u32, field: &str) -> u64 {
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
-}
-
-fn raise_fd_limit(want: u64) {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit read and write the struct given, nothing else.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        if lim.rlim_cur < want {
-            lim.rlim_cur = want.min(lim.rlim_max);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }
 
 fn client(addr: SocketAddr) -> Client {
@@ -141,7 +130,7 @@ fn thousands_of_slow_connections_to_an_election_port_cost_only_themselves() {
     let new_leader = ens.wait_for_leader(Duration::from_secs(60));
     assert_ne!(new_leader, leader);
     let c = client(ens.client_addr(target));
-    wait_until("a write after the re-election", Duration::from_secs(30), || {
+    wait_for("a write after the re-election", Duration::from_secs(30), || {
         c.create("/after-election-attack", b"ok", &open(), CreateMode::Persistent).is_ok()
     });
     assert_eq!(c.get_data("/after-election-attack", false).expect("read").0, b"ok");

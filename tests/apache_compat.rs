@@ -24,7 +24,7 @@ mod harness;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -103,10 +103,6 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -200,8 +196,7 @@ struct Apache {
 /// The Apache installation, or `None` after printing why the test is skipped.
 fn apache(test: &str) -> Option<Apache> {
     let skip = |why: String| {
-        // Straight to the stderr handle: libtest captures `eprintln!`, and a skip must show.
-        let _ = writeln!(std::io::stderr(), "apache_compat::{test}: SKIPPED: {why}");
+        harness::require(&format!("Apache ZooKeeper (apache_compat::{test})"), Some(why));
         None
     };
     let classpath = match std::env::var("RZK_ZOOKEEPER_CLASSPATH") {
@@ -573,7 +568,7 @@ async fn apache_serves_the_tree_rzk_wrote() {
         let Some(apache) = apache("apache_serves_the_tree_rzk_wrote") else { return };
         let dir = temp_dir("data");
         let logs = temp_dir("logs");
-        let port = free_port();
+        let port = harness::ports::one();
         let addr = loopback(port);
 
         let rzk = start_rzk(port, dir.path(), logs.path()).await;
@@ -599,7 +594,7 @@ async fn apache_serves_the_tree_rzk_wrote() {
             "no log tail after the snapshot: {logs_z:?}"
         );
 
-        let apache_port = free_port();
+        let apache_port = harness::ports::one();
         let apache_addr = loopback(apache_port);
         let zk_server = apache.start(apache_port, dir.path(), logs.path(), None).await;
         let reader = connect(apache_addr).await;
@@ -640,7 +635,7 @@ async fn rzk_serves_the_tree_apache_wrote() {
         let Some(apache) = apache("rzk_serves_the_tree_apache_wrote") else { return };
         let dir = temp_dir("data");
         let logs = temp_dir("logs");
-        let apache_port = free_port();
+        let apache_port = harness::ports::one();
         let apache_addr = loopback(apache_port);
 
         // snapCount 20: Apache takes fuzzy snapshots (snapshot + roll every 10..20 txns).
@@ -654,7 +649,7 @@ async fn rzk_serves_the_tree_apache_wrote() {
         let (snaps, logs_z) = files(dir.path());
         assert!(snaps.len() > 2 && logs_z.len() > 2, "snapshots {snaps:?}, logs {logs_z:?}");
 
-        let port = free_port();
+        let port = harness::ports::one();
         let addr = loopback(port);
         let rzk = start_rzk(port, dir.path(), logs.path()).await;
         let reader = connect(addr).await;
@@ -896,7 +891,7 @@ async fn purge_keeps_three_snapshots_and_the_logs_they_need() {
             // Apache recovers the purged twin too: rzk's newest snapshot was taken under load
             // (fuzzy), so Apache replays txns whose effects it already holds. New files only:
             // the shared (hard-linked) ones are read, never written.
-            let port = free_port();
+            let port = harness::ports::one();
             let logs = temp_dir("logs");
             let zk_server = apache.start(port, twin.path(), logs.path(), None).await;
             let reader = connect(loopback(port)).await;

@@ -1,11 +1,12 @@
 //! rzk-bench against a real server: every op kind runs, reports JSON, and cleans up.
 
-mod common;
+mod harness;
 
 use std::process::Command;
 use std::time::Duration;
 
-use common::{connect, shared_server};
+use harness::connect;
+use harness::target::shared_server;
 
 #[test]
 fn every_op_kind_reports_json_and_cleans_up() {

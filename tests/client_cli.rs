@@ -1,11 +1,11 @@
 //! rzk-cli driven non-interactively (one command, or a script on stdin) against a real server.
 
-mod common;
+mod harness;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use common::shared_server;
+use harness::target::shared_server;
 
 fn cli(server: &str, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rzk-cli"))
@@ -106,8 +106,8 @@ ls /cli2
 /// completion of a command name and of a znode path, history recall with the up arrow.
 #[test]
 fn interactive_shell_in_a_terminal() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("SKIPPED: tmux is not installed");
+    let tmux_missing = Command::new("tmux").arg("-V").output().is_err();
+    if !harness::require("tmux", tmux_missing.then(|| "apt-get install tmux".into())) {
         return;
     }
     let Some(server) = shared_server() else { return };
@@ -133,7 +133,7 @@ fn interactive_shell_in_a_terminal() {
     let _kill = Kill(name.clone());
     let screen = || text(&tmux(&["capture-pane", "-p", "-t", &name]).stdout);
     let wait_for = |needle: &str| {
-        common::wait_until(std::time::Duration::from_secs(10), || screen().contains(needle))
+        harness::wait_until(std::time::Duration::from_secs(10), || screen().contains(needle))
     };
     assert!(wait_for("]"), "no prompt:\n{}", screen());
     // "ge<Tab>" completes the command to "get", "/tmux<Tab>" completes the path.
@@ -146,7 +146,7 @@ fn interactive_shell_in_a_terminal() {
     // Up arrow recalls the last command: the data is printed a second time.
     tmux(&["send-keys", "-t", &name, "Up", "Enter"]);
     assert!(
-        common::wait_until(std::time::Duration::from_secs(10), || {
+        harness::wait_until(std::time::Duration::from_secs(10), || {
             screen().matches("typed-in-a-terminal").count() >= 2
         }),
         "history recall:\n{}",
@@ -155,13 +155,13 @@ fn interactive_shell_in_a_terminal() {
     tmux(&["send-keys", "-t", &name, "quit", "Enter"]);
     // The history file keeps the command, and a new shell recalls it with the up arrow.
     assert!(
-        common::wait_until(std::time::Duration::from_secs(10), || {
+        harness::wait_until(std::time::Duration::from_secs(10), || {
             std::fs::read_to_string(&history).is_ok_and(|h| h.contains("get /tmuxnode"))
         }),
         "history file: {:?}",
         std::fs::read_to_string(&history)
     );
-    assert!(common::wait_until(std::time::Duration::from_secs(10), || {
+    assert!(harness::wait_until(std::time::Duration::from_secs(10), || {
         !tmux(&["has-session", "-t", &name]).status.success()
     }));
     let started = tmux(&["new-session", "-d", "-s", &name, "-x", "160", "-y", "40", &cmd]);

@@ -1,6 +1,6 @@
 //! Every client operation and its errors, against a real server.
 
-mod common;
+mod harness;
 
 use std::time::Duration;
 
@@ -8,7 +8,8 @@ use rzk::client::{Error, Op, OpResult, ReadOp, Watch};
 use rzk::jute::data::{perms, Acl};
 use rzk::proto::{CreateMode, ErrorCode};
 
-use common::{connect, shared_server};
+use harness::connect;
+use harness::target::shared_server;
 
 const T: Duration = Duration::from_secs(30);
 

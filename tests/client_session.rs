@@ -1,7 +1,7 @@
 //! Connection states, reconnects, session re-establishment, expiry and auth replay, against a
 //! real server (restarted on the same port and data dir) and a proxy that cuts connections.
 
-mod common;
+mod harness;
 
 use std::time::Duration;
 
@@ -9,16 +9,15 @@ use rzk::client::{Client, ClientConfig, Error, State, Watcher};
 use rzk::jute::data::Acl;
 use rzk::proto::{CreateMode, ErrorCode, EventType, KeeperState};
 
-use common::{
-    connect, next_event, next_node_event, next_state, next_state_within, wait_until, Proxy,
-    ServerOptions, TestServer,
-};
+use harness::proxy::Proxy;
+use harness::target::{ServerOptions, TargetServer};
+use harness::{connect, next_event, next_node_event, next_state, next_state_within, wait_until};
 
 const T: Duration = Duration::from_secs(30);
 
 #[test]
 fn state_events_follow_the_connection() {
-    let Some(server) = TestServer::start() else { return };
+    let Some(server) = TargetServer::start() else { return };
     let proxy = Proxy::start(server.port());
     let (a, events) = connect(&proxy.connect_string(), T);
     assert_eq!(next_state(&events).state, KeeperState::SyncConnected);
@@ -43,7 +42,7 @@ fn state_events_follow_the_connection() {
 
 #[test]
 fn session_survives_a_server_restart_and_watches_are_rearmed() {
-    let Some(mut server) = TestServer::start() else { return };
+    let Some(mut server) = TargetServer::start() else { return };
     let (a, events) = connect(&server.connect_string(), T);
     let (wtx, wrx) = crossbeam_channel::unbounded();
     let w = Watcher::channel(wtx);
@@ -79,7 +78,7 @@ fn session_survives_a_server_restart_and_watches_are_rearmed() {
 
 #[test]
 fn events_missed_while_disconnected_are_delivered_after_reconnect() {
-    let Some(server) = TestServer::start() else { return };
+    let Some(server) = TargetServer::start() else { return };
     let proxy = Proxy::start(server.port());
     let (a, events) = connect(&proxy.connect_string(), T);
     let (b, _) = connect(&server.connect_string(), T);
@@ -125,7 +124,7 @@ fn events_missed_while_disconnected_are_delivered_after_reconnect() {
 
 #[test]
 fn session_expires_while_disconnected() {
-    let Some(server) = TestServer::start_with(ServerOptions { tick_ms: 500 }) else { return };
+    let Some(server) = TargetServer::start_with(ServerOptions { tick_ms: 500 }) else { return };
     let proxy = Proxy::start(server.port());
     let (a, events) = connect(&proxy.connect_string(), Duration::from_millis(1500));
     let (b, _) = connect(&server.connect_string(), T);
@@ -147,7 +146,7 @@ fn session_expires_while_disconnected() {
 
 #[test]
 fn auth_is_replayed_after_reconnect() {
-    let Some(server) = TestServer::start() else { return };
+    let Some(server) = TargetServer::start() else { return };
     let proxy = Proxy::start(server.port());
     let (a, events) = connect(&proxy.connect_string(), T);
     a.add_auth("digest", b"bob:pw");
@@ -163,7 +162,7 @@ fn auth_is_replayed_after_reconnect() {
 
 #[test]
 fn unknown_auth_scheme_ends_the_client_with_auth_failed() {
-    let Some(server) = TestServer::start() else { return };
+    let Some(server) = TargetServer::start() else { return };
     let (a, events) = connect(&server.connect_string(), T);
     assert_eq!(next_state(&events).state, KeeperState::SyncConnected);
     a.add_auth("nosuchscheme", b"x");
@@ -174,7 +173,7 @@ fn unknown_auth_scheme_ends_the_client_with_auth_failed() {
 
 #[test]
 fn a_second_client_can_reattach_to_the_session() {
-    let Some(server) = TestServer::start() else { return };
+    let Some(server) = TargetServer::start() else { return };
     let (a, _) = connect(&server.connect_string(), T);
     let open = Acl::open_unsafe();
     a.create("/owned", b"", &open, CreateMode::Ephemeral).unwrap();
@@ -193,7 +192,7 @@ fn a_second_client_can_reattach_to_the_session() {
 
 #[test]
 fn client_gives_up_when_no_server_answers_before_a_session_exists() {
-    let port = common::free_port();
+    let port = harness::ports::one();
     let (tx, rx) = crossbeam_channel::unbounded();
     let c = Client::connect(
         &format!("127.0.0.1:{port}"),
@@ -209,7 +208,7 @@ fn client_gives_up_when_no_server_answers_before_a_session_exists() {
 
 #[test]
 fn idle_session_is_kept_alive_by_pings() {
-    let Some(server) = TestServer::start_with(ServerOptions { tick_ms: 500 }) else { return };
+    let Some(server) = TargetServer::start_with(ServerOptions { tick_ms: 500 }) else { return };
     let (a, events) = connect(&server.connect_string(), Duration::from_millis(1500));
     assert_eq!(next_state(&events).state, KeeperState::SyncConnected);
     let session = a.session_id();
@@ -222,7 +221,7 @@ fn idle_session_is_kept_alive_by_pings() {
 
 #[test]
 fn a_silent_server_is_detected_by_the_read_timeout() {
-    let Some(server) = TestServer::start_with(ServerOptions { tick_ms: 500 }) else { return };
+    let Some(server) = TargetServer::start_with(ServerOptions { tick_ms: 500 }) else { return };
     let proxy = Proxy::start(server.port());
     let (a, events) = connect(&proxy.connect_string(), Duration::from_millis(3000));
     assert_eq!(next_state(&events).state, KeeperState::SyncConnected);
@@ -240,8 +239,8 @@ fn a_silent_server_is_detected_by_the_read_timeout() {
 
 #[test]
 fn dead_hosts_in_the_connect_string_are_skipped() {
-    let Some(server) = TestServer::start() else { return };
-    let dead = common::free_port();
+    let Some(server) = TargetServer::start() else { return };
+    let dead = harness::ports::one();
     let hosts = format!("127.0.0.1:{dead},{},127.0.0.1:{dead}", server.connect_string());
     let (a, events) = connect(&hosts, T);
     assert_eq!(next_state(&events).state, KeeperState::SyncConnected);
@@ -250,7 +249,7 @@ fn dead_hosts_in_the_connect_string_are_skipped() {
 
 #[test]
 fn many_watches_are_rearmed_in_several_set_watches_batches() {
-    let Some(server) = TestServer::start() else { return };
+    let Some(server) = TargetServer::start() else { return };
     let proxy = Proxy::start(server.port());
     let (a, events) = connect(&proxy.connect_string(), T);
     let (b, _) = connect(&server.connect_string(), T);

@@ -1,6 +1,6 @@
 //! Watch registration, delivery order and removal, against a real server.
 
-mod common;
+mod harness;
 
 use std::time::Duration;
 
@@ -9,7 +9,8 @@ use rzk::client::{WatchedEvent, Watcher};
 use rzk::jute::data::Acl;
 use rzk::proto::{AddWatchMode, CreateMode, ErrorCode, EventType, WatcherType};
 
-use common::{connect, next_event, shared_server, wait_until};
+use harness::target::shared_server;
+use harness::{connect, next_event, wait_until};
 
 const T: Duration = Duration::from_secs(30);
 

@@ -5,16 +5,11 @@
 
 mod harness;
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use zookeeper_client::{Acls, Client, CreateMode};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn start(port: u16, dir: &std::path::Path) -> Child {
     let child = Command::new(env!("CARGO_BIN_EXE_rzk-server"))
@@ -58,7 +53,7 @@ async fn kill_9_under_load_loses_no_acknowledged_write() {
     eprintln!("crash test seed {seed} ({cycles} cycles); replay with RZK_CRASH_SEED={seed}");
     let mut rng = Rng(seed | 1);
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = harness::ports::one();
     let connect = format!("127.0.0.1:{port}");
     let acked: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let acked_multis: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(Vec::new()));

@@ -6,6 +6,8 @@
 //! Needs root (to mount the tmpfs); without it the test says so and passes, except under
 //! `CI=true`, where a missing prerequisite fails.
 
+mod harness;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,13 +38,6 @@ impl Drop for Mount {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
 }
 
 fn start(dir: &Path, data: &Path, port: u16) -> Child {
@@ -79,15 +74,11 @@ fn connect(port: u16) -> rzk::client::Client {
 fn a_full_disk_stops_the_server_and_loses_no_acknowledged_write() {
     let root = tempfile::tempdir().expect("temp dir");
     let Some(mount) = Mount::tmpfs(&root.path().join("small"), TMPFS_BYTES) else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "cannot mount a tmpfs (needs root): required under CI=true"
-        );
-        eprintln!("SKIPPED: cannot mount a tmpfs (needs root)");
+        harness::require("a small tmpfs", Some("mounting one needs root".into()));
         return;
     };
     let data = mount.0.join("data");
-    let port = free_port();
+    let port = harness::ports::one();
     let mut server = start(root.path(), &data, port);
     let c = connect(port);
     let body = vec![7u8; NODE_BYTES];
@@ -139,7 +130,7 @@ fn a_full_disk_stops_the_server_and_loses_no_acknowledged_write() {
     let status = Command::new("cp").arg("-a").arg(&data).arg(&copy).status().expect("cp");
     assert!(status.success());
     drop(mount);
-    let port = free_port();
+    let port = harness::ports::one();
     let mut again = start(root.path(), &copy, port);
     let c = connect(port);
     for path in &acked {

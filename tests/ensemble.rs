@@ -121,8 +121,7 @@ fn failover(flavor: Flavor) {
 
 #[test]
 fn apache_ensemble_failover() {
-    if let Some(why) = Flavor::apache_missing() {
-        eprintln!("SKIPPED: {why}");
+    if !harness::require("Apache ZooKeeper", Flavor::apache_missing()) {
         return;
     }
     failover(Flavor::Apache);
@@ -165,8 +164,7 @@ fn observer_and_frozen_leader(flavor: Flavor) {
 
 #[test]
 fn apache_ensemble_observer_and_frozen_leader() {
-    if let Some(why) = Flavor::apache_missing() {
-        eprintln!("SKIPPED: {why}");
+    if !harness::require("Apache ZooKeeper", Flavor::apache_missing()) {
         return;
     }
     observer_and_frozen_leader(Flavor::Apache);

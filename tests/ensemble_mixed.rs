@@ -20,8 +20,9 @@ mod harness;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use harness::ensemble::{four_letter, set_key, Ensemble, Flavor};
-use harness::ensemble_client::{open, subtree, wait_until, Clients};
+use harness::ensemble::{set_key, Ensemble, Flavor};
+use harness::ensemble_client::{open, subtree, Clients};
+use harness::{try_four_letter as four_letter, wait_for};
 use rzk::client::{Client, ClientConfig, State, Watcher};
 use rzk::proto::{CreateMode, EventType, SessionId};
 
@@ -48,7 +49,8 @@ fn tweak(ens_flavors: &[Flavor]) -> impl Fn(u32, &mut String) + '_ {
 }
 
 /// A mixed ensemble of `flavors` (peer i+1 runs `flavors[i]`) led by the highest sid, every
-/// peer serving; `None` (after a SKIPPED message) when Apache ZooKeeper cannot run here.
+/// peer serving; `None` when Apache ZooKeeper cannot run here (outside CI: see
+/// `harness::require`).
 ///
 /// The highest sid wins only when it takes part in the first election: when the others
 /// were quicker (a JVM starting slowly), the leader they chose is restarted, and the rest
@@ -59,8 +61,7 @@ fn start(flavors: Vec<Flavor>) -> Option<Ensemble> {
 
 /// [`start`] where the last `observers` of `flavors` are observers.
 fn start_with_observers(flavors: Vec<Flavor>, observers: usize) -> Option<Ensemble> {
-    if let Some(why) = Flavor::apache_missing() {
-        eprintln!("SKIPPED: {why}");
+    if !harness::require("Apache ZooKeeper", Flavor::apache_missing()) {
         return None;
     }
     let t0 = Instant::now();
@@ -248,7 +249,7 @@ fn sessions_expire_through(ens: &Ensemble, f: u32) {
     drop(orphan);
     let gone = Instant::now();
     for &id in &ids {
-        wait_until("the orphan's ephemeral to expire", Duration::from_secs(15), || {
+        wait_for("the orphan's ephemeral to expire", Duration::from_secs(15), || {
             C.read_through(ens, id, &orphan_path).is_none()
         });
     }
@@ -286,7 +287,7 @@ fn rzk_leader_with_apache_followers() {
     let t0 = Instant::now();
     let Some(ens) = start(vec![Flavor::Apache, Flavor::Apache, Flavor::rzk()]) else { return };
     assert_eq!(ens.leader(), Some(3));
-    wait_until("mntr zk_synced_followers 2 on the rzk leader", ELECTION, || {
+    wait_for("mntr zk_synced_followers 2 on the rzk leader", ELECTION, || {
         mntr(&ens, 3, "zk_synced_followers").as_deref() == Some("2")
     });
     writes_watches_ephemerals(&ens);
@@ -534,7 +535,7 @@ fn sessions_move_from_apache_to_rzk() {
     x.create("/moved/eph-b", b"b", &open(), CreateMode::Ephemeral).unwrap();
     ens.kill9(2);
     assert_eq!(x.wait_for_state(|s| s == State::Connected, ELECTION), State::Connected);
-    wait_until("the session on rzk 1", ELECTION, || serves_session(&ens, 1, sid.0));
+    wait_for("the session on rzk 1", ELECTION, || serves_session(&ens, 1, sid.0));
     assert_eq!(x.session_id(), sid);
     let stat = x.exists("/moved/eph-b", false).unwrap().expect("ephemeral kept");
     assert_eq!(stat.ephemeral_owner, sid.0);

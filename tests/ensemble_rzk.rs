@@ -16,8 +16,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use harness::ensemble::{four_letter, set_key, Ensemble, Flavor};
-use harness::ensemble_client::{open, subtree, wait_until, Clients};
+use harness::ensemble::{set_key, Ensemble, Flavor};
+use harness::ensemble_client::{open, subtree, Clients};
+use harness::{try_four_letter as four_letter, wait_for};
 use rzk::client::{ClientConfig, Error, Op, State, Watcher};
 use rzk::proto::{CreateMode, ErrorCode, EventType};
 
@@ -339,7 +340,7 @@ fn leader_kill9_under_write_load_loses_no_acknowledged_write() {
         })
         .collect();
 
-    wait_until("500 writes before the kill", Duration::from_secs(30), || {
+    wait_for("500 writes before the kill", Duration::from_secs(30), || {
         total.load(Ordering::Relaxed) >= 500
     });
     let before = total.load(Ordering::Relaxed);
@@ -351,7 +352,7 @@ fn leader_kill9_under_write_load_loses_no_acknowledged_write() {
         "{before} writes acked, then peer {new_leader} leads {:?} after the kill",
         killed.elapsed()
     );
-    wait_until("800 writes after the kill", Duration::from_secs(40), || {
+    wait_for("800 writes after the kill", Duration::from_secs(40), || {
         total.load(Ordering::Relaxed) >= before + 800
     });
     // The old leader rejoins while the writes go on (more than the leader's committed log
@@ -361,7 +362,7 @@ fn leader_kill9_under_write_load_loses_no_acknowledged_write() {
     ens.wait_for_mode(leader, "follower", ELECTION);
     let rejoined = total.load(Ordering::Relaxed);
     eprintln!("{rejoined} writes acked when the old leader follows again");
-    wait_until("300 writes after the rejoin", Duration::from_secs(40), || {
+    wait_for("300 writes after the rejoin", Duration::from_secs(40), || {
         total.load(Ordering::Relaxed) >= rejoined + 300
     });
     stop.store(true, Ordering::Relaxed);
@@ -881,7 +882,7 @@ fn minority_cannot_commit() {
 
     ens.kill9(leader);
     ens.kill9(other);
-    wait_until("the survivor to stop serving", ELECTION, || ens.mode(survivor).is_none());
+    wait_for("the survivor to stop serving", ELECTION, || ens.mode(survivor).is_none());
     let (tx, rx) = crossbeam_channel::bounded(1);
     c.create_async("/minority", b"", &open(), CreateMode::Persistent, move |r| {
         let _ = tx.send(r);
@@ -933,7 +934,7 @@ fn read_only_mode_when_out_of_quorum() {
 
     ens.kill9(leader);
     ens.kill9(fs[1]);
-    wait_until("isro = ro", ELECTION, || isro().as_deref() == Some("ro"));
+    wait_for("isro = ro", ELECTION, || isro().as_deref() == Some("ro"));
 
     let ro = C.connect(C.config(&ens.connect_string()).can_be_read_only(true));
     assert_eq!(ro.state(), State::ConnectedReadOnly);
@@ -953,7 +954,7 @@ fn read_only_mode_when_out_of_quorum() {
     ens.restart(fs[1]);
     ens.wait_for_leader(ELECTION);
     ens.wait_all_serving(ELECTION);
-    wait_until("isro = rw", ELECTION, || isro().as_deref() == Some("rw"));
+    wait_for("isro = rw", ELECTION, || isro().as_deref() == Some("rw"));
     let state = ro.wait_for_state(|s| s == State::Connected, Duration::from_secs(30));
     assert_eq!(state, State::Connected, "the read-only client found a read-write server");
     ro.create("/ro-write", b"w", &open(), CreateMode::Persistent).unwrap();
@@ -1004,7 +1005,7 @@ fn five_peers_survive_two_failures() {
         }
     }
     let mut zxids = Vec::new();
-    wait_until("equal zxids", Duration::from_secs(10), || {
+    wait_for("equal zxids", Duration::from_secs(10), || {
         zxids = ens.ids().iter().map(|&id| srvr_zxid(&ens, id)).collect();
         zxids[0].is_some() && zxids.iter().all(|z| z == &zxids[0])
     });
@@ -1067,7 +1068,7 @@ fn sessions_move_between_servers_and_expire() {
     drop(z);
     let gone = Instant::now();
     for id in ens.ids() {
-        wait_until("the expired session's ephemeral to go", Duration::from_secs(15), || {
+        wait_for("the expired session's ephemeral to go", Duration::from_secs(15), || {
             C.read_through(&ens, id, "/eph-z").is_none()
         });
     }
@@ -1102,7 +1103,7 @@ fn sessions_survive_leader_failover_and_orphans_expire() {
     let new_leader = ens.wait_for_leader(ELECTION);
     assert_eq!(live.wait_for_state(|s| s == State::Connected, ELECTION), State::Connected);
     let other = *fs.iter().find(|&&id| id != new_leader).unwrap();
-    wait_until("the orphan's ephemeral to expire", Duration::from_secs(20), || {
+    wait_for("the orphan's ephemeral to expire", Duration::from_secs(20), || {
         C.read_through(&ens, other, "/orphan").is_none()
     });
     // Over two session timeouts under the new leader: the live session stays.

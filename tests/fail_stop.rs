@@ -6,6 +6,8 @@
 //! Faults are injected through fail-rs fault points (`FAILPOINTS=name=action`), compiled in
 //! only with the `failpoints` feature: `cargo test --features failpoints --test fail_stop`.
 
+mod harness;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -13,15 +15,6 @@ use std::time::{Duration, Instant};
 
 use rzk::jute::proto::{ConnectRequest, ConnectRequestBase, CreateRequest, RequestHeader};
 use rzk::jute::Jute;
-
-/// A port the kernel hands out now (the server binds it right after; a test-only race that
-/// at worst fails the bind, which the test reports).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
 
 struct Server {
     child: Child,
@@ -34,7 +27,7 @@ impl Server {
     /// `rzk-server` on a fresh data dir with `failpoints` armed.
     fn start(failpoints: &str) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
+        let port = harness::ports::one();
         let cfg = dir.path().join("zoo.cfg");
         let data = dir.path().join("data");
         std::fs::write(
@@ -65,7 +58,7 @@ impl Server {
     fn wait_until_serving(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if four_letter(self.addr, "ruok").as_deref() == Some("imok") {
+            if harness::try_four_letter(self.addr, "ruok").as_deref() == Some("imok") {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -95,15 +88,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn four_letter(addr: SocketAddr, word: &str) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(word.as_bytes()).ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
 }
 
 fn frame(payload: &[u8]) -> Vec<u8> {
@@ -155,7 +139,11 @@ fn stage_failure_ends_the_process(failpoint: &str, create: bool, thread: &str, w
         "{failpoint}: no fatal line naming {thread}\n{log}"
     );
     assert!(log.contains(why), "{failpoint}: the cause ({why}) is not logged\n{log}");
-    assert_eq!(four_letter(server.addr, "ruok"), None, "nothing may answer after the failure");
+    assert_eq!(
+        harness::try_four_letter(server.addr, "ruok"),
+        None,
+        "nothing may answer after the failure"
+    );
 }
 
 #[test]

@@ -15,12 +15,12 @@
 mod harness;
 
 use std::io::{BufReader, BufWriter, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::{four_letter, Raw};
+use harness::Raw;
 use rzk::jute::data::{Acl, Id};
 use rzk::jute::proto::{CreateRequest, SetDataRequest};
 use rzk::jute::txn::{Txn, TxnEntry};
@@ -57,10 +57,6 @@ impl Drop for Ensemble {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
@@ -69,11 +65,8 @@ fn classpath() -> Option<String> {
     let java = Path::new("/usr/share/java");
     let zk = java.join("zookeeper.jar");
     if !zk.exists() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "zab_wire_apache: SKIPPED: {} not found (Debian's zookeeper package)",
-            zk.display()
-        );
+        let why = format!("{} not found (Debian's zookeeper package)", zk.display());
+        harness::require("Apache ZooKeeper", Some(why));
         return None;
     }
     let parts = [zk, java.join("zookeeper-jute.jar"), java.join("slf4j-simple.jar")];
@@ -147,8 +140,9 @@ impl Learner {
 fn rzk_learner_syncs_with_an_apache_leader_and_follows_broadcasts() {
     let Some(cp) = classpath() else { return };
     let dir = tempfile::tempdir().expect("temp dir");
-    let ports: Vec<(u16, u16, u16)> =
-        (0..3).map(|_| (free_port(), free_port(), free_port())).collect();
+    let ports: Vec<(u16, u16, u16)> = (0..3)
+        .map(|_| (harness::ports::one(), harness::ports::one(), harness::ports::one()))
+        .collect();
     let servers: String = ports
         .iter()
         .enumerate()
@@ -188,7 +182,7 @@ fn rzk_learner_syncs_with_an_apache_leader_and_follows_broadcasts() {
         match child {
             Ok(c) => ensemble.children.push((c, log)),
             Err(e) => {
-                let _ = writeln!(std::io::stderr(), "zab_wire_apache: SKIPPED: no java: {e}");
+                harness::require("java", Some(format!("cannot run java: {e}")));
                 return;
             }
         }
@@ -199,7 +193,8 @@ fn rzk_learner_syncs_with_an_apache_leader_and_follows_broadcasts() {
     let leader = loop {
         let found = (0..2).find(|i| {
             let addr = loopback(ports[*i].2);
-            TcpStream::connect(addr).is_ok() && four_letter(addr, "srvr").contains("Mode: leader")
+            TcpStream::connect(addr).is_ok()
+                && harness::four_letter(addr, "srvr").contains("Mode: leader")
         });
         if let Some(i) = found {
             break i;

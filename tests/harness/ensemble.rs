@@ -13,12 +13,14 @@
 //! At most `RZK_TEST_ENSEMBLES` ensembles (default 1) run at once in one test binary: three
 //! JVMs per ensemble are already a lot for a small machine.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use super::slots;
+use super::try_four_letter;
 
 /// Which server a peer runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,7 +200,7 @@ impl Ensemble {
         tweak_cfg: &dyn Fn(u32, &mut String),
     ) {
         let total = participants + observers;
-        let ports = free_ports(3 * total);
+        let ports = super::ports::take(3 * total);
         let root = self.root().to_path_buf();
         self.peers = (0..total)
             .map(|i| {
@@ -483,7 +485,7 @@ impl Ensemble {
         if p.child.is_none() || p.frozen {
             return None;
         }
-        let answer = four_letter(self.client_addr(id), "srvr")?;
+        let answer = try_four_letter(self.client_addr(id), "srvr")?;
         answer.lines().find_map(|l| l.strip_prefix("Mode: ")).map(|m| m.trim().to_string())
     }
 
@@ -621,46 +623,6 @@ fn signal(pid: u32, sig: &str) {
         .unwrap_or(false);
     assert!(ok, "kill -{sig} {pid} failed");
 }
-
-/// Sends a four-letter word; `None` when nothing answers (1 s to connect, 2 s to answer).
-pub fn four_letter(addr: SocketAddr, word: &str) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(word.as_bytes()).ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
-}
-
-/// Ports handed out by this process, never handed out again (ensembles in one test binary
-/// must not collide with each other; a killed peer's ports stay reserved for its restart).
-static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
-
-/// `n` distinct loopback ports that were free a moment ago: all bound at once on port 0 (so
-/// the kernel gives distinct ones), then released. A port can still be taken before a peer
-/// binds it; [`Ensemble::start`] then chooses again.
-pub fn free_ports(n: usize) -> Vec<u16> {
-    let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-    let mut listeners = Vec::new();
-    let mut ports = Vec::new();
-    for _ in 0..(n + 1000) {
-        if ports.len() == n {
-            break;
-        }
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-        let port = l.local_addr().expect("local addr").port();
-        if !handed.contains(&port) {
-            ports.push(port);
-        }
-        listeners.push(l);
-    }
-    assert_eq!(ports.len(), n, "could not find {n} free ports");
-    handed.extend_from_slice(&ports);
-    ports
-}
-
-#[path = "../slots/mod.rs"]
-mod slots;
 
 /// Ensembles one test binary runs at once (`RZK_TEST_ENSEMBLES`, default 1).
 static RUNNING: slots::Slots = slots::Slots::new();

@@ -106,12 +106,3 @@ pub fn subtree(c: &Client, parent: &str) -> BTreeMap<String, Vec<u8>> {
     }
     out
 }
-
-/// Waits until `f()` holds (panics with `what` after `timeout`).
-pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}

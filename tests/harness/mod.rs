@@ -1,12 +1,24 @@
-//! Test harness: an in-process rzk server on a free loopback port with a temp data dir, plus
-//! raw-socket helpers for tests that speak the wire protocol byte by byte. [`ensemble`] runs
-//! multi-process ensembles (rzk or Apache ZooKeeper) on loopback.
+//! The one test harness of the black-box tests (`mod harness;` in each `tests/*.rs`).
+//!
+//! - [`TestServer`]: an in-process rzk server on a loopback port the server picks itself,
+//!   with a temp data dir, and [`Raw`] for tests that speak the wire protocol byte by byte
+//!   ([`wire`] has the encoders).
+//! - [`target::TargetServer`]: the server a client-library test runs against, chosen by
+//!   `RZK_TEST_TARGET` (rzk, Apache ZooKeeper, or a 3-peer rzk ensemble), as a process;
+//!   [`proxy::Proxy`] cuts or stalls its connections.
+//! - [`ensemble::Ensemble`]: multi-process ensembles of rzk, Apache or both, with kill -9,
+//!   SIGSTOP and restarts; [`ensemble_client`] has the clients and helpers those tests share.
+//! - Helpers that exist only here: [`ports`] (loopback ports without the bind-then-drop race),
+//!   [`wait_until`]/[`wait_for`], [`try_four_letter`]/[`four_letter`], [`connect`] and the
+//!   event waits, [`raise_fd_limit`], and [`require`] for prerequisites (Java, tmux, root),
+//!   which fails under `CI=true` instead of skipping.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use rzk::client::{Client, ClientConfig, WatchedEvent, Watcher};
 use rzk::config::{ServerConfig, SessionTimeouts};
 use rzk::jute::proto::{
     ConnectRequest, ConnectRequestBase, ConnectResponse, ReplyHeader, RequestHeader,
@@ -16,7 +28,27 @@ use rzk::server::Server;
 
 pub mod ensemble;
 pub mod ensemble_client;
+pub mod ports;
+pub mod proxy;
+mod slots;
+pub mod target;
 pub mod wire;
+
+/// Whether a prerequisite a test needs is here. `missing` is `None` when it is, else what is
+/// missing and how to get it. Under `CI=true` a missing prerequisite fails the test (CI must
+/// run everything); elsewhere the test prints `SKIPPED: ...` and should return.
+pub fn require(what: &str, missing: Option<String>) -> bool {
+    let Some(why) = missing else { return true };
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    assert!(!ci, "{what} is required under CI=true: {why}");
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {what}: {why}");
+    false
+}
+
+/// `127.0.0.1:port`.
+pub fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
 
 /// Session timeout bounds in ms.
 pub fn timeouts(min_ms: u64, max_ms: u64) -> SessionTimeouts {
@@ -90,7 +122,7 @@ impl Drop for TestServer {
     }
 }
 
-/// Polls `f` until it returns true or `timeout` passes.
+/// Polls `f` until it returns true or `timeout` passes (10 ms between polls); true if it held.
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
@@ -100,6 +132,11 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
     f()
+}
+
+/// [`wait_until`] that panics naming `what` when `f` never held.
+pub fn wait_for(what: &str, timeout: Duration, f: impl FnMut() -> bool) {
+    assert!(wait_until(timeout, f), "timed out after {timeout:?} waiting for {what}");
 }
 
 /// A raw client connection speaking frames.
@@ -188,12 +225,93 @@ impl Raw {
     }
 }
 
-/// Sends a four-letter word and reads the answer to EOF.
-pub fn four_letter(addr: SocketAddr, word: &str) -> String {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(word.as_bytes()).expect("write");
+/// Sends a four-letter word and reads the answer to EOF; `None` when nothing answers (1 s to
+/// connect, 5 s to answer).
+pub fn try_four_letter(addr: SocketAddr, word: &str) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(word.as_bytes()).ok()?;
     let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
+    // An answer cut short by a reset still counts; no answer at all does not.
+    match s.read_to_string(&mut out) {
+        Err(_) if out.is_empty() => None,
+        _ => Some(out),
+    }
+}
+
+/// [`try_four_letter`] for a server that must answer: the answer, or "" when none came.
+pub fn four_letter(addr: SocketAddr, word: &str) -> String {
+    try_four_letter(addr, word).unwrap_or_default()
+}
+
+/// Raises this process's open-file limit to `want` (or the hard limit): tests that open
+/// thousands of connections need more than the usual 1024.
+pub fn raise_fd_limit(want: u64) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit read and write a plain struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < want {
+            lim.rlim_cur = want.min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// A connected client with a channel default watcher. With a short session timeout the
+/// client gives up (state Closed) when a busy server takes longer than 4/3 of it to create
+/// the session, so a bounded number of fresh attempts is made.
+pub fn connect(
+    connect_string: &str,
+    timeout: Duration,
+) -> (Client, crossbeam_channel::Receiver<WatchedEvent>) {
+    let mut last_err = None;
+    for _ in 0..5 {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let c = ClientConfig::new(connect_string, timeout)
+            .watcher(Watcher::channel(tx))
+            .connect()
+            .expect("client");
+        match c.wait_connected(Duration::from_secs(30)) {
+            Ok(()) => return (c, rx),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    panic!("cannot connect to {connect_string} in 5 attempts: {last_err:?}");
+}
+
+/// The next event on `rx` within 20 s.
+pub fn next_event(rx: &crossbeam_channel::Receiver<WatchedEvent>) -> WatchedEvent {
+    rx.recv_timeout(Duration::from_secs(20)).expect("an event within 20 s")
+}
+
+/// Skips node events until a state event arrives (bounded by 20 s).
+pub fn next_state(rx: &crossbeam_channel::Receiver<WatchedEvent>) -> WatchedEvent {
+    next_state_within(rx, Duration::from_secs(20))
+}
+
+/// Skips node events until a state event arrives (bounded by `limit`).
+pub fn next_state_within(
+    rx: &crossbeam_channel::Receiver<WatchedEvent>,
+    limit: Duration,
+) -> WatchedEvent {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let e = rx.recv_timeout(left).expect("a state event in time");
+        if e.path.is_none() {
+            return e;
+        }
+    }
+}
+
+/// Skips state events until a node event arrives (bounded by 20 s).
+pub fn next_node_event(rx: &crossbeam_channel::Receiver<WatchedEvent>) -> WatchedEvent {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let e = rx.recv_timeout(left).expect("a node event within 20 s");
+        if e.path.is_some() {
+            return e;
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! The server: the state its threads share, the pipeline they form, and the standalone
 //! server (ZooKeeperServerMain). It knows nothing of the quorum: a quorum peer
-//! (`crate::quorum`) builds its roles from the same pieces through [`pipeline`], [`database`]
+//! (the quorum package) builds its roles from the same pieces through [`pipeline`], [`database`]
 //! and [`Shared`].
 //!
 //! Thread map of a standalone server (like ZooKeeper's standalone `ZooKeeperServer`):

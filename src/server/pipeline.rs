@@ -13,7 +13,7 @@
 //!
 //! `[role]` is the role's own thread (the quorum leader or learner shell), which drives the
 //! [`Taps`]: it reads what the first stage produced, feeds the sync stage and reads what it
-//! made durable, and feeds apply. The role shells live in `crate::quorum`; this module knows
+//! made durable, and feeds apply. The role shells live in the quorum package; this module knows
 //! nothing of them.
 //!
 //! Back-pressure, the same for every role: every stage queue is bounded by

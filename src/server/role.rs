@@ -1,6 +1,6 @@
 //! The server as a quorum role sees it (what ZooKeeper's `LeaderZooKeeperServer`,
 //! `FollowerZooKeeperServer`, `ObserverZooKeeperServer` and `ReadOnlyZooKeeperServer` take
-//! from `ZooKeeperServer`): the one named interface `crate::quorum` uses. A role builds its
+//! from `ZooKeeperServer`): the one named interface the quorum peer uses. A role builds its
 //! client pipeline ([`Pipeline`] with its [`Stages`]) over [`Shared`] state, recovers,
 //! truncates and snapshots the [`database`], streams fuzzy snapshots ([`write_fuzzy`]), and
 //! reports fatal errors ([`FatalTx`]). Nothing here knows about Zab.

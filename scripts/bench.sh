@@ -4,13 +4,15 @@
 # same rzk-bench workloads against each in the same run, then a table with both and the ratio.
 #
 #   scripts/bench.sh [--seconds S] [--ops LIST] [--shapes LIST] [--size BYTES]
-#                    [--restart-znodes N] [--keep]
+#                    [--restart-znodes N] [--baseline RZK_SERVER] [--keep]
 #
 #   --seconds S          seconds per workload (default 10)
 #   --ops LIST           comma-separated rzk-bench ops (default create,set,get)
 #   --shapes LIST        comma-separated SESSIONSxINFLIGHT (default 1x1,8x8,32x32)
 #   --size BYTES         value size (default 100)
 #   --restart-znodes N   also time a restart with N znodes (default 0 = skip)
+#   --baseline BIN       also run this rzk-server binary (an older build: before/after in one
+#                        run); the table adds its ops/s and the rzk/baseline ratio
 #   --keep               keep the temp directory
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +23,7 @@ shapes=1x1,8x8,32x32
 size=100
 restart_znodes=0
 keep=0
+baseline=
 while [ $# -gt 0 ]; do
     case "$1" in
         --seconds) seconds=$2; shift 2 ;;
@@ -28,6 +31,7 @@ while [ $# -gt 0 ]; do
         --shapes) shapes=$2; shift 2 ;;
         --size) size=$2; shift 2 ;;
         --restart-znodes) restart_znodes=$2; shift 2 ;;
+        --baseline) baseline=$(realpath "$2"); shift 2 ;;
         --keep) keep=1; shift ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
@@ -75,6 +79,8 @@ serving() { # port: "yes" once srvr answers (ruok answers even while a server lo
 start_server() { # name port -> pid in $server_pid
     if [ "$1" = rzk ]; then
         RUST_LOG=warn target/release/rzk-server "$work/rzk/zoo.cfg" >"$work/rzk/log" 2>&1 &
+    elif [ "$1" = base ]; then
+        RUST_LOG=warn "$baseline" "$work/base/zoo.cfg" >"$work/base/log" 2>&1 &
     else
         java -Xmx4g -Dzookeeper.log.dir="$work/apache" \
             -cp "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar" \
@@ -99,11 +105,23 @@ start_server rzk "$rzk_port"
 rzk_pid=$server_pid
 start_server apache "$apache_port"
 apache_pid=$server_pid
+servers="rzk apache"
+ports=("$rzk_port" "$apache_port")
+if [ -n "$baseline" ]; then
+    base_port=$(free_port)
+    write_cfg base "$base_port"
+    start_server base "$base_port"
+    servers="rzk base apache"
+    ports+=("$base_port")
+fi
+port_of() { # server
+    case "$1" in rzk) echo "$rzk_port" ;; apache) echo "$apache_port" ;; base) echo "$base_port" ;; esac
+}
 
 results="$work/results.jsonl"
 : >"$results"
 # Apache's JIT needs a warm-up; give both servers the same one.
-for port in "$rzk_port" "$apache_port"; do
+for port in "${ports[@]}"; do
     "$bench" --connect "127.0.0.1:$port" --sessions 8 --inflight 8 --op mixed:50 \
         --size "$size" --znodes 1000 --seconds 3 --json >/dev/null
 done
@@ -111,9 +129,8 @@ for op in ${ops//,/ }; do
     for shape in ${shapes//,/ }; do
         sessions=${shape%x*}
         inflight=${shape#*x}
-        for server in rzk apache; do
-            port=$rzk_port
-            [ "$server" = apache ] && port=$apache_port
+        for server in $servers; do
+            port=$(port_of "$server")
             line=$("$bench" --connect "127.0.0.1:$port" --sessions "$sessions" \
                 --inflight "$inflight" --op "$op" --size "$size" --znodes 1000 \
                 --seconds "$seconds" --json | grep '^{')
@@ -151,18 +168,24 @@ for r in rows:
         continue
     key = (r["op"], r["sessions"], r["inflight"])
     bench.setdefault(key, {})[r["server"]] = r
+has_base = any(r["server"] == "base" for r in rows)
+base_head = f" {'base ops/s':>11} {'rzk/base':>8} {'base p50/p99 us':>16}" if has_base else ""
 print(f"{'workload':<22} {'rzk ops/s':>11} {'apache ops/s':>13} {'ratio':>6}   "
-      f"{'rzk p50/p99 us':>17} {'apache p50/p99 us':>18}  {'bench cpu':>9}")
+      f"{'rzk p50/p99 us':>17} {'apache p50/p99 us':>18}  {'bench cpu':>9}{base_head}")
 for (op, s, k), by in bench.items():
-    a, z = by.get("apache"), by.get("rzk")
+    a, z, b = by.get("apache"), by.get("rzk"), by.get("base")
     if not a or not z:
         continue
     ratio = z["ops_per_sec"] / max(a["ops_per_sec"], 1e-9)
     cpu = (z["cpu_user_s"] + z["cpu_sys_s"]) / max(z["seconds"], 1e-9)
+    base = ""
+    if b:
+        base = (f" {b['ops_per_sec']:>11.0f} {z['ops_per_sec'] / max(b['ops_per_sec'], 1e-9):>7.2f}x"
+                f" {str(b['p50_us']) + '/' + str(b['p99_us']):>16}")
     print(f"{op + ' ' + str(s) + 'x' + str(k):<22} {z['ops_per_sec']:>11.0f} "
           f"{a['ops_per_sec']:>13.0f} {ratio:>5.2f}x   "
           f"{str(z['p50_us']) + '/' + str(z['p99_us']):>17} "
-          f"{str(a['p50_us']) + '/' + str(a['p99_us']):>18}  {cpu * 100:>8.0f}%")
+          f"{str(a['p50_us']) + '/' + str(a['p99_us']):>18}  {cpu * 100:>8.0f}%{base}")
 restarts = {r["server"]: r for r in rows if r["op"] == "restart"}
 if restarts:
     z, a = restarts.get("rzk"), restarts.get("apache")

@@ -114,6 +114,10 @@ pub const MAX_CLIENT_CNXNS_DEFAULT: u32 = 60;
 /// server stops reading from client sockets until it drains [ZooKeeperServer.java].
 pub const GLOBAL_OUTSTANDING_LIMIT_DEFAULT: u32 = 1000;
 
+/// Default `zookeeper.largeRequestMaxBytes`: bytes of large requests (see
+/// `largeRequestThreshold`, off by default) held in the server at once [ZooKeeperServer.java].
+pub const LARGE_REQUEST_MAX_BYTES_DEFAULT: usize = 100 * 1024 * 1024;
+
 /// Most response bytes we keep queued for one connection before we stop reading requests from
 /// it (no Apache counterpart: NIOServerCnxn's queue is unbounded).
 ///

@@ -229,8 +229,77 @@ pub struct ServerConfig {
     pub local_sessions_enabled: bool,
     /// `localSessionsUpgradingEnabled`.
     pub local_sessions_upgrading_enabled: bool,
+    /// `zookeeper.connection_throttle_*`: the session-request rate limit (off by default).
+    pub connection_throttle: ThrottleConfig,
+    /// `zookeeper.largeRequestThreshold`: frames longer than this count against
+    /// `large_request_max_bytes`; `None` (-1, the default) turns that budget off.
+    pub large_request_threshold: Option<usize>,
+    /// `zookeeper.largeRequestMaxBytes`: bytes of large requests the server holds at once
+    /// (default 100 MiB).
+    pub large_request_max_bytes: usize,
     /// The ensemble, when this server runs as a quorum member; `None` is standalone.
     pub quorum: Option<QuorumConfig>,
+}
+
+/// The `zookeeper.connection_throttle_*` settings; Apache's defaults.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ThrottleConfig {
+    /// `connection_throttle_tokens`: the bucket; 0 turns throttling off.
+    pub tokens: u32,
+    /// `connection_throttle_fill_time` in ms (at least 1).
+    pub fill_time_ms: u32,
+    /// `connection_throttle_fill_count`: tokens added per fill time.
+    pub fill_count: u32,
+    /// `connection_throttle_freeze_time` in ms; `None` (-1) turns the random drop off.
+    pub freeze_time_ms: Option<u32>,
+    /// `connection_throttle_drop_increase`.
+    pub drop_increase: f64,
+    /// `connection_throttle_drop_decrease`.
+    pub drop_decrease: f64,
+    /// `connection_throttle_decrease_ratio`.
+    pub decrease_ratio: f64,
+    /// `connection_throttle_weight_enabled` with the global, renew and local session weights
+    /// (`connection_throttle_{global,renew,local}_session_weight`, already corrected as Apache
+    /// corrects them); `None` is one token per session request.
+    pub weights: Option<SessionWeights>,
+}
+
+/// Tokens a session request costs when weighing is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionWeights {
+    /// A new (global) session.
+    pub global: u32,
+    /// A re-attach to an existing session.
+    pub renew: u32,
+    /// A local session (rzk has none yet: kept for the configuration's sake).
+    pub local: u32,
+}
+
+impl SessionWeights {
+    /// Apache's rules for the three weights: non-positive values fall back to the defaults
+    /// (3, 2, 1), and neither the global nor the renew weight may be below the local one.
+    pub fn corrected(global: i64, renew: i64, local: i64) -> SessionWeights {
+        let local = if local <= 0 { 1 } else { local };
+        let global = if global <= 0 { 3 } else { global.max(local) };
+        let renew = if renew <= 0 { 2 } else { renew.max(local) };
+        let clamp = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
+        SessionWeights { global: clamp(global), renew: clamp(renew), local: clamp(local) }
+    }
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        ThrottleConfig {
+            tokens: 0,
+            fill_time_ms: 1,
+            fill_count: 1,
+            freeze_time_ms: None,
+            drop_increase: 0.02,
+            drop_decrease: 0.002,
+            decrease_ratio: 0.0,
+            weights: None,
+        }
+    }
 }
 
 /// Session timeout bounds; a client's requested timeout is clamped into `min..=max`.

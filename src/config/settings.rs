@@ -19,7 +19,8 @@ use log::{debug, error, info, warn};
 
 use super::{
     parse_port_allow_zero, ConfigError, LearnerType, Property, QuorumConfig, ServerConfig,
-    ServerSpec, SessionTimeouts, SystemProperties, ELECTION_ALG_FAST,
+    ServerSpec, SessionTimeouts, SessionWeights, SystemProperties, ThrottleConfig,
+    ELECTION_ALG_FAST,
 };
 use crate::limits;
 use crate::proto::frame::FOUR_LETTER_WORDS;
@@ -93,6 +94,21 @@ const SUPPORTED_KEYS: &[&str] = &[
     "syncEnabled",
     "snapshotSizeFactor",
     "dynamicConfigFile",
+    // Set as `-Dzookeeper.<key>` (or, as Apache turns unknown zoo.cfg keys into
+    // `zookeeper.`-prefixed system properties, as zoo.cfg lines).
+    "largeRequestMaxBytes",
+    "largeRequestThreshold",
+    "connection_throttle_tokens",
+    "connection_throttle_fill_time",
+    "connection_throttle_fill_count",
+    "connection_throttle_freeze_time",
+    "connection_throttle_drop_increase",
+    "connection_throttle_drop_decrease",
+    "connection_throttle_decrease_ratio",
+    "connection_throttle_weight_enabled",
+    "connection_throttle_global_session_weight",
+    "connection_throttle_local_session_weight",
+    "connection_throttle_renew_session_weight",
 ];
 
 /// Key prefixes of features that are accepted but not supported yet.
@@ -214,6 +230,17 @@ impl Settings {
             return Err(invalid(key, &setting, format!("must be at most {max}")));
         }
         Ok(Some(number))
+    }
+
+    /// A real number (Java's `Double.parseDouble`), or `None` if unset.
+    fn float(&mut self, key: &str) -> Result<Option<f64>, ConfigError> {
+        let Some(setting) = self.take(key) else {
+            return Ok(None);
+        };
+        match setting.value.parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(Some(v)),
+            _ => Err(invalid(key, &setting, "not a number".to_string())),
+        }
     }
 
     /// `true` or `false`, any case (QuorumPeerConfig.parseBoolean).
@@ -442,6 +469,25 @@ pub(super) fn build(
     let local_sessions_upgrading_enabled =
         s.bool("localSessionsUpgradingEnabled")?.unwrap_or(false);
 
+    // Admission limits (ZooKeeperServer's large-request budget, BlueThrottle).
+    let large_request_max_bytes = match s.int("largeRequestMaxBytes", INT_MIN, INT_MAX)? {
+        Some(n) if n > 0 => n as usize,
+        Some(n) => {
+            warn!("largeRequestMaxBytes {n} should be positive; using the default");
+            limits::LARGE_REQUEST_MAX_BYTES_DEFAULT
+        }
+        None => limits::LARGE_REQUEST_MAX_BYTES_DEFAULT,
+    };
+    let large_request_threshold = match s.int("largeRequestThreshold", INT_MIN, INT_MAX)? {
+        None | Some(-1) => None,
+        Some(n) if n > 0 => Some(n as usize),
+        Some(n) => {
+            warn!("largeRequestThreshold {n} should be -1 or positive; using -1 (off)");
+            None
+        }
+    };
+    let connection_throttle = connection_throttle(&mut s)?;
+
     // Quorum settings (read in standalone too, so that they are validated and not reported
     // as unknown).
     let init_limit = s.int("initLimit", 0, INT_MAX)?.unwrap_or(0);
@@ -563,6 +609,9 @@ pub(super) fn build(
         reconfig_enabled,
         local_sessions_enabled,
         local_sessions_upgrading_enabled,
+        connection_throttle,
+        large_request_threshold,
+        large_request_max_bytes,
         quorum,
     })
 }
@@ -579,6 +628,42 @@ struct Extras {
     leader_serves: bool,
     sync_enabled: bool,
     snapshot_size_factor: f64,
+}
+
+/// BlueThrottle's settings with Apache's defaults and corrections.
+fn connection_throttle(s: &mut Settings) -> Result<ThrottleConfig, ConfigError> {
+    const INT_MAX: i64 = i32::MAX as i64;
+    let d = ThrottleConfig::default();
+    let tokens = s.int("connection_throttle_tokens", i64::from(i32::MIN), INT_MAX)?;
+    let tokens = match tokens {
+        Some(n) if n < 0 => {
+            warn!("connection_throttle_tokens {n} should be >= 0; throttling stays off");
+            0
+        }
+        n => n.unwrap_or(0) as u32,
+    };
+    let fill_time_ms = s.int("connection_throttle_fill_time", 1, INT_MAX)?;
+    let fill_count = s.int("connection_throttle_fill_count", 0, INT_MAX)?;
+    let freeze = s.int("connection_throttle_freeze_time", -1, INT_MAX)?;
+    let weighted = s.bool("connection_throttle_weight_enabled")?.unwrap_or(false);
+    let global = s.int("connection_throttle_global_session_weight", i64::MIN, i64::MAX)?;
+    let local = s.int("connection_throttle_local_session_weight", i64::MIN, i64::MAX)?;
+    let renew = s.int("connection_throttle_renew_session_weight", i64::MIN, i64::MAX)?;
+    let weights =
+        SessionWeights::corrected(global.unwrap_or(3), renew.unwrap_or(2), local.unwrap_or(1));
+    Ok(ThrottleConfig {
+        tokens,
+        fill_time_ms: fill_time_ms.map_or(d.fill_time_ms, |v| v as u32),
+        fill_count: fill_count.map_or(d.fill_count, |v| v as u32),
+        freeze_time_ms: match freeze {
+            None | Some(-1) => None,
+            Some(v) => Some(v as u32),
+        },
+        drop_increase: s.float("connection_throttle_drop_increase")?.unwrap_or(d.drop_increase),
+        drop_decrease: s.float("connection_throttle_drop_decrease")?.unwrap_or(d.drop_decrease),
+        decrease_ratio: s.float("connection_throttle_decrease_ratio")?.unwrap_or(d.decrease_ratio),
+        weights: weighted.then_some(weights),
+    })
 }
 
 /// `snapshotSizeFactor` as ZKDatabase reads it: a number, at most 1; anything else is logged

@@ -416,13 +416,17 @@ fn mntr(shared: &Shared, conns: &[ConnSummary]) -> String {
         ("approximate_data_size".into(), tree.approximate_data_size().to_string()),
         ("global_sessions".into(), sessions.to_string()),
         ("local_sessions".into(), "0".into()),
-        ("connection_drop_probability".into(), "0.0".into()),
+        ("connection_drop_probability".into(), {
+            let p = f64::from_bits(st.connection_drop_probability_bits.load(r));
+            format!("{p:?}")
+        }),
         ("last_client_response_size".into(), st.last_response_size.load(r).to_string()),
         ("min_client_response_size".into(), st.min_response_size.load(r).to_string()),
         ("max_client_response_size".into(), st.max_response_size.load(r).to_string()),
         ("outstanding_tls_handshake".into(), "0".into()),
         ("auth_failed_count".into(), st.auth_failed.load(r).to_string()),
         ("connection_rejected".into(), st.connections_rejected.load(r).to_string()),
+        ("large_requests_rejected".into(), st.large_requests_rejected.load(r).to_string()),
         ("bytes_received_count".into(), st.bytes_received.load(r).to_string()),
         ("cnt_fsynctime".into(), fsyncs.to_string()),
         ("sum_fsynctime".into(), st.fsync_total_ms.load(r).to_string()),

@@ -26,6 +26,10 @@ pub struct ServerStats {
     pub connections_rejected: AtomicU64,
     /// Failed auth attempts.
     pub auth_failed: AtomicU64,
+    /// Connections closed for a request over the large-request budget.
+    pub large_requests_rejected: AtomicU64,
+    /// The connection throttle's drop probability, as `f64` bits.
+    pub connection_drop_probability_bits: AtomicU64,
     /// Bytes received.
     pub bytes_received: AtomicU64,
     /// fsync time total (ms) and count.
@@ -49,6 +53,8 @@ impl Default for ServerStats {
             max_response_size: AtomicI64::new(-1),
             connections_rejected: AtomicU64::new(0),
             auth_failed: AtomicU64::new(0),
+            large_requests_rejected: AtomicU64::new(0),
+            connection_drop_probability_bits: AtomicU64::new(0),
             bytes_received: AtomicU64::new(0),
             fsync_total_ms: AtomicU64::new(0),
             fsync_count: AtomicU64::new(0),

@@ -462,3 +462,41 @@ fn extended_types_limit_server_ids() {
 fn server_keys_need_numeric_ids() {
     assert!(err(&minimal("server.x=10.0.0.1:2888:3888")).contains("must be a number"));
 }
+
+#[test]
+fn admission_limits_from_properties_or_zoo_cfg_lines() {
+    let c = ok(&minimal(""));
+    assert_eq!(c.connection_throttle, ThrottleConfig::default());
+    assert_eq!(c.large_request_threshold, None);
+    assert_eq!(c.large_request_max_bytes, 100 * 1024 * 1024);
+    // As -D system properties (how Apache documents them) ...
+    let system = props(&[
+        ("zookeeper.connection_throttle_tokens", "100"),
+        ("zookeeper.connection_throttle_fill_time", "10"),
+        ("zookeeper.connection_throttle_fill_count", "2"),
+        ("zookeeper.connection_throttle_freeze_time", "500"),
+        ("zookeeper.connection_throttle_drop_increase", "0.1"),
+        ("zookeeper.connection_throttle_drop_decrease", "0.05"),
+        ("zookeeper.connection_throttle_decrease_ratio", "0.2"),
+        ("zookeeper.connection_throttle_weight_enabled", "true"),
+        ("zookeeper.connection_throttle_global_session_weight", "5"),
+        ("zookeeper.largeRequestThreshold", "4096"),
+        ("zookeeper.largeRequestMaxBytes", "1048576"),
+    ]);
+    let c = parse_with(&minimal(""), &system, None).unwrap();
+    let t = c.connection_throttle;
+    assert_eq!((t.tokens, t.fill_time_ms, t.fill_count, t.freeze_time_ms), (100, 10, 2, Some(500)));
+    assert_eq!((t.drop_increase, t.drop_decrease, t.decrease_ratio), (0.1, 0.05, 0.2));
+    assert_eq!(t.weights, Some(SessionWeights { global: 5, renew: 2, local: 1 }));
+    assert_eq!(c.large_request_threshold, Some(4096));
+    assert_eq!(c.large_request_max_bytes, 1_048_576);
+    // ... or as zoo.cfg lines (Apache turns unknown keys into zookeeper. properties).
+    let c = ok(&minimal("connection_throttle_tokens=7\nlargeRequestThreshold=10\n"));
+    assert_eq!(c.connection_throttle.tokens, 7);
+    assert_eq!(c.large_request_threshold, Some(10));
+    // Apache's corrections: a threshold of 0 or below -1 is off, max bytes must be positive.
+    let c = ok(&minimal("largeRequestThreshold=0\nlargeRequestMaxBytes=-5\n"));
+    assert_eq!((c.large_request_threshold, c.large_request_max_bytes), (None, 100 << 20));
+    assert!(err(&minimal("connection_throttle_drop_increase=lots\n"))
+        .contains("connection_throttle_drop_increase"));
+}

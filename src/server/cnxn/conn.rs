@@ -523,10 +523,12 @@ impl Connection {
     }
 
     /// The reply to this connection's oldest request in the pipeline, at `now` (`mono_ms`:
-    /// the server's clock for `cons`).
-    pub fn reply(&mut self, frame: Vec<u8>, close: bool, now: Instant, mono_ms: u64) {
+    /// the server's clock for `cons`); returns that request's size in bytes.
+    pub fn reply(&mut self, frame: Vec<u8>, close: bool, now: Instant, mono_ms: u64) -> usize {
         let s = &mut self.stats;
+        let mut answered = 0;
         if let Some((at, xid, lop, bytes)) = self.pending.pop_front() {
+            answered = bytes;
             self.pending_bytes -= bytes;
             let lat = now.saturating_duration_since(at).as_millis() as u64;
             s.lop = lop;
@@ -547,6 +549,26 @@ impl Connection {
         if close {
             self.close_after_flush = true;
         }
+        answered
+    }
+
+    /// Sizes of this connection's requests still in the pipeline.
+    pub fn pending_sizes(&self) -> impl Iterator<Item = usize> + '_ {
+        self.pending.iter().map(|p| p.3)
+    }
+
+    /// The length of the frame being received, once its 4-byte length has arrived; `None`
+    /// for the first bytes of a connection (a ConnectRequest or a four-letter word).
+    pub fn incoming_frame_len(&self) -> Option<usize> {
+        if self.inbuf.len() < 4
+            || self.stats.recved == 0
+            || self.answering
+            || self.close_after_flush
+        {
+            return None;
+        }
+        let len = i32::from_be_bytes([self.inbuf[0], self.inbuf[1], self.inbuf[2], self.inbuf[3]]);
+        usize::try_from(len).ok()
     }
 
     /// A watch notification.

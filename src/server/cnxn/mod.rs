@@ -17,6 +17,7 @@
 //! requests in flight. Bad input closes that one connection with a warn line.
 
 pub mod conn;
+pub mod throttle;
 pub mod transport;
 
 use std::collections::{HashMap, VecDeque};
@@ -33,6 +34,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use self::conn::{Connection, Event, Handshake, HandshakeFacts, State};
+use self::throttle::{ConnThrottle, LargeRequests};
 use self::transport::Transport;
 use super::acl::{self, AuthOutcome};
 use super::fourlw::{self, ConnSummary};
@@ -92,6 +94,10 @@ pub struct Selector {
     accept_error_logged: Option<Instant>,
     /// The most connections: `maxCnxns`, or what the descriptor limit leaves.
     max_cnxns: usize,
+    /// `zookeeper.connection_throttle_*`: admits session requests.
+    throttle: ConnThrottle,
+    /// `zookeeper.largeRequest*`: bytes of large requests between read and reply.
+    large: LargeRequests,
 }
 
 impl Selector {
@@ -110,6 +116,11 @@ impl Selector {
             let _ = shared.bound_addr.set(addr);
         }
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let throttle = ConnThrottle::new(shared.config.connection_throttle, shared.now_ms());
+        let large = LargeRequests::new(
+            shared.config.large_request_threshold,
+            shared.config.large_request_max_bytes,
+        );
         let max_cnxns = match shared.config.max_cnxns {
             Some(n) => n.get() as usize,
             None => default_max_cnxns(),
@@ -128,6 +139,8 @@ impl Selector {
             per_ip: HashMap::new(),
             by_session: HashMap::new(),
             rng: fastrand::Rng::new(),
+            throttle,
+            large,
             throttled: false,
             read_buf: vec![0; limits::CLIENT_READ_CHUNK_BYTES],
             backlog: VecDeque::new(),
@@ -307,7 +320,7 @@ impl Selector {
                     budget -= n;
                     slot.conn.receive(&buf[..n], Instant::now());
                     self.shared.stats.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
-                    if !self.process(key) {
+                    if !self.process(key) || !self.large_frame_fits(key) {
                         break;
                     }
                 }
@@ -322,6 +335,34 @@ impl Selector {
         }
         self.read_buf = buf;
         self.flush(key);
+    }
+
+    /// ZooKeeper's check on reading a frame's length: a large request that would not fit the
+    /// large-request budget closes its connection before its body is buffered. False if the
+    /// connection was closed.
+    fn large_frame_fits(&mut self, key: usize) -> bool {
+        let Some(slot) = self.slots.get(key) else { return false };
+        let Some(len) = slot.conn.incoming_frame_len() else { return true };
+        if self.large.may_read(len) {
+            return true;
+        }
+        self.reject_large(key, len);
+        false
+    }
+
+    /// Closes a connection whose request does not fit the large-request budget.
+    fn reject_large(&mut self, key: usize, len: usize) {
+        if let Some(slot) = self.slots.get(key) {
+            let (peer, session) = (slot.conn.peer(), slot.conn.session());
+            warn!(
+                "Rejecting large request of {len} bytes from {peer} (session 0x{session:x}): \
+                 {} bytes of large requests are held, largeRequestMaxBytes is {}; closing",
+                self.large.current(),
+                self.shared.config.large_request_max_bytes
+            );
+        }
+        self.shared.stats.large_requests_rejected.fetch_add(1, Ordering::Relaxed);
+        self.close(key);
     }
 
     /// Carries out every event of the connection's buffered input; false if it was closed.
@@ -371,6 +412,25 @@ impl Selector {
         let Some(slot) = self.slots.get_mut(key) else { return false };
         let (peer, conn_id) = (slot.conn.peer(), slot.conn.id());
         let now = shared.now_ms();
+        if self.throttle.enabled() {
+            // BlueThrottle, checked as ZooKeeper checks it: per session request, a renewal
+            // costing the renew weight; a refused client is disconnected.
+            let need = self.throttle.cost(req.base.session_id != 0);
+            let admitted = self.throttle.check(need, now, self.rng.f64());
+            let drop = self.throttle.drop_probability().to_bits();
+            shared.stats.connection_drop_probability_bits.store(drop, Ordering::Relaxed);
+            if !admitted {
+                warn!(
+                    "refusing the session request of {peer}: connection throttled \
+                     (zookeeper.connection_throttle_tokens, {} tokens missing)",
+                    self.throttle.deficit()
+                );
+                shared.stats.connections_rejected.fetch_add(1, Ordering::Relaxed);
+                self.close(key);
+                return false;
+            }
+        }
+        let Some(slot) = self.slots.get_mut(key) else { return false };
         match slot.conn.handshake(req, &facts) {
             Handshake::Refuse(why) => {
                 info!("refusing the session request of {peer}: {why}");
@@ -473,7 +533,13 @@ impl Selector {
                 header.op_type
             );
         }
-        slot.conn.submitted(header.xid, op, body.len() + 8, Instant::now());
+        let bytes = body.len() + 8;
+        if !self.large.admit(bytes) {
+            self.reject_large(key, bytes);
+            return;
+        }
+        let Some(slot) = self.slots.get_mut(key) else { return };
+        slot.conn.submitted(header.xid, op, bytes, Instant::now());
         let mut r = Request::new(Some(slot.conn.id()), session, header.xid, header.op_type, kind);
         r.body = body;
         r.auth = slot.conn.auth().clone();
@@ -569,7 +635,8 @@ impl Selector {
                     let Some(key) = self.key_of(conn) else { continue };
                     let slot = &mut self.slots[key];
                     slot.outflow.arrived(frame.len());
-                    slot.conn.reply(frame, close, Instant::now(), mono_ms);
+                    let answered = slot.conn.reply(frame, close, Instant::now(), mono_ms);
+                    self.large.finished(answered);
                     stats.packets_sent.fetch_add(1, Ordering::Relaxed);
                     touched.push(key);
                 }
@@ -772,6 +839,11 @@ impl Selector {
         let _ = self.poll.registry().deregister(slot.transport.source());
         slot.transport.shutdown();
         let conn = &slot.conn;
+        // Requests still in the pipeline no longer count against the large-request budget
+        // (their replies will find no connection).
+        for bytes in conn.pending_sizes() {
+            self.large.finished(bytes);
+        }
         let ip = conn.peer().ip();
         if let Some(n) = self.per_ip.get_mut(&ip) {
             *n = n.saturating_sub(1);

@@ -552,6 +552,11 @@ impl Connection {
         answered
     }
 
+    /// Bytes received and not yet parsed into events.
+    pub fn input_bytes(&self) -> usize {
+        self.inbuf.len()
+    }
+
     /// Sizes of this connection's requests still in the pipeline.
     pub fn pending_sizes(&self) -> impl Iterator<Item = usize> + '_ {
         self.pending.iter().map(|p| p.3)

@@ -66,6 +66,19 @@ fn main() {
     frame::write(&mut ping, &RequestHeader { xid: -2, op_type: 11 }.to_bytes());
     frame::write(&mut ping, &RequestHeader { xid: 2, op_type: -11 }.to_bytes());
     seeds.put("client_stream", "ping-close", &ping);
+    // The same streams for the connection core, cut into 63-byte chunks whose control byte
+    // establishes the session and answers every request (0xff), or leaves the session
+    // awaited (0x3f).
+    for (name, ctl, bytes) in
+        [("session", 0xff, &stream), ("awaited", 0x3f, &stream), ("ping", 0xff, &ping)]
+    {
+        let mut driven = Vec::new();
+        for chunk in bytes.chunks(63) {
+            driven.push(ctl & 0xc0 | chunk.len() as u8);
+            driven.extend_from_slice(chunk);
+        }
+        seeds.put("server_connection", name, &driven);
+    }
 
     // multi and multiRead, requests and responses.
     seeds.put("multi", "writes", &multi_writes().to_bytes());

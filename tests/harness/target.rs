@@ -84,17 +84,6 @@ pub struct TargetServer {
     others: Vec<Child>,
 }
 
-fn java_missing() -> Option<String> {
-    let runs = Command::new("java")
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    (!runs).then(|| "RZK_TEST_TARGET=apache needs `java` (apt-get install zookeeper)".into())
-}
-
 impl TargetServer {
     /// Starts the server selected by `RZK_TEST_TARGET`; `None` (outside CI, with a message)
     /// when the Apache target is selected and java is missing.
@@ -106,7 +95,9 @@ impl TargetServer {
     pub fn start_with(opts: ServerOptions) -> Option<TargetServer> {
         let _ = env_logger::builder().is_test(true).try_init();
         let target = Target::from_env();
-        if target == Target::Apache && !super::require("java", java_missing()) {
+        if target == Target::Apache
+            && !super::require("Apache ZooKeeper", super::ensemble::Flavor::apache_missing())
+        {
             return None;
         }
         let permit = RUNNING.acquire(slots::limit("RZK_TEST_SERVERS", 2));

@@ -9,9 +9,7 @@ use harness::*;
 use rzk::config::ThrottleConfig;
 
 fn mntr_value(srv: &TestServer, key: &str) -> String {
-    let mntr = four_letter(srv.addr, "mntr");
-    let line = mntr.lines().find(|l| l.starts_with(&format!("zk_{key}\t")));
-    line.and_then(|l| l.split('\t').nth(1)).unwrap_or_else(|| panic!("{key} in {mntr}")).into()
+    mntr(srv.addr, &format!("zk_{key}")).unwrap_or_else(|| panic!("zk_{key} in mntr"))
 }
 
 /// A handshake on a fresh connection: the session id, or `None` if the server closed the

@@ -132,8 +132,7 @@ fn same_everywhere(ens: &Ensemble, ids: &[u32], parent: &str) -> BTreeMap<String
 
 /// The `key` line of `mntr` on peer `id`.
 fn mntr(ens: &Ensemble, id: u32, key: &str) -> Option<String> {
-    let a = four_letter(ens.client_addr(id), "mntr")?;
-    a.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('\t').map(str::to_string))
+    harness::mntr(ens.client_addr(id), key)
 }
 
 /// Whether `cons` on peer `id` lists session `sid`.

@@ -244,6 +244,12 @@ pub fn four_letter(addr: SocketAddr, word: &str) -> String {
     try_four_letter(addr, word).unwrap_or_default()
 }
 
+/// The value of `key` (e.g. `zk_connection_rejected`) in the server's `mntr` answer.
+pub fn mntr(addr: SocketAddr, key: &str) -> Option<String> {
+    let answer = try_four_letter(addr, "mntr")?;
+    answer.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('\t').map(str::to_string))
+}
+
 /// Raises this process's open-file limit to `want` (or the hard limit): tests that open
 /// thousands of connections need more than the usual 1024.
 pub fn raise_fd_limit(want: u64) {

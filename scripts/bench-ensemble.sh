@@ -6,11 +6,15 @@
 # times: kill -9 the leader, and time until a create succeeds through a surviving server (a
 # small raw-protocol loop: connect, create, retry every 20 ms), then restart the old leader
 # and wait until it follows again. A table with both flavors and the ratio closes the run.
+# All ensembles run side by side and every workload runs on each in turn (interleaved), so a
+# machine that slows down during the run slows every flavor alike.
 #
 #   scripts/bench-ensemble.sh [--only apache|rzk] [--seconds S] [--ops LIST] [--shapes LIST]
-#                             [--size BYTES] [--failovers N] [--keep]
+#                             [--size BYTES] [--failovers N] [--baseline RZK_SERVER] [--keep]
 #
-#   --only FLAVOR     run only this flavor (rzk fails to start until quorum mode exists)
+#   --only FLAVOR     run only this flavor
+#   --baseline BIN    also run an ensemble of this rzk-server binary (an older build: before
+#                     and after in one run); the table adds its ops/s and the rzk/base ratio
 #   --seconds S       seconds per workload (default 10)
 #   --ops LIST        comma-separated rzk-bench ops (default create,set,get)
 #   --shapes LIST     comma-separated SESSIONSxINFLIGHT (default 1x1,32x32)
@@ -18,9 +22,9 @@
 #   --failovers N     leader kills to time per flavor (default 3; 0 = skip)
 #   --keep            keep the work directory (configs, data, logs)
 #
-# Ports: rzk's servers listen for clients on 21181-21183 and Apache's on 21281-21283, with
-# quorum ports 21381+ / 21481+ and election ports 21581+ / 21681+ (below the kernel's ephemeral
-# range, so outgoing connections never take them). JVM_OPTS overrides Apache's JVM options
+# Ports: rzk's servers listen for clients on 21181-21183, the baseline's on 21191-21193 and
+# Apache's on 21281-21283, with quorum ports 21381+ / 21391+ / 21481+ and election ports 21581+ /
+# 21591+ / 21681+ (below the kernel's ephemeral range, so outgoing connections never take them). JVM_OPTS overrides Apache's JVM options
 # (default -Xmx2g).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +35,7 @@ ops=create,set,get
 shapes=1x1,32x32
 size=100
 failovers=3
+baseline=
 keep=0
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -40,6 +45,7 @@ while [ $# -gt 0 ]; do
         --shapes) shapes=$2; shift 2 ;;
         --size) size=$2; shift 2 ;;
         --failovers) failovers=$2; shift 2 ;;
+        --baseline) baseline=$(realpath "$2"); shift 2 ;;
         --keep) keep=1; shift ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
@@ -49,6 +55,10 @@ case "$only" in
     rzk | apache) flavors=$only ;;
     *) echo "--only takes apache or rzk" >&2; exit 2 ;;
 esac
+if [ -n "$baseline" ]; then
+    [ -x "$baseline" ] || { echo "--baseline $baseline is not an executable" >&2; exit 2; }
+    flavors="$flavors base"
+fi
 
 if [[ " $flavors " == *" apache "* ]] && [ ! -f /usr/share/java/zookeeper.jar ]; then
     apt-get update
@@ -67,12 +77,13 @@ cleanup() {
 trap cleanup EXIT
 
 ensemble() { # flavor args... -> scripts/ensemble.sh on that flavor's directory and ports
-    local f=$1 offset=0
+    local f=$1 offset=0 server=target/release/rzk-server
     shift
     [ "$f" = apache ] && offset=100
+    [ "$f" = base ] && offset=10 server=$baseline
     RZK_ENSEMBLE_CLIENT_BASE=$((21181 + offset)) RZK_ENSEMBLE_QUORUM_BASE=$((21381 + offset)) \
         RZK_ENSEMBLE_ELECTION_BASE=$((21581 + offset)) JVM_OPTS=${JVM_OPTS:--Xmx2g} \
-        RUST_LOG=${RUST_LOG:-warn} scripts/ensemble.sh --dir "$work/$f" "$@"
+        RZK_SERVER=$server RUST_LOG=${RUST_LOG:-warn} scripts/ensemble.sh --dir "$work/$f" "$@"
 }
 
 leader() { # flavor -> "id pid" of the server whose srvr says leader (nothing if none)
@@ -140,6 +151,7 @@ EOF
 results="$work/results.jsonl"
 : >"$results"
 failed=()
+running=()
 for f in $flavors; do
     echo "== $f: starting a 3-server ensemble"
     flag=
@@ -151,20 +163,29 @@ for f in $flavors; do
         failed+=("$f")
         continue
     fi
-    connect=$(ensemble "$f" connect-string)
-    # Apache's JIT needs a warm-up; give both the same one.
-    "$bench" --connect "$connect" --sessions 8 --inflight 8 --op mixed:50 --size "$size" \
+    running+=("$f")
+done
+declare -A connect
+for f in "${running[@]}"; do
+    connect[$f]=$(ensemble "$f" connect-string)
+    # Apache's JIT needs a warm-up; give every flavor the same one.
+    "$bench" --connect "${connect[$f]}" --sessions 8 --inflight 8 --op mixed:50 --size "$size" \
         --znodes 1000 --seconds 3 --json >/dev/null
-    for op in ${ops//,/ }; do
-        for shape in ${shapes//,/ }; do
-            sessions=${shape%x*}
-            inflight=${shape#*x}
-            line=$("$bench" --connect "$connect" --sessions "$sessions" --inflight "$inflight" \
-                --op "$op" --size "$size" --znodes 1000 --seconds "$seconds" --json | grep '^{')
+done
+for op in ${ops//,/ }; do
+    for shape in ${shapes//,/ }; do
+        sessions=${shape%x*}
+        inflight=${shape#*x}
+        for f in "${running[@]}"; do
+            line=$("$bench" --connect "${connect[$f]}" --sessions "$sessions" \
+                --inflight "$inflight" --op "$op" --size "$size" --znodes 1000 \
+                --seconds "$seconds" --json | grep '^{')
             echo "{\"server\":\"$f\",${line#\{}" >>"$results"
             echo "$f $op $shape: $line"
         done
     done
+done
+for f in "${running[@]}"; do
     for n in $(seq 1 "$failovers"); do
         read -r id pid <<<"$(leader "$f")" || true
         if [ -z "${id:-}" ]; then
@@ -204,14 +225,18 @@ def ops(r):
 def lat(r):
     return f"{r['p50_us']}/{r['p99_us']}" if r else "-"
 print("3-server ensembles on loopback, rzk-bench connected to all three servers")
+has_base = any(r["server"] == "base" for r in rows)
+base_head = f" {'base ops/s':>11} {'rzk/base':>8} {'base p50/p99 us':>16}" if has_base else ""
 print(f"{'workload':<16} {'rzk ops/s':>11} {'apache ops/s':>13} {'ratio':>6}   "
-      f"{'rzk p50/p99 us':>17} {'apache p50/p99 us':>18}")
+      f"{'rzk p50/p99 us':>17} {'apache p50/p99 us':>18}{base_head}")
+def ratio(x, y):
+    return f"{x['ops_per_sec'] / max(y['ops_per_sec'], 1e-9):.2f}x" if x and y else "-"
 for (op, s, k), by in bench.items():
-    z, a = by.get("rzk"), by.get("apache")
-    ratio = f"{z['ops_per_sec'] / max(a['ops_per_sec'], 1e-9):.2f}x" if z and a else "-"
-    print(f"{op + ' ' + str(s) + 'x' + str(k):<16} {ops(z):>11} {ops(a):>13} {ratio:>6}   "
-          f"{lat(z):>17} {lat(a):>18}")
-for server in ("rzk", "apache"):
+    z, a, b = by.get("rzk"), by.get("apache"), by.get("base")
+    base = f" {ops(b):>11} {ratio(z, b):>8} {lat(b):>16}" if has_base else ""
+    print(f"{op + ' ' + str(s) + 'x' + str(k):<16} {ops(z):>11} {ops(a):>13} {ratio(z, a):>6}   "
+          f"{lat(z):>17} {lat(a):>18}{base}")
+for server in ("rzk", "base", "apache"):
     t = [r["seconds"] for r in rows if r["op"] == "failover" and r["server"] == server]
     if t:
         print(f"{server}: leader kill -9 -> create through a survivor: min {min(t):.3f} s, "

@@ -166,8 +166,11 @@ pub struct ServerConfig {
     /// Where to accept client connections: `clientPortAddress:clientPort` (wildcard address
     /// when no `clientPortAddress`), or this server's `;[host:]port` in its `server.N` line.
     pub client_address: SocketAddr,
-    /// `secureClientPort(Address)`: accepted but not served (TLS is not supported yet).
+    /// `secureClientPortAddress:secureClientPort`: where TLS clients connect (with
+    /// [`ServerConfig::client_tls`]).
     pub secure_client_address: Option<SocketAddr>,
+    /// The `ssl.*` settings of the secure client port; set exactly when it is.
+    pub client_tls: Option<TlsConfig>,
     /// `clientPortListenBacklog`; `None` is the OS default.
     pub client_port_listen_backlog: Option<NonZeroU32>,
     /// `tickTime`: the basic time unit.
@@ -239,6 +242,63 @@ pub struct ServerConfig {
     pub large_request_max_bytes: usize,
     /// The ensemble, when this server runs as a quorum member; `None` is standalone.
     pub quorum: Option<QuorumConfig>,
+}
+
+/// A key or trust store file: `ssl.keyStore.*` or `ssl.trustStore.*` (X509Util).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// `.location`.
+    pub location: PathBuf,
+    /// `.password` (or the content of `.passwordPath`); empty when unset.
+    pub password: String,
+    /// `.type`, or what the file name's extension says (KeyStoreFileType.fromFilename).
+    pub kind: StoreKind,
+}
+
+/// The store formats rzk reads (Apache's `KeyStoreFileType`; BCFKS is not supported).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// PEM: certificates and (for a key store) one private key.
+    Pem,
+    /// PKCS#12 (`.p12`, `.pfx`).
+    Pkcs12,
+    /// Java KeyStore (`.jks`).
+    Jks,
+}
+
+/// `ssl.clientAuth` (X509Util.ClientAuth; empty or unset is `need`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// No certificate is asked for.
+    None,
+    /// A certificate is asked for; a client without one is still served.
+    Want,
+    /// A client without a trusted certificate fails the handshake.
+    Need,
+}
+
+/// The TLS settings of one port (X509Util's `zookeeper.ssl.*` family).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// `ssl.keyStore.*`: this server's certificate chain and private key.
+    pub key_store: StoreConfig,
+    /// `ssl.trustStore.*`: the certificates client chains must lead to; without one, no
+    /// client certificate can be verified (so `need` fails every client).
+    pub trust_store: Option<StoreConfig>,
+    /// `ssl.clientAuth`.
+    pub client_auth: ClientAuth,
+    /// TLS versions on offer, from `ssl.protocol` and `ssl.enabledProtocols`: a subset of
+    /// `["TLSv1.2", "TLSv1.3"]`, never empty.
+    pub protocols: Vec<&'static str>,
+    /// `ssl.ciphersuites` (Java/IANA names); `None` is rustls' defaults.
+    pub cipher_suites: Option<Vec<String>>,
+    /// `client.certReload` (`zookeeper.client.certReload`): store files are re-read when
+    /// they change, for new connections.
+    pub cert_reload: bool,
+    /// `ssl.authProvider`: the scheme a client certificate's subject becomes (`x509`).
+    pub auth_provider: String,
+    /// `zookeeper.X509AuthenticationProvider.superUser`: a subject that is also `super`.
+    pub x509_super_user: Option<String>,
 }
 
 /// The `zookeeper.connection_throttle_*` settings; Apache's defaults.

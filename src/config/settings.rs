@@ -18,9 +18,9 @@ use std::time::Duration;
 use log::{debug, error, info, warn};
 
 use super::{
-    parse_port_allow_zero, ConfigError, LearnerType, Property, QuorumConfig, ServerConfig,
-    ServerSpec, SessionTimeouts, SessionWeights, SystemProperties, ThrottleConfig,
-    ELECTION_ALG_FAST,
+    parse_port_allow_zero, ClientAuth, ConfigError, LearnerType, Property, QuorumConfig,
+    ServerConfig, ServerSpec, SessionTimeouts, SessionWeights, StoreConfig, StoreKind,
+    SystemProperties, ThrottleConfig, TlsConfig, ELECTION_ALG_FAST,
 };
 use crate::limits;
 use crate::proto::frame::FOUR_LETTER_WORDS;
@@ -109,13 +109,33 @@ const SUPPORTED_KEYS: &[&str] = &[
     "connection_throttle_global_session_weight",
     "connection_throttle_local_session_weight",
     "connection_throttle_renew_session_weight",
+    // Client TLS (X509Util's `zookeeper.ssl.*`, ClientX509Util).
+    "ssl.keyStore.location",
+    "ssl.keyStore.password",
+    "ssl.keyStore.passwordPath",
+    "ssl.keyStore.type",
+    "ssl.trustStore.location",
+    "ssl.trustStore.password",
+    "ssl.trustStore.passwordPath",
+    "ssl.trustStore.type",
+    "ssl.clientAuth",
+    "ssl.protocol",
+    "ssl.enabledProtocols",
+    "ssl.ciphersuites",
+    "ssl.authProvider",
+    "ssl.hostnameVerification",
+    "ssl.clientHostnameVerification",
+    "ssl.handshakeDetectionTimeoutMillis",
+    "client.certReload",
+    "X509AuthenticationProvider.superUser",
 ];
 
 /// Key prefixes of features that are accepted but not supported yet.
 const UNSUPPORTED_PREFIXES: &[(&str, &str)] = &[
     ("admin.", "the AdminServer"),
     ("metricsProvider.", "metrics providers"),
-    ("ssl.", "TLS"),
+    ("ssl.quorum.", "quorum TLS"),
+    ("ssl.", "this TLS option"),
     ("authProvider.", "pluggable auth providers"),
     ("quorum.auth.", "quorum SASL authentication"),
     ("multiAddress.", "multiple addresses per server"),
@@ -334,9 +354,7 @@ pub(super) fn build(
                 .map_err(|reason| invalid("secureClientPortAddress", &host, reason))?,
         ),
     };
-    if let Some(address) = secure_client_address {
-        warn!("secureClientPort {address}: TLS is not supported yet; no secure port is opened");
-    }
+    let client_tls = tls_settings(&mut s, secure_client_address.is_some())?;
     let backlog = s.int("clientPortListenBacklog", -1, INT_MAX)?.unwrap_or(-1);
     let client_port_listen_backlog = u32::try_from(backlog).ok().and_then(NonZeroU32::new);
 
@@ -580,6 +598,7 @@ pub(super) fn build(
         data_log_dir,
         client_address,
         secure_client_address,
+        client_tls,
         client_port_listen_backlog,
         tick_time,
         session_timeouts,
@@ -795,6 +814,147 @@ fn quorum_and_client_address(
         snapshot_size_factor: extras.snapshot_size_factor,
     };
     Ok((Some(quorum), client_address))
+}
+
+/// The `ssl.*` settings of the secure client port (X509Util, SSLContextAndOptions), read
+/// whether or not there is one (`None` without a secure port).
+fn tls_settings(s: &mut Settings, secure_port: bool) -> Result<Option<TlsConfig>, ConfigError> {
+    if !secure_port {
+        let tls_keys = SUPPORTED_KEYS.iter().filter(|k| {
+            k.starts_with("ssl.") || **k == "client.certReload" || k.starts_with("X509")
+        });
+        for key in tls_keys {
+            if let Some(setting) = s.take(key) {
+                debug!("{key}={}: there is no secureClientPort", setting.value);
+            }
+        }
+        return Ok(None);
+    }
+    let key_store = store(s, "ssl.keyStore")?;
+    let trust_store = store(s, "ssl.trustStore")?;
+    let client_auth = match s.take("ssl.clientAuth") {
+        None => ClientAuth::Need,
+        Some(setting) => match setting.value.to_ascii_lowercase().as_str() {
+            "" | "need" => ClientAuth::Need,
+            "want" => ClientAuth::Want,
+            "none" => ClientAuth::None,
+            _ => {
+                return Err(invalid(
+                    "ssl.clientAuth",
+                    &setting,
+                    "expected need, want or none".into(),
+                ))
+            }
+        },
+    };
+    // The JDK's defaults: TLSv1.3 enables 1.3 and 1.2, TLSv1.2 only 1.2.
+    let mut protocols = match s.take("ssl.protocol") {
+        None => vec!["TLSv1.3", "TLSv1.2"],
+        Some(setting) => match setting.value.as_str() {
+            "TLSv1.3" | "TLS" => vec!["TLSv1.3", "TLSv1.2"],
+            "TLSv1.2" => vec!["TLSv1.2"],
+            _ => {
+                let reason = "rzk speaks TLSv1.2 and TLSv1.3".to_string();
+                return Err(invalid("ssl.protocol", &setting, reason));
+            }
+        },
+    };
+    if let Some(setting) = s.take("ssl.enabledProtocols") {
+        let mut chosen = Vec::new();
+        for name in setting.value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name {
+                "TLSv1.3" => chosen.push("TLSv1.3"),
+                "TLSv1.2" => chosen.push("TLSv1.2"),
+                other => warn!("ssl.enabledProtocols: {other} is not offered (rustls speaks TLSv1.2 and TLSv1.3)"),
+            }
+        }
+        if chosen.is_empty() {
+            return Err(invalid(
+                "ssl.enabledProtocols",
+                &setting,
+                "names neither TLSv1.2 nor TLSv1.3".into(),
+            ));
+        }
+        protocols = chosen;
+    }
+    let cipher_suites = s.string("ssl.ciphersuites").map(|list| {
+        list.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect()
+    });
+    for key in ["ssl.hostnameVerification", "ssl.clientHostnameVerification"] {
+        if let Some(setting) = s.take(key) {
+            // ClientX509Util never verifies a client's hostname on the server side.
+            debug!("{key}={}: client hostnames are not verified on the client port", setting.value);
+        }
+    }
+    if let Some(setting) = s.take("ssl.handshakeDetectionTimeoutMillis") {
+        debug!(
+            "ssl.handshakeDetectionTimeoutMillis={}: only used with portUnification",
+            setting.value
+        );
+    }
+    let cert_reload = s.bool("client.certReload")?.unwrap_or(false);
+    let auth_provider = s.string("ssl.authProvider").unwrap_or_else(|| "x509".to_string());
+    if auth_provider != "x509" {
+        let reason = format!("ssl.authProvider {auth_provider}: only the x509 provider exists");
+        return Err(ConfigError::Inconsistent(reason));
+    }
+    let x509_super_user = s.string("X509AuthenticationProvider.superUser");
+    let key_store = key_store.ok_or_else(|| {
+        let reason = "secureClientPort is set but ssl.keyStore.location is not";
+        ConfigError::Inconsistent(reason.to_string())
+    })?;
+    Ok(Some(TlsConfig {
+        key_store,
+        trust_store,
+        client_auth,
+        protocols,
+        cipher_suites,
+        cert_reload,
+        auth_provider,
+        x509_super_user,
+    }))
+}
+
+/// `<prefix>.location`, `.password`/`.passwordPath` and `.type`; `None` without a location.
+fn store(s: &mut Settings, prefix: &str) -> Result<Option<StoreConfig>, ConfigError> {
+    let location = s.take(&format!("{prefix}.location")).filter(|l| !l.value.is_empty());
+    let password = s.string(&format!("{prefix}.password"));
+    let password_path = s.take(&format!("{prefix}.passwordPath"));
+    let kind = s.take(&format!("{prefix}.type"));
+    let Some(location) = location else { return Ok(None) };
+    let password = match (password, password_path) {
+        (Some(p), _) => p,
+        (None, Some(path)) => fs::read_to_string(&path.value)
+            .map(|p| p.trim_end_matches(['\r', '\n']).to_string())
+            .map_err(|e| invalid(&format!("{prefix}.passwordPath"), &path, e.to_string()))?,
+        (None, None) => String::new(),
+    };
+    let kind = match kind.filter(|k| !k.value.is_empty()) {
+        Some(setting) => match setting.value.to_ascii_uppercase().as_str() {
+            "PEM" => StoreKind::Pem,
+            "PKCS12" => StoreKind::Pkcs12,
+            "JKS" => StoreKind::Jks,
+            _ => {
+                let reason = "expected PEM, PKCS12 or JKS".to_string();
+                return Err(invalid(&format!("{prefix}.type"), &setting, reason));
+            }
+        },
+        None => {
+            let name = location.value.to_ascii_lowercase();
+            if name.ends_with(".jks") {
+                StoreKind::Jks
+            } else if name.ends_with(".pem") {
+                StoreKind::Pem
+            } else if name.ends_with(".p12") || name.ends_with(".pfx") {
+                StoreKind::Pkcs12
+            } else {
+                let reason =
+                    format!("cannot tell the store type from the file name; set {prefix}.type");
+                return Err(invalid(&format!("{prefix}.location"), &location, reason));
+            }
+        }
+    };
+    Ok(Some(StoreConfig { location: PathBuf::from(location.value), password, kind }))
 }
 
 /// Logs a key no rule consumed: a feature we lack (info) or an unknown key (warn).

@@ -34,6 +34,7 @@ pub mod reaper;
 pub mod role;
 pub mod session;
 pub mod stats;
+pub mod tls;
 pub mod watch;
 
 use std::net::SocketAddr;

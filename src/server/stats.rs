@@ -26,6 +26,14 @@ pub struct ServerStats {
     pub connections_rejected: AtomicU64,
     /// Failed auth attempts.
     pub auth_failed: AtomicU64,
+    /// TLS handshakes started and not yet finished (`outstanding_tls_handshake`).
+    pub tls_handshakes_outstanding: AtomicI64,
+    /// TLS handshakes that failed (`unsuccessful_handshake`).
+    pub tls_handshakes_failed: AtomicU64,
+    /// Plain (not TLS) connections from other hosts (`non_mtls_remote_conn_count`).
+    pub non_mtls_remote: AtomicU64,
+    /// Plain connections from loopback (`non_mtls_local_conn_count`).
+    pub non_mtls_local: AtomicU64,
     /// Connections closed for a request over the large-request budget.
     pub large_requests_rejected: AtomicU64,
     /// The connection throttle's drop probability, as `f64` bits.
@@ -53,6 +61,10 @@ impl Default for ServerStats {
             max_response_size: AtomicI64::new(-1),
             connections_rejected: AtomicU64::new(0),
             auth_failed: AtomicU64::new(0),
+            tls_handshakes_outstanding: AtomicI64::new(0),
+            tls_handshakes_failed: AtomicU64::new(0),
+            non_mtls_remote: AtomicU64::new(0),
+            non_mtls_local: AtomicU64::new(0),
             large_requests_rejected: AtomicU64::new(0),
             connection_drop_probability_bits: AtomicU64::new(0),
             bytes_received: AtomicU64::new(0),
@@ -103,6 +115,8 @@ impl ServerStats {
         self.last_response_size.store(-1, Relaxed);
         self.min_response_size.store(-1, Relaxed);
         self.max_response_size.store(-1, Relaxed);
+        self.non_mtls_remote.store(0, Relaxed);
+        self.non_mtls_local.store(0, Relaxed);
     }
 }
 

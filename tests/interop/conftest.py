@@ -27,6 +27,8 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 
+import tls_material
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")
 # Small tick so session timeouts (min 2 ticks, max 20 ticks) make expiry tests fast.
@@ -60,6 +62,8 @@ class Server:
         self.hosts = f"127.0.0.1:{port}"
         self.client_hosts = self.hosts
         self.data_dir = data_dir
+        self.secure_hosts = f"localhost:{secure_port_for(port)}"
+        self.tls_dir = Path(data_dir).parent
         self.proc = proc
         self.log_path = log_path
         # Longest wait for a container/TTL node to be reaped once it qualifies.
@@ -95,21 +99,35 @@ class Server:
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port whose successor is free too (the secure client port takes port + 1)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        try:
+            with socket.socket() as t:
+                t.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
 
 
 def java_classpath(binding):
-    """zookeeper.jar (its manifest lists the Debian dependency jars) plus an slf4j binding."""
-    jars = [ZOOKEEPER_JAR, Path("/usr/share/java") / binding]
+    """zookeeper.jar (its manifest lists the Debian dependency jars) plus an slf4j binding and
+    Netty's codec and handler jars, which the manifest leaves out but the Netty connection
+    factory (TLS) needs."""
+    netty = [Path("/usr/share/java") / f"netty-{part}.jar" for part in ("codec", "handler", "resolver")]
+    jars = [ZOOKEEPER_JAR, Path("/usr/share/java") / binding, *netty]
     return ":".join(str(j) for j in jars if j.exists())
 
 
 def write_zoo_cfg(port, data_dir, work_dir):
     """The same standalone zoo.cfg for both servers: TTL nodes, every four-letter word, a 1 s
-    container reaper (Apache also gets the reaper interval as a -D property)."""
+    container reaper (Apache also gets the reaper interval as a -D property), and a secure
+    client port on port + 1 with JKS stores as kazoo's harness configures it (Apache needs
+    the Netty connection factory for TLS; rzk accepts the key and keeps its selector)."""
     cfg = Path(work_dir) / "zoo.cfg"
+    tls = tls_material.generate(work_dir)
     cfg.write_text(
         f"tickTime={TICK_MS}\n"
         f"dataDir={data_dir}\n"
@@ -119,8 +137,19 @@ def write_zoo_cfg(port, data_dir, work_dir):
         "4lw.commands.whitelist=*\n"
         "admin.enableServer=false\n"
         f"znode.container.checkIntervalMs={APACHE_REAP_INTERVAL_MS}\n"
+        f"secureClientPort={secure_port_for(port)}\n"
+        "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n"
+        f"ssl.keyStore.location={tls['keystore']}\n"
+        f"ssl.keyStore.password={tls_material.PASSWORD}\n"
+        f"ssl.trustStore.location={tls['truststore']}\n"
+        f"ssl.trustStore.password={tls_material.PASSWORD}\n"
     )
     return cfg
+
+
+def secure_port_for(port):
+    """The secure client port paired with a client port (free_port hands out pairs)."""
+    return port + 1
 
 
 def rzk_command(port, data_dir, work_dir):
@@ -161,6 +190,7 @@ class Ensemble(Server):
         self.servers = servers
         self.procs = [s.proc for s in servers]
         self.hosts = ",".join(f"127.0.0.1:{s.port}" for s in servers)
+        self.secure_hosts = ",".join(s.secure_hosts for s in servers)
 
     def log_tail(self, lines=40):
         return "\n".join(f"--- peer {i + 1}:\n{s.log_tail(lines)}" for i, s in enumerate(self.servers))

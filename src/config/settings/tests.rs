@@ -84,6 +84,11 @@ fn defaults_match_apache() {
 fn every_key_is_parsed() {
     let text = "dataDir=d\ndataLogDir=l\nclientPort=2181\nclientPortAddress=127.0.0.1\n\
         secureClientPort=2281\nsecureClientPortAddress=::1\nclientPortListenBacklog=50\n\
+        ssl.keyStore.location=/etc/zk/keystore.jks\nssl.keyStore.password=pw\n\
+        ssl.trustStore.location=/etc/zk/trust.p12\nssl.trustStore.password=tpw\n\
+        ssl.trustStore.type=PKCS12\nssl.clientAuth=want\nssl.protocol=TLSv1.2\n\
+        ssl.ciphersuites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\nclient.certReload=true\n\
+        X509AuthenticationProvider.superUser=CN=admin\nssl.hostnameVerification=false\n\
         tickTime=2000\nminSessionTimeout=1000\nmaxSessionTimeout=9000\nmaxClientCnxns=0\n\
         maxCnxns=100\nglobalOutstandingLimit=7\n4lw.commands.whitelist=stat\n\
         autopurge.snapRetainCount=5\nautopurge.purgeInterval=2\nsnapCount=10\n\
@@ -102,6 +107,17 @@ fn every_key_is_parsed() {
     assert_eq!(c.data_log_dir, PathBuf::from("l"));
     assert_eq!(c.client_address, "127.0.0.1:2181".parse().unwrap());
     assert_eq!(c.secure_client_address, Some("[::1]:2281".parse().unwrap()));
+    let tls = c.client_tls.as_ref().expect("ssl settings with the secure port");
+    assert_eq!(tls.key_store.location, PathBuf::from("/etc/zk/keystore.jks"));
+    assert_eq!((tls.key_store.kind, tls.key_store.password.as_str()), (StoreKind::Jks, "pw"));
+    let trust = tls.trust_store.as_ref().expect("trust store");
+    assert_eq!((trust.kind, trust.password.as_str()), (StoreKind::Pkcs12, "tpw"));
+    assert_eq!(tls.client_auth, ClientAuth::Want);
+    assert_eq!(tls.protocols, vec!["TLSv1.2"]);
+    let suites = tls.cipher_suites.clone().unwrap_or_default();
+    assert_eq!(suites, vec!["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".to_string()]);
+    assert!(tls.cert_reload);
+    assert_eq!(tls.x509_super_user.as_deref(), Some("CN=admin"));
     assert_eq!(c.client_port_listen_backlog.map(NonZeroU32::get), Some(50));
     assert_eq!(c.tick_time.as_millis(), 2000);
     assert_eq!(c.session_timeouts.min().as_millis(), 1000);
@@ -499,4 +515,41 @@ fn admission_limits_from_properties_or_zoo_cfg_lines() {
     assert_eq!((c.large_request_threshold, c.large_request_max_bytes), (None, 100 << 20));
     assert!(err(&minimal("connection_throttle_drop_increase=lots\n"))
         .contains("connection_throttle_drop_increase"));
+}
+
+#[test]
+fn tls_settings_follow_x509util() {
+    // Defaults: need, TLSv1.3 and 1.2, x509, the type from the extension.
+    let c = ok(&minimal("secureClientPort=2281\nssl.keyStore.location=/k.pem\n"));
+    let tls = c.client_tls.expect("tls");
+    assert_eq!(tls.key_store.kind, StoreKind::Pem);
+    assert_eq!(tls.client_auth, ClientAuth::Need);
+    assert_eq!(tls.protocols, vec!["TLSv1.3", "TLSv1.2"]);
+    assert_eq!(tls.auth_provider, "x509");
+    assert!(tls.trust_store.is_none() && !tls.cert_reload);
+    // ssl.* without a secure port configures nothing.
+    assert!(ok(&minimal("ssl.keyStore.location=/k.pem\n")).client_tls.is_none());
+    // As -D properties too.
+    let p = props(&[
+        ("zookeeper.ssl.keyStore.location", "/p.p12"),
+        ("zookeeper.ssl.clientAuth", "none"),
+    ]);
+    let c = parse_with(&minimal("secureClientPort=2281\n"), &p, None).expect("parses");
+    let tls = c.client_tls.expect("tls");
+    assert_eq!((tls.key_store.kind, tls.client_auth), (StoreKind::Pkcs12, ClientAuth::None));
+    // Errors name the key.
+    assert!(err(&minimal("secureClientPort=2281\n")).contains("ssl.keyStore.location"));
+    let e = err(&minimal("secureClientPort=2281\nssl.keyStore.location=/k.bin\n"));
+    assert!(e.contains("ssl.keyStore.type"), "{e}");
+    let e = err(&minimal(
+        "secureClientPort=2281\nssl.keyStore.location=/k.pem\nssl.clientAuth=maybe\n",
+    ));
+    assert!(e.contains("ssl.clientAuth"), "{e}");
+    let e =
+        err(&minimal("secureClientPort=2281\nssl.keyStore.location=/k.pem\nssl.protocol=SSLv3\n"));
+    assert!(e.contains("ssl.protocol"), "{e}");
+    let e = err(&minimal(
+        "secureClientPort=2281\nssl.keyStore.location=/k.pem\nssl.enabledProtocols=TLSv1,TLSv1.1\n",
+    ));
+    assert!(e.contains("ssl.enabledProtocols"), "{e}");
 }

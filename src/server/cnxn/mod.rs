@@ -1,8 +1,8 @@
 //! The client port (ZooKeeper's `NIOServerCnxnFactory`): one hand-rolled mio selector loop on
 //! its own thread, a thin shell around the connection core ([`conn::Connection`]).
 //!
-//! Tokens: `Token(0)` the listener, `Token(1)` the waker the apply stage uses, connections are
-//! slab key + 2. Each round the ready events are shuffled so no connection is always served
+//! Tokens: `Token(0)` the listener, `Token(1)` the waker the apply stage uses, `Token(2)` the
+//! secure (TLS) listener when `secureClientPort` is set, connections are slab key + 3. Each round the ready events are shuffled so no connection is always served
 //! first. Accept (with `maxClientCnxns` per IP and `maxCnxns` in total), read, write until
 //! `WouldBlock` through the connection's [`transport::Transport`]; `Interrupted` is retried;
 //! spurious events are harmless. What the bytes mean, and what to do about them, is the
@@ -35,10 +35,11 @@ use slab::Slab;
 
 use self::conn::{Connection, Event, Handshake, HandshakeFacts, State};
 use self::throttle::{ConnThrottle, LargeRequests};
-use self::transport::Transport;
+use self::transport::{TlsStream, Transport};
 use super::acl::{self, AuthOutcome};
 use super::fourlw::{self, ConnSummary};
 use super::processor::{wall_clock_ms, Kind, Outbound, Outflow, Request};
+use super::tls::ServerTls;
 use super::{ConnId, ServerMode, Shared};
 use crate::jute::proto::{AuthPacket, RequestHeader};
 use crate::jute::Jute;
@@ -55,6 +56,8 @@ const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
+const SECURE_LISTENER: Token = Token(2);
+const FIRST_CONNECTION: usize = 3;
 
 /// A connection in the slab: its core, its transport, and the selector's bookkeeping.
 struct Slot {
@@ -71,6 +74,8 @@ pub struct Selector {
     shared: Arc<Shared>,
     poll: Poll,
     listener: TcpListener,
+    /// The secure client port and its TLS state, when `secureClientPort` is set.
+    secure: Option<(TcpListener, ServerTls)>,
     waker: Arc<Waker>,
     slots: Slab<Slot>,
     generation: u32,
@@ -116,6 +121,16 @@ impl Selector {
             let _ = shared.bound_addr.set(addr);
         }
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let secure = match (shared.config.secure_client_address, &shared.config.client_tls) {
+            (Some(address), Some(settings)) => {
+                let tls = ServerTls::new(settings).map_err(io::Error::other)?;
+                let mut listener = TcpListener::bind(address)?;
+                poll.registry().register(&mut listener, SECURE_LISTENER, Interest::READABLE)?;
+                info!("secure client port (TLS) listening on {address}");
+                Some((listener, tls))
+            }
+            _ => None,
+        };
         let throttle = ConnThrottle::new(shared.config.connection_throttle, shared.now_ms());
         let large = LargeRequests::new(
             shared.config.large_request_threshold,
@@ -129,6 +144,7 @@ impl Selector {
             shared,
             poll,
             listener,
+            secure,
             waker,
             slots: Slab::new(),
             generation: 0,
@@ -192,20 +208,24 @@ impl Selector {
                 ready.push((ev.token(), ev.is_readable() || ev.is_read_closed(), ev.is_writable()));
             }
             for key in self.read_again.drain(..) {
-                ready.push((Token(key + 2), true, false));
+                ready.push((Token(key + FIRST_CONNECTION), true, false));
             }
             if self.accept_paused_until.is_some_and(|t| Instant::now() >= t) {
                 self.accept_paused_until = None;
                 ready.push((LISTENER, true, false));
+                if self.secure.is_some() {
+                    ready.push((SECURE_LISTENER, true, false));
+                }
             }
             self.rng.shuffle(&mut ready);
             for &(token, readable, writable) in &ready {
                 match token {
-                    LISTENER if self.accept_paused_until.is_none() => self.accept(),
-                    LISTENER => {}
+                    LISTENER if self.accept_paused_until.is_none() => self.accept(false),
+                    SECURE_LISTENER if self.accept_paused_until.is_none() => self.accept(true),
+                    LISTENER | SECURE_LISTENER => {}
                     WAKER => {}
                     Token(t) => {
-                        let key = t - 2;
+                        let key = t - FIRST_CONNECTION;
                         if writable {
                             self.flush(key);
                         }
@@ -224,9 +244,15 @@ impl Selector {
         }
     }
 
-    fn accept(&mut self) {
+    /// Accepts from the plain or the secure listener until it has no more.
+    fn accept(&mut self, secure: bool) {
         loop {
-            let (mut stream, peer) = match self.listener.accept() {
+            let accepted = match (&self.secure, secure) {
+                (Some((listener, _)), true) => listener.accept(),
+                (None, true) => return,
+                (_, false) => self.listener.accept(),
+            };
+            let (mut stream, peer) = match accepted {
                 Ok(s) => s,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -260,12 +286,39 @@ impl Selector {
             let _ = stream.set_nodelay(true);
             let entry = self.slots.vacant_entry();
             let key = entry.key();
-            if let Err(e) =
-                self.poll.registry().register(&mut stream, Token(key + 2), Interest::READABLE)
-            {
+            if let Err(e) = self.poll.registry().register(
+                &mut stream,
+                Token(key + FIRST_CONNECTION),
+                Interest::READABLE,
+            ) {
                 warn!("cannot register connection from {peer}: {e}");
                 continue;
             }
+            let transport: Box<dyn Transport> = match &mut self.secure {
+                Some((_, tls)) if secure => {
+                    match TlsStream::new(stream, tls.config(Instant::now())) {
+                        Ok(t) => {
+                            let stats = &self.shared.stats;
+                            stats.tls_handshakes_outstanding.fetch_add(1, Ordering::Relaxed);
+                            Box::new(t)
+                        }
+                        Err(e) => {
+                            warn!("TLS session for {peer} not started: {e}");
+                            continue;
+                        }
+                    }
+                }
+                _ => {
+                    let stats = &self.shared.stats;
+                    let counter = if ip.is_loopback() {
+                        &stats.non_mtls_local
+                    } else {
+                        &stats.non_mtls_remote
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    Box::new(stream)
+                }
+            };
             self.generation = self.generation.wrapping_add(1);
             let id = ((self.generation as u64) << 32) | key as u64;
             let max_frame = config.jute_max_buffer_bytes;
@@ -273,13 +326,47 @@ impl Selector {
             entry.insert(Slot {
                 conn,
                 outflow: Arc::new(Outflow::default()),
-                transport: Box::new(stream),
+                transport,
                 read_paused: false,
                 writable_registered: false,
             });
             *self.per_ip.entry(ip).or_insert(0) += 1;
             debug!("accepted connection from {peer}");
         }
+    }
+
+    /// A TLS handshake completed: the client certificate's subject becomes the connection's
+    /// `x509` identity (NettyServerCnxnFactory.CertificateVerifier). False if the connection
+    /// was closed for it.
+    fn tls_established(
+        &mut self,
+        key: usize,
+        chain: &[rustls_pki_types::CertificateDer<'_>],
+    ) -> bool {
+        let stats = &self.shared.stats;
+        stats.tls_handshakes_outstanding.fetch_sub(1, Ordering::Relaxed);
+        let Some((_, tls)) = &self.secure else { return true };
+        let Some(slot) = self.slots.get_mut(key) else { return false };
+        if chain.is_empty() {
+            debug!("TLS connection from {} without a client certificate", slot.conn.peer());
+            return true;
+        }
+        let added = match tls.identities(chain) {
+            Some(ids) => {
+                debug!("TLS client {} is {:?}", slot.conn.peer(), ids.last().map(|id| &id.id));
+                slot.conn.add_identities(ids).is_ok()
+            }
+            None => false,
+        };
+        if !added {
+            stats.auth_failed.fetch_add(1, Ordering::Relaxed);
+            warn!(
+                "Authentication failed for TLS client {}: unusable certificate subject",
+                slot.conn.peer()
+            );
+            self.close(key);
+        }
+        added
     }
 
     fn key_of(&self, id: ConnId) -> Option<usize> {
@@ -318,16 +405,33 @@ impl Selector {
                 }
                 Ok(n) => {
                     budget -= n;
+                    // A TLS handshake's end can arrive with the first request: identities
+                    // first, so that request already carries them.
+                    if let Some(chain) = slot.transport.take_handshake_done() {
+                        if !self.tls_established(key, &chain) {
+                            break;
+                        }
+                    }
+                    let Some(slot) = self.slots.get_mut(key) else { break };
                     slot.conn.receive(&buf[..n], Instant::now());
                     self.shared.stats.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
                     if !self.process(key) || !self.large_frame_fits(key) {
                         break;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Some(chain) = slot.transport.take_handshake_done() {
+                        self.tls_established(key, &chain);
+                    }
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    debug!("read error from {}: {e}", slot.conn.peer());
+                    if slot.transport.handshaking() {
+                        warn!("TLS handshake with {} failed: {e}", slot.conn.peer());
+                    } else {
+                        debug!("read error from {}: {e}", slot.conn.peer());
+                    }
                     self.close(key);
                     break;
                 }
@@ -783,7 +887,9 @@ impl Selector {
                 Interest::READABLE
             };
             let source = slot.transport.source();
-            if let Err(e) = self.poll.registry().reregister(source, Token(key + 2), interest) {
+            if let Err(e) =
+                self.poll.registry().reregister(source, Token(key + FIRST_CONNECTION), interest)
+            {
                 debug!("reregister failed for {}: {e}", slot.conn.peer());
             }
             slot.writable_registered = want_write;
@@ -837,6 +943,13 @@ impl Selector {
         }
         let mut slot = self.slots.remove(key);
         let _ = self.poll.registry().deregister(slot.transport.source());
+        if slot.transport.handshaking() {
+            let stats = &self.shared.stats;
+            stats.tls_handshakes_outstanding.fetch_sub(1, Ordering::Relaxed);
+            stats.tls_handshakes_failed.fetch_add(1, Ordering::Relaxed);
+            // Apache counts a failed handshake as a failed authentication too.
+            stats.auth_failed.fetch_add(1, Ordering::Relaxed);
+        }
         slot.transport.shutdown();
         let conn = &slot.conn;
         // Requests still in the pipeline no longer count against the large-request budget

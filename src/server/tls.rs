@@ -1,0 +1,478 @@
+//! TLS for the secure client port (Apache's `X509Util` + `X509AuthenticationProvider`):
+//! key and trust stores in PEM, PKCS#12 and JKS read into a rustls `ServerConfig`,
+//! `ssl.clientAuth`, protocol and cipher-suite choice, certificate reload when the store files
+//! change (`client.certReload`), and the `x509` identity a client certificate gives.
+//!
+//! The stores are parsed by crates (p12-keystore for PKCS#12, jks for Java KeyStores,
+//! rustls-pki-types for PEM, x509-parser for the subject); what is ours is the mapping of
+//! Apache's settings onto rustls and Java's `X500Principal.getName()` form of a subject.
+//!
+//! I/O: reading the store files (at start and on reload); no sockets.
+
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use log::{info, warn};
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use crate::config::{ClientAuth, StoreConfig, StoreKind, TlsConfig};
+use crate::jute::data::Id;
+
+/// Where the JDK's default trust store would be consulted, the system's CA bundle is.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// How often store files are checked for changes when reloading is on.
+const RELOAD_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// The secure port's TLS state: the current rustls configuration, rebuilt when the store
+/// files change (if `client.certReload`).
+pub struct ServerTls {
+    settings: TlsConfig,
+    current: Arc<ServerConfig>,
+    stamps: Vec<Option<SystemTime>>,
+    checked: Instant,
+}
+
+impl ServerTls {
+    /// Reads the stores; an error names the file and what is wrong with it.
+    pub fn new(settings: &TlsConfig) -> Result<ServerTls, String> {
+        let current = Arc::new(server_config(settings)?);
+        let stamps = store_stamps(settings);
+        Ok(ServerTls { settings: settings.clone(), current, stamps, checked: Instant::now() })
+    }
+
+    /// The configuration for a connection accepted now. With reloading on, a store file
+    /// that changed since the last check is read again; a store that no longer loads keeps
+    /// the old configuration (with a warning), as Apache keeps its old context.
+    pub fn config(&mut self, now: Instant) -> Arc<ServerConfig> {
+        if self.settings.cert_reload && now.duration_since(self.checked) >= RELOAD_CHECK_EVERY {
+            self.checked = now;
+            let stamps = store_stamps(&self.settings);
+            if stamps != self.stamps {
+                self.stamps = stamps;
+                match server_config(&self.settings) {
+                    Ok(config) => {
+                        info!("TLS: store files changed; new connections use the new certificates");
+                        self.current = Arc::new(config);
+                    }
+                    Err(e) => warn!(
+                        "TLS: store files changed but do not load ({e}); keeping the old ones"
+                    ),
+                }
+            }
+        }
+        self.current.clone()
+    }
+
+    /// The identities a verified client certificate chain gives (X509AuthenticationProvider):
+    /// `x509:<subject>` of the first certificate, plus `super:<subject>` when the subject is
+    /// `zookeeper.X509AuthenticationProvider.superUser`. `None` if the subject is unreadable.
+    pub fn identities(&self, chain: &[CertificateDer<'_>]) -> Option<Vec<Id>> {
+        let subject = subject_name(chain.first()?)?;
+        let mut ids = Vec::with_capacity(2);
+        if self.settings.x509_super_user.as_deref() == Some(subject.as_str()) {
+            ids.push(Id { scheme: "super".to_string(), id: subject.clone() });
+        }
+        ids.push(Id { scheme: self.settings.auth_provider.clone(), id: subject });
+        Some(ids)
+    }
+}
+
+fn store_stamps(settings: &TlsConfig) -> Vec<Option<SystemTime>> {
+    let mut paths = vec![settings.key_store.location.as_path()];
+    if let Some(trust) = &settings.trust_store {
+        paths.push(trust.location.as_path());
+    }
+    paths.iter().map(|p| fs::metadata(p).and_then(|m| m.modified()).ok()).collect()
+}
+
+/// The rustls configuration the settings describe.
+pub fn server_config(settings: &TlsConfig) -> Result<ServerConfig, String> {
+    let provider = Arc::new(provider(settings.cipher_suites.as_deref())?);
+    let supported = provider.signature_verification_algorithms;
+    let versions: Vec<&'static SupportedProtocolVersion> = settings
+        .protocols
+        .iter()
+        .map(|p| if *p == "TLSv1.3" { &rustls::version::TLS13 } else { &rustls::version::TLS12 })
+        .collect();
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)
+        .map_err(|e| format!("TLS protocols {:?}: {e}", settings.protocols))?;
+    let builder = match settings.client_auth {
+        ClientAuth::None => builder.with_no_client_auth(),
+        auth => {
+            let roots = match &settings.trust_store {
+                Some(store) => trust_store(store)?,
+                None => system_roots()?,
+            };
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+            let verifier =
+                if auth == ClientAuth::Want { verifier.allow_unauthenticated() } else { verifier };
+            let verifier = verifier.build().map_err(|e| format!("TLS trust store: {e}"))?;
+            let anchors = match &settings.trust_store {
+                Some(store) => trust_certificates(store)?,
+                None => Vec::new(),
+            };
+            let verifier = Arc::new(V1Tolerant { inner: verifier, anchors, supported });
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let (chain, key) = key_store(&settings.key_store)?;
+    let location = settings.key_store.location.display();
+    let signing = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| format!("{location}: unusable private key ({e})"))?;
+    let certified = rustls::sign::CertifiedKey::new(chain, signing);
+    // A key that does not fit its certificate is refused; a certificate webpki cannot read
+    // (X.509 v1, which Java and kazoo's harness issue) is served as it is.
+    if let Err(rustls::Error::InconsistentKeys(e)) = certified.keys_match() {
+        return Err(format!("{location}: the key does not fit the certificate ({e:?})"));
+    }
+    let resolver = rustls::sign::SingleCertAndKey::from(certified);
+    Ok(builder.with_cert_resolver(Arc::new(resolver)))
+}
+
+/// rustls' ring provider, its cipher suites narrowed to `ssl.ciphersuites` if set (Java and
+/// IANA names; TLS 1.3 suites also as rustls spells them, `TLS13_...`).
+fn provider(names: Option<&[String]>) -> Result<CryptoProvider, String> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    let Some(names) = names else { return Ok(provider) };
+    let known = |suite: &rustls::SupportedCipherSuite| {
+        let ours = format!("{:?}", suite.suite());
+        let java = ours.replacen("TLS13_", "TLS_", 1);
+        names.iter().any(|n| *n == ours || *n == java)
+    };
+    for name in names {
+        let offered = provider.cipher_suites.iter().any(|s| {
+            let ours = format!("{:?}", s.suite());
+            *name == ours || *name == ours.replacen("TLS13_", "TLS_", 1)
+        });
+        if !offered {
+            warn!("ssl.ciphersuites: {name} is not offered by rustls; ignored");
+        }
+    }
+    provider.cipher_suites.retain(known);
+    if provider.cipher_suites.is_empty() {
+        return Err(format!("ssl.ciphersuites {names:?}: rustls offers none of these"));
+    }
+    Ok(provider)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A key store's certificate chain and private key.
+fn key_store(
+    store: &StoreConfig,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let path = &store.location;
+    let bytes = read(path)?;
+    let what = |e: String| format!("{}: {e}", path.display());
+    match store.kind {
+        StoreKind::Pem => {
+            let chain = pem_certificates(&bytes).map_err(what)?;
+            if bytes.windows(9).any(|w| w == b"ENCRYPTED") {
+                return Err(what("encrypted PEM private keys are not supported".to_string()));
+            }
+            let key = PrivateKeyDer::from_pem_slice(&bytes)
+                .map_err(|e| what(format!("no private key ({e})")))?;
+            if chain.is_empty() {
+                return Err(what("no certificate".to_string()));
+            }
+            Ok((chain, key))
+        }
+        StoreKind::Pkcs12 => {
+            let policy = p12_keystore::Pkcs12ImportPolicy::Relaxed;
+            let ks = p12_keystore::KeyStore::from_pkcs12(&bytes, &store.password, policy)
+                .map_err(|e| what(format!("not a PKCS#12 store with this password ({e:?})")))?;
+            let (_, chain) =
+                ks.private_key_chain().ok_or_else(|| what("no private key".to_string()))?;
+            let certs: Vec<CertificateDer<'static>> =
+                chain.certs().iter().map(|c| CertificateDer::from(c.as_der().to_vec())).collect();
+            if certs.is_empty() {
+                return Err(what("no certificate for the private key".to_string()));
+            }
+            let key = PrivatePkcs8KeyDer::from(chain.key().as_der().to_vec());
+            Ok((certs, PrivateKeyDer::Pkcs8(key)))
+        }
+        StoreKind::Jks => {
+            let mut ks = jks::KeyStore::new();
+            ks.load(bytes.as_slice(), store.password.as_bytes())
+                .map_err(|e| what(format!("not a JKS store with this password ({e:?})")))?;
+            let alias = ks
+                .aliases()
+                .into_iter()
+                .find(|a| ks.is_private_key_entry(a))
+                .ok_or_else(|| what("no private key entry".to_string()))?;
+            // Apache opens the key with the store's password.
+            let entry = ks
+                .get_private_key_entry(&alias, store.password.as_bytes())
+                .map_err(|e| what(format!("private key {alias}: {e:?}")))?;
+            let certs: Vec<CertificateDer<'static>> = entry
+                .certificate_chain
+                .iter()
+                .map(|c| CertificateDer::from(c.content.clone()))
+                .collect();
+            if certs.is_empty() {
+                return Err(what(format!("private key {alias} has no certificate")));
+            }
+            Ok((certs, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(entry.private_key))))
+        }
+    }
+}
+
+/// A trust store's certificates as rustls roots.
+fn trust_store(store: &StoreConfig) -> Result<RootCertStore, String> {
+    let certs = trust_certificates(store)?;
+    roots(certs).map_err(|e| format!("{}: {e}", store.location.display()))
+}
+
+/// A trust store's certificates.
+fn trust_certificates(store: &StoreConfig) -> Result<Vec<CertificateDer<'static>>, String> {
+    let path = &store.location;
+    let bytes = read(path)?;
+    let what = |e: String| format!("{}: {e}", path.display());
+    let certs: Vec<CertificateDer<'static>> = match store.kind {
+        StoreKind::Pem => pem_certificates(&bytes).map_err(what)?,
+        StoreKind::Pkcs12 => {
+            let policy = p12_keystore::Pkcs12ImportPolicy::Raw;
+            let ks = p12_keystore::KeyStore::from_pkcs12(&bytes, &store.password, policy)
+                .map_err(|e| what(format!("not a PKCS#12 store with this password ({e:?})")))?;
+            let mut certs = Vec::new();
+            for (_, entry) in ks.entries() {
+                match entry {
+                    p12_keystore::KeyStoreEntry::Certificate(c) => {
+                        certs.push(CertificateDer::from(c.as_der().to_vec()))
+                    }
+                    p12_keystore::KeyStoreEntry::PrivateKeyChain(chain) => certs.extend(
+                        chain.certs().iter().map(|c| CertificateDer::from(c.as_der().to_vec())),
+                    ),
+                    p12_keystore::KeyStoreEntry::Secret(_) => {}
+                }
+            }
+            certs
+        }
+        StoreKind::Jks => {
+            let mut ks = jks::KeyStore::new();
+            ks.load(bytes.as_slice(), store.password.as_bytes())
+                .map_err(|e| what(format!("not a JKS store with this password ({e:?})")))?;
+            let mut certs = Vec::new();
+            for alias in ks.aliases() {
+                if let Ok(entry) = ks.get_trusted_certificate_entry(&alias) {
+                    certs.push(CertificateDer::from(entry.certificate.content));
+                } else if let Ok(chain) = ks.get_private_key_entry_certificate_chain(&alias) {
+                    certs.extend(chain.into_iter().map(|c| CertificateDer::from(c.content)));
+                }
+            }
+            certs
+        }
+    };
+    Ok(certs)
+}
+
+/// Java accepts X.509 v1 client certificates (kazoo's test harness issues them); webpki
+/// does not. This verifier defers to webpki and, only for a v1 end-entity certificate
+/// issued directly by a trust anchor, checks the anchor's signature and the validity period
+/// itself; the handshake signature is then checked against the certificate's key (TLS 1.3).
+#[derive(Debug)]
+struct V1Tolerant {
+    inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    anchors: Vec<CertificateDer<'static>>,
+    supported: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl V1Tolerant {
+    fn is_v1(cert: &CertificateDer<'_>) -> bool {
+        use x509_parser::prelude::{FromDer, X509Certificate, X509Version};
+        X509Certificate::from_der(cert.as_ref()).is_ok_and(|(_, c)| c.version() == X509Version::V1)
+    }
+
+    fn verify_v1(&self, cert: &CertificateDer<'_>, now: rustls_pki_types::UnixTime) -> bool {
+        use x509_parser::prelude::{ASN1Time, FromDer, X509Certificate};
+        let Ok((_, leaf)) = X509Certificate::from_der(cert.as_ref()) else { return false };
+        let Ok(at) = ASN1Time::from_timestamp(now.as_secs() as i64) else { return false };
+        if !leaf.validity().is_valid_at(at) {
+            return false;
+        }
+        self.anchors.iter().any(|anchor| {
+            X509Certificate::from_der(anchor.as_ref()).is_ok_and(|(_, ca)| {
+                ca.subject() == leaf.issuer()
+                    && leaf.verify_signature(Some(ca.public_key())).is_ok()
+            })
+        })
+    }
+
+    fn spki<'a>(
+        cert: &'a CertificateDer<'_>,
+    ) -> Option<rustls_pki_types::SubjectPublicKeyInfoDer<'a>> {
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let (_, c) = X509Certificate::from_der(cert.as_ref()).ok()?;
+        Some(rustls_pki_types::SubjectPublicKeyInfoDer::from(c.public_key().raw.to_vec()))
+    }
+}
+
+impl rustls::server::danger::ClientCertVerifier for V1Tolerant {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        match self.inner.verify_client_cert(end_entity, intermediates, now) {
+            Err(_) if Self::is_v1(end_entity) && self.verify_v1(end_entity, now) => {
+                Ok(rustls::server::danger::ClientCertVerified::assertion())
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        if Self::is_v1(cert) {
+            let spki = Self::spki(cert)
+                .ok_or(rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
+            return rustls::crypto::verify_tls13_signature_with_raw_key(
+                message,
+                &spki,
+                dss,
+                &self.supported,
+            );
+        }
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+fn system_roots() -> Result<RootCertStore, String> {
+    let bytes = read(Path::new(SYSTEM_CA_BUNDLE))
+        .map_err(|e| format!("no ssl.trustStore.location and no system CA bundle ({e})"))?;
+    roots(pem_certificates(&bytes)?)
+}
+
+fn roots(certs: Vec<CertificateDer<'static>>) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    let (added, ignored) = roots.add_parsable_certificates(certs);
+    if ignored > 0 {
+        warn!("TLS trust store: {ignored} certificates could not be parsed and are ignored");
+    }
+    if added == 0 {
+        return Err("no usable certificate".to_string());
+    }
+    Ok(roots)
+}
+
+fn pem_certificates(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    CertificateDer::pem_slice_iter(bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("bad PEM certificate ({e})"))
+}
+
+/// A certificate's subject as Java's `X500Principal.getName()` (RFC 2253) writes it: the
+/// RDNs last first, joined by `,`; multi-valued RDNs joined by `+`; the RFC's keywords for
+/// known attribute types and dotted OIDs for the rest; string values escaped, other values
+/// as `#` and the hex of their DER.
+pub fn subject_name(cert: &CertificateDer<'_>) -> Option<String> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(cert.as_ref()).ok()?;
+    let mut rdns = Vec::new();
+    for rdn in cert.subject().iter() {
+        let mut parts = Vec::new();
+        for atv in rdn.iter() {
+            let oid = atv.attr_type().to_id_string();
+            let key = rfc2253_keyword(&oid).map_or(oid, str::to_string);
+            let value = match atv.as_str() {
+                Ok(s) => escape_rfc2253(s),
+                Err(_) => format!("#{}", hex(atv.attr_value().as_bytes())),
+            };
+            parts.push(format!("{key}={value}"));
+        }
+        rdns.push(parts.join("+"));
+    }
+    rdns.reverse();
+    Some(rdns.join(","))
+}
+
+/// RFC 2253's keywords (Java also writes these; everything else as a dotted OID).
+fn rfc2253_keyword(oid: &str) -> Option<&'static str> {
+    Some(match oid {
+        "2.5.4.3" => "CN",
+        "2.5.4.6" => "C",
+        "2.5.4.7" => "L",
+        "2.5.4.8" => "ST",
+        "2.5.4.10" => "O",
+        "2.5.4.11" => "OU",
+        "2.5.4.9" => "STREET",
+        "0.9.2342.19200300.100.1.25" => "DC",
+        "0.9.2342.19200300.100.1.1" => "UID",
+        _ => return None,
+    })
+}
+
+fn escape_rfc2253(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let last = value.chars().count().saturating_sub(1);
+    for (i, c) in value.chars().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
+            || (i == 0 && (c == '#' || c == ' '))
+            || (i == last && c == ' ');
+        if special {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc2253_escapes_as_java_does() {
+        assert_eq!(escape_rfc2253("client"), "client");
+        assert_eq!(escape_rfc2253("a,b+c"), "a\\,b\\+c");
+        assert_eq!(escape_rfc2253("#x "), "\\#x\\ ");
+        assert_eq!(escape_rfc2253(" a\"b;<>\\"), "\\ a\\\"b\\;\\<\\>\\\\");
+    }
+}

@@ -1,0 +1,66 @@
+"""kazoo over TLS (its own test_client's SSL test, against this suite's server): the secure
+client port with kazoo's harness stores (JKS, v1 certificates), a client certificate whose
+subject `CN=client` is the connection's x509 identity, and a client without a certificate
+refused (ssl.clientAuth defaults to need)."""
+
+import ssl
+import uuid
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError
+from kazoo.security import make_acl
+
+import support
+
+
+def tls_client(zk_server, with_cert=True):
+    paths = {
+        "ca": zk_server.tls_dir / "ca-cert.pem",
+        "keyfile": zk_server.tls_dir / "client-key.pem",
+        "certfile": zk_server.tls_dir / "client-cert.pem",
+    }
+    kwargs = {"ca": str(paths["ca"])}
+    if with_cert:
+        kwargs.update(keyfile=str(paths["keyfile"]), certfile=str(paths["certfile"]))
+    return KazooClient(hosts=zk_server.secure_hosts, use_ssl=True, verify_certs=True, **kwargs)
+
+
+def test_connect_ssl(zk_server, zk, base):
+    client = tls_client(zk_server)
+    client.start(timeout=support.WAIT_S)
+    try:
+        path = f"{base}/tls"
+        client.create(path, b"over tls", makepath=True)
+        data, stat = client.get(path)
+        assert data == b"over tls"
+        # The same node through the plain port.
+        assert zk.get(path)[0] == b"over tls"
+    finally:
+        client.stop()
+        client.close()
+
+
+def test_client_certificate_subject_is_an_x509_identity(zk_server, zk, base):
+    client = tls_client(zk_server)
+    client.start(timeout=support.WAIT_S)
+    try:
+        path = f"{base}/x509-only"
+        acl = make_acl("x509", "CN=client", all=True)
+        client.create(path, b"mine", acl=[acl], makepath=True)
+        assert client.get(path)[0] == b"mine"
+        with pytest.raises(NoAuthError):
+            zk.get(path)
+    finally:
+        client.stop()
+        client.close()
+
+
+def test_client_without_certificate_is_refused(zk_server):
+    client = tls_client(zk_server, with_cert=False)
+    try:
+        with pytest.raises(Exception):
+            client.start(timeout=3)
+    finally:
+        client.stop()
+        client.close()

@@ -19,7 +19,7 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install --yes --no-install-recommends \
         "${apt_packages[@]}"
 fi
-if ! .venv/bin/python -c 'import kazoo, pytest, pytest_timeout, OpenSSL, jks' 2>/dev/null; then
+if ! .venv/bin/python -c 'import kazoo, pytest, pytest_timeout, OpenSSL, jks, puresasl' 2>/dev/null; then
     python3 -m venv .venv
     .venv/bin/pip install --quiet --requirement tests/interop/requirements.txt
 fi

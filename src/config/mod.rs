@@ -218,6 +218,11 @@ pub struct ServerConfig {
     /// `DigestAuthenticationProvider.superDigest` (`-Dzookeeper.` prefixed): the
     /// `super:<base64 sha1>` digest id that bypasses ACLs.
     pub super_digest: Option<String>,
+    /// Client SASL, when the JAAS file (`-Djava.security.auth.login.config`) has a `Server`
+    /// section (`zookeeper.sasl.serverconfig`) with Apache's DigestLoginModule.
+    pub sasl: Option<SaslConfig>,
+    /// Enforced client authentication.
+    pub enforce_auth: EnforceAuth,
     /// `skipACL`: do not check ACLs at all.
     pub skip_acl: bool,
     /// `enforceQuota`: reject writes over a hard quota instead of only logging.
@@ -299,6 +304,30 @@ pub struct TlsConfig {
     pub auth_provider: String,
     /// `zookeeper.X509AuthenticationProvider.superUser`: a subject that is also `super`.
     pub x509_super_user: Option<String>,
+}
+
+/// Client SASL (ZooKeeperSaslServer): the JAAS `Server` section's DIGEST-MD5 users and the
+/// settings around them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaslConfig {
+    /// `user_NAME="password"` of the section's DigestLoginModule.
+    pub users: std::collections::BTreeMap<String, String>,
+    /// `zookeeper.superUser`: a SASL user that is also `super`.
+    pub super_user: Option<String>,
+    /// `kerberos.removeHostFromPrincipal`.
+    pub remove_host: bool,
+    /// `kerberos.removeRealmFromPrincipal`.
+    pub remove_realm: bool,
+    /// `allowSaslFailedClients`: a failed exchange does not close the connection.
+    pub allow_failed: bool,
+}
+
+/// `enforce.auth.enabled`/`enforce.auth.schemes` (and `sessionRequireClientSASLAuth`, which
+/// means `sasl`): requests from a connection with no identity of these schemes are refused.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EnforceAuth {
+    /// The schemes that count; empty when enforcement is off.
+    pub schemes: Vec<String>,
 }
 
 /// The `zookeeper.connection_throttle_*` settings; Apache's defaults.

@@ -18,9 +18,9 @@ use std::time::Duration;
 use log::{debug, error, info, warn};
 
 use super::{
-    parse_port_allow_zero, ClientAuth, ConfigError, LearnerType, Property, QuorumConfig,
-    ServerConfig, ServerSpec, SessionTimeouts, SessionWeights, StoreConfig, StoreKind,
-    SystemProperties, ThrottleConfig, TlsConfig, ELECTION_ALG_FAST,
+    parse_port_allow_zero, ClientAuth, ConfigError, EnforceAuth, LearnerType, Property,
+    QuorumConfig, SaslConfig, ServerConfig, ServerSpec, SessionTimeouts, SessionWeights,
+    StoreConfig, StoreKind, SystemProperties, ThrottleConfig, TlsConfig, ELECTION_ALG_FAST,
 };
 use crate::limits;
 use crate::proto::frame::FOUR_LETTER_WORDS;
@@ -35,6 +35,7 @@ pub const UNPREFIXED_PROPERTIES: &[&str] = &[
     "znode.container.maxPerMinute",
     "znode.container.maxNeverUsedIntervalMs",
     "fsync.warningthresholdms",
+    "java.security.auth.login.config",
 ];
 
 /// NIOServerCnxnFactory's class name, the `serverCnxnFactory` whose behaviour rzk has.
@@ -128,6 +129,15 @@ const SUPPORTED_KEYS: &[&str] = &[
     "ssl.handshakeDetectionTimeoutMillis",
     "client.certReload",
     "X509AuthenticationProvider.superUser",
+    // Client SASL (ZooKeeperSaslServer, SaslServerCallbackHandler, AuthenticationHelper).
+    "sasl.serverconfig",
+    "superUser",
+    "kerberos.removeHostFromPrincipal",
+    "kerberos.removeRealmFromPrincipal",
+    "allowSaslFailedClients",
+    "sessionRequireClientSASLAuth",
+    "enforce.auth.enabled",
+    "enforce.auth.schemes",
 ];
 
 /// Key prefixes of features that are accepted but not supported yet.
@@ -141,8 +151,7 @@ const UNSUPPORTED_PREFIXES: &[(&str, &str)] = &[
     ("multiAddress.", "multiple addresses per server"),
     ("jvm.pause.", "the JVM pause monitor"),
     ("kerberos.", "Kerberos"),
-    ("sasl.", "SASL"),
-    ("enforce.auth.", "enforced client authentication"),
+    ("sasl.", "this SASL option"),
 ];
 
 /// Keys of features that are accepted but not supported yet.
@@ -155,8 +164,6 @@ const UNSUPPORTED_KEYS: &[(&str, &str)] = &[
     ("observerMasterPort", "observer masters"),
     ("oraclePath", "the quorum oracle"),
     ("requireClientAuthScheme", "SASL"),
-    ("sessionRequireClientSASLAuth", "SASL"),
-    ("allowSaslFailedClients", "SASL"),
     ("audit.enable", "audit logging"),
 ];
 
@@ -355,6 +362,7 @@ pub(super) fn build(
         ),
     };
     let client_tls = tls_settings(&mut s, secure_client_address.is_some())?;
+    let (sasl, enforce_auth) = sasl_settings(&mut s)?;
     let backlog = s.int("clientPortListenBacklog", -1, INT_MAX)?.unwrap_or(-1);
     let client_port_listen_backlog = u32::try_from(backlog).ok().and_then(NonZeroU32::new);
 
@@ -621,6 +629,8 @@ pub(super) fn build(
         container_max_per_minute: nonzero(container_max_per_minute),
         container_max_never_used_interval,
         super_digest,
+        sasl,
+        enforce_auth,
         skip_acl,
         enforce_quota,
         read_only_mode_enabled,
@@ -913,6 +923,67 @@ fn tls_settings(s: &mut Settings, secure_port: bool) -> Result<Option<TlsConfig>
         auth_provider,
         x509_super_user,
     }))
+}
+
+/// Client SASL from the JAAS file, and enforced authentication (AuthenticationHelper).
+fn sasl_settings(s: &mut Settings) -> Result<(Option<SaslConfig>, EnforceAuth), ConfigError> {
+    let jaas = s.take("java.security.auth.login.config");
+    let section = s.string("sasl.serverconfig").unwrap_or_else(|| "Server".to_string());
+    let super_user = s.string("superUser");
+    let remove_host = s.bool("kerberos.removeHostFromPrincipal")?.unwrap_or(false);
+    let remove_realm = s.bool("kerberos.removeRealmFromPrincipal")?.unwrap_or(false);
+    let allow_failed = s.bool("allowSaslFailedClients")?.unwrap_or(false);
+    let require_sasl = s.bool("sessionRequireClientSASLAuth")?.unwrap_or(false);
+    let enforce = s.bool("enforce.auth.enabled")?.unwrap_or(false);
+    let schemes = s.string("enforce.auth.schemes");
+    let sasl = match &jaas {
+        None => None,
+        Some(setting) => {
+            let key = "java.security.auth.login.config";
+            let text = fs::read_to_string(&setting.value)
+                .map_err(|e| invalid(key, setting, e.to_string()))?;
+            let sections =
+                crate::server::sasl::parse_jaas(&text).map_err(|e| invalid(key, setting, e))?;
+            match sections.get(&section).map(|m| crate::server::sasl::digest_users(m)) {
+                Some(Some(users)) => {
+                    Some(SaslConfig { users, super_user, remove_host, remove_realm, allow_failed })
+                }
+                Some(None) => {
+                    warn!("{}: section {section} has no DigestLoginModule; client SASL is off (Kerberos is not supported)", setting.value);
+                    None
+                }
+                None => {
+                    info!("{}: no {section} section; client SASL is off", setting.value);
+                    None
+                }
+            }
+        }
+    };
+    let mut enforced: Vec<String> = Vec::new();
+    if require_sasl {
+        enforced.push("sasl".to_string());
+    } else if enforce {
+        enforced = schemes
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(String::from)
+            .collect();
+        if enforced.is_empty() {
+            let reason = "enforce.auth.enabled is true but enforce.auth.schemes names no scheme";
+            return Err(ConfigError::Inconsistent(reason.to_string()));
+        }
+    }
+    for scheme in &enforced {
+        let known = matches!(scheme.as_str(), "digest" | "ip" | "x509")
+            || (scheme == "sasl" && sasl.is_some());
+        if !known {
+            let reason = format!("enforce.auth.schemes: no authentication provider for {scheme}");
+            return Err(ConfigError::Inconsistent(reason));
+        }
+    }
+    Ok((sasl, EnforceAuth { schemes: enforced }))
 }
 
 /// `<prefix>.location`, `.password`/`.passwordPath` and `.type`; `None` without a location.

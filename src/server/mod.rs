@@ -32,6 +32,7 @@ pub mod pipeline;
 pub mod processor;
 pub mod reaper;
 pub mod role;
+pub mod sasl;
 pub mod session;
 pub mod stats;
 pub mod tls;

@@ -143,8 +143,24 @@ def write_zoo_cfg(port, data_dir, work_dir):
         f"ssl.keyStore.password={tls_material.PASSWORD}\n"
         f"ssl.trustStore.location={tls['truststore']}\n"
         f"ssl.trustStore.password={tls_material.PASSWORD}\n"
+        "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n"
     )
+    (Path(work_dir) / "jaas.conf").write_text(JAAS_SERVER)
     return cfg
+
+
+# kazoo's harness's JAAS Server section (ZOOKEEPER_JAAS_AUTH=digest).
+JAAS_SERVER = """
+Server {
+    org.apache.zookeeper.server.auth.DigestLoginModule required
+    user_super="super_secret"
+    user_jaasuser="jaas_password";
+};
+"""
+
+
+def jaas_flag(work_dir):
+    return f"-Djava.security.auth.login.config={Path(work_dir) / 'jaas.conf'}"
 
 
 def secure_port_for(port):
@@ -159,7 +175,7 @@ def rzk_command(port, data_dir, work_dir):
     if not binary.exists():
         pytest.exit(f"{binary} not found; run `cargo build --bins` first", returncode=4)
     cfg = write_zoo_cfg(port, data_dir, work_dir)
-    return [str(binary), str(cfg)], APACHE_REAP_INTERVAL_MS
+    return [str(binary), jaas_flag(work_dir), str(cfg)], APACHE_REAP_INTERVAL_MS
 
 
 def apache_command(port, data_dir, work_dir):
@@ -170,6 +186,7 @@ def apache_command(port, data_dir, work_dir):
     return [
         java,
         f"-Dznode.container.checkIntervalMs={APACHE_REAP_INTERVAL_MS}",
+        jaas_flag(work_dir),
         "-cp",
         java_classpath("slf4j-simple.jar"),
         "org.apache.zookeeper.server.quorum.QuorumPeerMain",
@@ -221,7 +238,7 @@ def start_ensemble(work_dir, size=3):
         log_path = peer_dir / "server.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
-                [str(binary), str(cfg)], stdout=log, stderr=subprocess.STDOUT,
+                [str(binary), jaas_flag(peer_dir), str(cfg)], stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
         servers.append(Server("rzk", client, data_dir, proc, log_path, APACHE_REAP_INTERVAL_MS))

@@ -553,3 +553,36 @@ fn tls_settings_follow_x509util() {
     ));
     assert!(e.contains("ssl.enabledProtocols"), "{e}");
 }
+
+#[test]
+fn sasl_settings_come_from_the_jaas_file() {
+    let dir = std::env::temp_dir().join(format!("rzk-jaas-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let jaas = dir.join("jaas.conf");
+    std::fs::write(
+        &jaas,
+        "Server {\n org.apache.zookeeper.server.auth.DigestLoginModule required\n \
+         user_bob=\"pw\";\n};\n",
+    )
+    .expect("write");
+    let path = jaas.to_string_lossy().to_string();
+    let p = props(&[
+        ("java.security.auth.login.config", path.as_str()),
+        ("zookeeper.superUser", "bob"),
+        ("zookeeper.sessionRequireClientSASLAuth", "true"),
+    ]);
+    let c = parse_with(&minimal(""), &p, None).expect("parses");
+    let sasl = c.sasl.expect("sasl");
+    assert_eq!(sasl.users.get("bob").map(String::as_str), Some("pw"));
+    assert_eq!(sasl.super_user.as_deref(), Some("bob"));
+    assert_eq!(c.enforce_auth.schemes, vec!["sasl".to_string()]);
+    // Without a JAAS file: no SASL, and requiring it is an error.
+    assert!(ok(&minimal("")).sasl.is_none());
+    let e = err(&minimal("sessionRequireClientSASLAuth=true\n"));
+    assert!(e.contains("sasl"), "{e}");
+    let e = err(&minimal("enforce.auth.enabled=true\n"));
+    assert!(e.contains("enforce.auth.schemes"), "{e}");
+    let c = ok(&minimal("enforce.auth.enabled=true\nenforce.auth.schemes=digest,x509\n"));
+    assert_eq!(c.enforce_auth.schemes, vec!["digest".to_string(), "x509".to_string()]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -522,6 +522,19 @@ impl Connection {
         self.queue(f);
     }
 
+    /// Answers a SASL request (xid echoed, zxid 0, SetSASLResponse); an error closes the
+    /// connection once the reply is out, as Apache's processSasl does.
+    pub fn sasl_answer(&mut self, xid: i32, err: ErrorCode, token: Option<Vec<u8>>) {
+        if err != ErrorCode::Ok {
+            self.close_after_flush = true;
+        }
+        let mut body = ReplyHeader { xid, zxid: 0, err: err.code() }.to_bytes();
+        body.extend_from_slice(&crate::jute::proto::SaslToken { token }.to_bytes());
+        let mut f = Vec::new();
+        frame::write(&mut f, &body);
+        self.queue(f);
+    }
+
     /// The reply to this connection's oldest request in the pipeline, at `now` (`mono_ms`:
     /// the server's clock for `cons`); returns that request's size in bytes.
     pub fn reply(&mut self, frame: Vec<u8>, close: bool, now: Instant, mono_ms: u64) -> usize {

@@ -39,6 +39,7 @@ use self::transport::{TlsStream, Transport};
 use super::acl::{self, AuthOutcome};
 use super::fourlw::{self, ConnSummary};
 use super::processor::{wall_clock_ms, Kind, Outbound, Outflow, Request};
+use super::sasl::{DigestMd5, Step};
 use super::tls::ServerTls;
 use super::{ConnId, ServerMode, Shared};
 use crate::jute::proto::{AuthPacket, RequestHeader};
@@ -65,6 +66,8 @@ struct Slot {
     /// What its replies and events hold in memory (apply admits against it).
     outflow: Arc<Outflow>,
     transport: Box<dyn Transport>,
+    /// The client's SASL exchange, once it sent its first token.
+    sasl: Option<DigestMd5>,
     read_paused: bool,
     writable_registered: bool,
 }
@@ -327,6 +330,7 @@ impl Selector {
                 conn,
                 outflow: Arc::new(Outflow::default()),
                 transport,
+                sasl: None,
                 read_paused: false,
                 writable_registered: false,
             });
@@ -609,8 +613,15 @@ impl Selector {
 
     /// A request for the pipeline, from an established session.
     fn request(&mut self, key: usize, header: RequestHeader, body: Vec<u8>) {
-        let Some(slot) = self.slots.get_mut(key) else { return };
         let op = OpCode::from_i32(header.op_type);
+        if op == Some(OpCode::Sasl) && self.shared.config.sasl.is_some() {
+            self.sasl(key, header.xid, &body);
+            return;
+        }
+        if !self.authenticated_enough(key, header.xid) {
+            return;
+        }
+        let Some(slot) = self.slots.get_mut(key) else { return };
         let (session, timeout) = (slot.conn.session(), slot.conn.timeout_ms());
         let now = self.shared.now_ms();
         let touched = self.shared.with_sessions(|t| t.touch(session, timeout, now));
@@ -649,6 +660,91 @@ impl Selector {
         r.auth = slot.conn.auth().clone();
         r.outflow = Some(slot.outflow.clone());
         self.submit(r);
+    }
+
+    /// `enforce.auth.*` / `sessionRequireClientSASLAuth` (AuthenticationHelper): a request
+    /// from a connection with no identity of an enforced scheme gets
+    /// SESSIONCLOSEDREQUIRESASLAUTH and the connection is closed. False if refused.
+    fn authenticated_enough(&mut self, key: usize, xid: i32) -> bool {
+        let schemes = &self.shared.config.enforce_auth.schemes;
+        if schemes.is_empty() {
+            return true;
+        }
+        let Some(slot) = self.slots.get_mut(key) else { return false };
+        if slot.conn.auth().ids.iter().any(|id| schemes.contains(&id.scheme)) {
+            return true;
+        }
+        let (session, peer) = (slot.conn.session(), slot.conn.peer());
+        warn!(
+            "closing session 0x{session:x} from {peer}: the server requires authentication by \
+             {schemes:?} and the client has none"
+        );
+        slot.conn.auth_answer(xid, ErrorCode::SessionClosedRequireSaslAuth);
+        false
+    }
+
+    /// One client SASL token (ZooKeeperServer.processSasl with a DIGEST-MD5 server): the
+    /// answer goes out at once, outside the pipeline; success adds the `sasl` identity (and
+    /// `super` for `zookeeper.superUser`); failure answers AUTHFAILED and closes, unless
+    /// `allowSaslFailedClients`.
+    fn sasl(&mut self, key: usize, xid: i32, body: &[u8]) {
+        let shared = self.shared.clone();
+        let Some(config) = shared.config.sasl.as_ref() else { return };
+        let Some(slot) = self.slots.get_mut(key) else { return };
+        let (session, peer) = (slot.conn.session(), slot.conn.peer());
+        let token =
+            crate::jute::proto::SaslToken::from_bytes(body).map(|t| t.token.unwrap_or_default());
+        let step = match token {
+            Ok(token) => {
+                let exchange = slot.sasl.get_or_insert_with(|| DigestMd5::new(sasl_nonce()));
+                exchange.step(&token, &config.users).map_err(|e| e.to_string())
+            }
+            Err(e) => Err(format!("undecodable SASL request ({e})")),
+        };
+        shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+        match step {
+            Ok(Step::Challenge(challenge)) => {
+                slot.conn.sasl_answer(xid, ErrorCode::Ok, Some(challenge))
+            }
+            Ok(Step::Complete { token, user }) => {
+                let id = super::sasl::sasl_id(&user, config.remove_host, config.remove_realm);
+                info!("Session 0x{session:x}: adding SASL authorization for authorizationID: {id}");
+                let mut ids = vec![crate::jute::data::Id { scheme: "sasl".into(), id: id.clone() }];
+                if config.super_user.as_deref() == Some(id.as_str()) {
+                    info!("Session 0x{session:x}: authenticated id '{id}' as super user");
+                    ids.push(crate::jute::data::Id { scheme: "super".into(), id: String::new() });
+                }
+                let err = match slot.conn.add_identities(ids) {
+                    Ok(()) => ErrorCode::Ok,
+                    Err(limit) => {
+                        warn!("refusing SASL identity of session 0x{session:x} from {peer}: {limit:?}");
+                        ErrorCode::AuthFailed
+                    }
+                };
+                slot.conn.sasl_answer(
+                    xid,
+                    err,
+                    if err == ErrorCode::Ok { Some(token) } else { None },
+                );
+            }
+            Err(why) => {
+                // Not counted in auth_failed_count: Apache counts failed auth packets and
+                // TLS handshakes there, not SASL exchanges.
+                warn!("Client {peer} (session 0x{session:x}) failed to SASL authenticate: {why}");
+                let required = shared.config.enforce_auth.schemes.iter().any(|s| s == "sasl");
+                if config.allow_failed && !required {
+                    warn!("Maintaining client connection despite SASL authentication failure.");
+                    slot.conn.sasl_answer(xid, ErrorCode::Ok, None);
+                } else {
+                    let err = if required {
+                        ErrorCode::SessionClosedRequireSaslAuth
+                    } else {
+                        ErrorCode::AuthFailed
+                    };
+                    slot.conn.sasl_answer(xid, err, None);
+                }
+            }
+        }
     }
 
     /// Answers an auth packet. The reply echoes the request's xid, as ZooKeeper's
@@ -1038,6 +1134,21 @@ impl Selector {
 /// The most client connections when `maxCnxns` is not set: what the process's descriptor
 /// limit leaves after a reserve for the txn log, snapshots, the quorum's sockets and the
 /// listener, so that running out of descriptors refuses clients instead of failing a log roll.
+/// A DIGEST-MD5 server nonce: 30 bytes from the OS's random source, base64 (as Java's
+/// DigestMD5Server makes it). Falls back to a time-and-counter mix only if the OS has none.
+fn sasl_nonce() -> String {
+    use base64::Engine;
+    let mut raw = [0u8; 30];
+    if getrandom::fill(&mut raw).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        raw[..16].copy_from_slice(&t.to_le_bytes());
+        raw[16..24].copy_from_slice(&fastrand::u64(..).to_le_bytes());
+    }
+    base64::engine::general_purpose::STANDARD.encode(raw)
+}
+
 fn default_max_cnxns() -> usize {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes into the struct it is given and has no other effect.

@@ -448,8 +448,9 @@ impl Apply {
                 }
                 Ok(Some(MultiResponse { results }.to_bytes()))
             }
-            // Without a SASL provider Apache answers every token with a null challenge (err 0);
-            // rzk has no SASL, so it answers the same way and never authenticates anyone.
+            // Without a JAAS Server section Apache answers every token with a null challenge
+            // (err 0); so does rzk (with one, the selector runs the exchange and this stage
+            // never sees SASL requests).
             OpCode::Sasl => Ok(Some(crate::jute::proto::SaslToken { token: None }.to_bytes())),
             _ => Err(ErrorCode::Unimplemented),
         }

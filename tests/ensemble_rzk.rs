@@ -1120,3 +1120,61 @@ fn sessions_survive_leader_failover_and_orphans_expire() {
     assert_eq!(C.read_through(&ens, other, "/live"), None);
     eprintln!("scenario 9b in {:?}", t0.elapsed());
 }
+
+/// Forged FOLLOWERINFOs with nothing but the sid/address/epoch checks (no quorum auth): a
+/// second claim of a connected follower's sid, the same sid from an address its server.N line
+/// does not name, and an accepted epoch at the 32-bit limit. Each is refused with a log line;
+/// the leader keeps its followers and its epoch.
+#[test]
+fn forged_follower_info_is_refused_by_sid_address_and_epoch_checks() {
+    use std::io::{Read, Write};
+    let ens = start(3, 0);
+    let leader = ens.wait_for_leader(ELECTION);
+    let follower = followers(&ens, leader)[0];
+    let info = |sid: u64, accepted_epoch: i64| {
+        let mut body = Vec::new();
+        body.extend_from_slice(&(sid as i64).to_be_bytes());
+        body.extend_from_slice(&0x10000i32.to_be_bytes());
+        body.extend_from_slice(&0i64.to_be_bytes());
+        let mut p = Vec::new();
+        p.extend_from_slice(&11i32.to_be_bytes());
+        p.extend_from_slice(&(accepted_epoch << 32).to_be_bytes());
+        p.extend_from_slice(&(body.len() as i32).to_be_bytes());
+        p.extend_from_slice(&body);
+        p.extend_from_slice(&(-1i32).to_be_bytes());
+        p
+    };
+    let refused = |source: &str, packet: &[u8]| {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let bind: std::net::SocketAddr = format!("{source}:0").parse().unwrap();
+        socket.bind(&bind.into()).unwrap();
+        socket.connect(&ens.quorum_addr(leader).into()).unwrap();
+        let mut s: std::net::TcpStream = socket.into();
+        s.write_all(packet).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 256];
+        let mut got = 0;
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return got == 0,
+                Ok(n) => got += n,
+            }
+        }
+    };
+    let sid = follower as u64;
+    assert!(refused("127.0.0.1", &info(sid, 1)), "a second sid {sid} is refused");
+    assert!(refused("127.0.0.2", &info(sid, 1)), "sid {sid} from another address is refused");
+    assert!(refused("127.0.0.1", &info(sid, 0x7fff_ffff)), "an epoch at the limit is refused");
+    let log = ens.log(leader);
+    assert!(log.contains("already connected"), "logged: a second connection of the sid");
+    assert!(log.contains("claims sid"), "logged: the address does not match");
+    assert!(log.contains("out of range"), "logged: the epoch");
+    assert_eq!(ens.leader(), Some(leader), "the leader is unchanged");
+    for id in ens.ids() {
+        let c = C.connect(C.config(&ens.client_addr(id).to_string()));
+        c.create(&format!("/after-forgery-{id}"), b"", &open(), CreateMode::Persistent)
+            .unwrap_or_else(|e| panic!("create through {id}: {e}"));
+        let _ = c.close();
+    }
+}

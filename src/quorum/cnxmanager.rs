@@ -310,14 +310,19 @@ impl Shared {
         message: InitialMessage,
     ) {
         let remote = message.sid;
-        if remote < shared.my_id {
-            // Close and connect back: the larger sid's connection is the one kept.
+        if remote != shared.my_id && !shared.peers.contains_key(&remote) {
+            // Not a server.N of this ensemble: nothing to vote with, nowhere to connect.
             let _ = stream.shutdown(Shutdown::Both);
-            let address =
-                message.addresses.first().cloned().or_else(|| shared.peers.get(&remote).cloned());
-            match address {
-                Some(address) => Shared::connect_to(shared, remote, address),
-                None => warn!("sid {remote} connected from {from} with no known address"),
+            warn!("election connection from {from} claims sid {remote}, which is not configured: closed");
+        } else if remote < shared.my_id {
+            // Close and connect back: the larger sid's connection is the one kept. Only to
+            // the configured address: never to one a handshake names.
+            let _ = stream.shutdown(Shutdown::Both);
+            if let Some(address) = shared.peers.get(&remote).cloned() {
+                if message.addresses.first().is_some_and(|a| *a != address) {
+                    debug!("sid {remote} from {from} names {:?}; connecting back to its configured {address:?}", message.addresses);
+                }
+                Shared::connect_to(shared, remote, address);
             }
         } else if remote == shared.my_id {
             warn!("election connection from {from} claims my own sid {remote}: ignored");
@@ -559,18 +564,43 @@ mod tests {
 
     #[test]
     fn smaller_sid_connecting_first_is_answered_by_a_connection_back() {
-        let (m2, rx2, l2) = manager(2, &[]);
+        let l1 = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (m2, rx2, l2) = manager(2, &[(1, l1.local_addr().unwrap().port())]);
         let port2 = l2.local_addr().unwrap().port();
-        let (m1, rx1, l1) = manager(1, &[(2, port2)]);
+        let (m1, rx1, _) = manager(1, &[(2, port2)]);
         let _t1 = m1.listen(l1).unwrap();
         let _t2 = m2.listen(l2).unwrap();
-        // 1 connects to 2 and closes; 2 connects back to the address in 1's handshake.
+        // 1 connects to 2 and closes; 2 connects back to 1's configured address.
         m1.send(ServerId(2), b"hello".to_vec());
         let got = rx2.recv_timeout(Duration::from_secs(10)).expect("delivered");
         assert_eq!(got, (ServerId(1), b"hello".to_vec()));
         m2.send(ServerId(1), b"back".to_vec());
         assert_eq!(rx1.recv_timeout(Duration::from_secs(10)).unwrap().1, b"back".to_vec());
         m1.halt();
+        m2.halt();
+    }
+
+    #[test]
+    fn handshakes_never_choose_where_to_connect_back() {
+        // Sid 1 is configured at `configured`; a handshake claiming sid 1 names `named`, and
+        // one claiming sid 5 (not configured) names `named` too: only `configured` is dialled.
+        let configured = TcpListener::bind("127.0.0.1:0").unwrap();
+        let named = TcpListener::bind("127.0.0.1:0").unwrap();
+        named.set_nonblocking(true).unwrap();
+        let (m2, _rx2, l2) = manager(2, &[(1, configured.local_addr().unwrap().port())]);
+        let address = l2.local_addr().unwrap();
+        let _t2 = m2.listen(l2).unwrap();
+        let elsewhere =
+            HostPort { host: "127.0.0.1".into(), port: named.local_addr().unwrap().port() };
+        for sid in [1, 5] {
+            let mut s = TcpStream::connect(address).unwrap();
+            s.write_all(&encode_initial(ServerId(sid), std::slice::from_ref(&elsewhere))).unwrap();
+        }
+        configured.set_nonblocking(false).unwrap();
+        let (back, _) = configured.accept().expect("2 connects back to sid 1's configured address");
+        drop(back);
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(named.accept().is_err(), "no connection to an address a handshake named");
         m2.halt();
     }
 
@@ -592,9 +622,11 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap();
         let me = HostPort { host: "127.0.0.1".into(), port: address.port() };
+        let l3 = TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer3 = HostPort { host: "127.0.0.1".into(), port: l3.local_addr().unwrap().port() };
         let (m2, rx2, _) = {
-            let (m, rx) =
-                CnxManager::new(ServerId(2), vec![me], BTreeMap::new(), Duration::from_millis(800));
+            let peers = BTreeMap::from([(ServerId(3), peer3)]);
+            let (m, rx) = CnxManager::new(ServerId(2), vec![me], peers, Duration::from_millis(800));
             (m, rx, ())
         };
         let _t2 = m2.listen(listener).unwrap();
@@ -628,7 +660,7 @@ mod tests {
             .collect();
         drop(stuck);
         // Once the stuck ones are gone (closed or timed out), a real peer gets through.
-        let (m3, _rx3, l3) = manager(3, &[(2, address.port())]);
+        let (m3, _rx3, _) = manager(3, &[(2, address.port())]);
         let _t3 = m3.listen(l3).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {

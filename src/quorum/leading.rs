@@ -44,7 +44,7 @@ use super::zab::packet::{
 };
 use super::zab::snap::SnapStream;
 use crate::limits;
-use crate::proto::OpCode;
+use crate::proto::{OpCode, ServerId};
 use crate::server::role::database::{self, Recovered};
 use crate::server::role::AuthInfo;
 use crate::server::role::{Kind, Origin, Request};
@@ -304,6 +304,11 @@ impl LeaderShell<'_> {
                 match from_packet(&p) {
                     Ok(msg) => {
                         if let Msg::LearnerInfo { sid, .. } = &msg {
+                            if !self.address_matches(h, *sid) {
+                                self.drop_learner(h);
+                                self.core.disconnected(h);
+                                return;
+                            }
                             self.sids.insert(h, sid.0);
                         }
                         self.core.handle_msg(h, msg, now)
@@ -316,6 +321,31 @@ impl LeaderShell<'_> {
                 }
             }
         }
+    }
+
+    /// With `quorumListenOnAllIPs` off, a learner must connect from an address its
+    /// `server.N` host resolves to: a sid claimed from elsewhere is refused (logged).
+    fn address_matches(&self, h: Handle, sid: ServerId) -> bool {
+        let q = &self.ctx.quorum;
+        if q.quorum_listen_on_all_ips {
+            return true;
+        }
+        let Some(from) = self.streams.get(&h).and_then(|s| s.peer_addr().ok()) else { return true };
+        let Some(spec) = q.servers.iter().find(|s| s.id == sid) else { return true };
+        use std::net::ToSocketAddrs;
+        let resolved: Vec<std::net::IpAddr> = match (spec.host.as_str(), 0).to_socket_addrs() {
+            Ok(addrs) => addrs.map(|a| a.ip()).collect(),
+            Err(_) => return true,
+        };
+        let unspecified = resolved.iter().any(|ip| ip.is_unspecified());
+        if unspecified || resolved.contains(&from.ip()) {
+            return true;
+        }
+        warn!(
+            "leader: learner {h} from {from} claims sid {sid}, whose server.{} host {} is {resolved:?}: refused",
+            sid.0, spec.host
+        );
+        false
     }
 
     fn drop_learner(&mut self, h: Handle) {

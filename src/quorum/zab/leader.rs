@@ -33,6 +33,9 @@ use super::msg::{counter_of, epoch_of, make_zxid, Msg, Payload};
 use crate::proto::ServerId;
 use crate::quorum::vote::QuorumMaj;
 
+/// Epochs are a zxid's upper 32 bits; a zxid stays positive while the epoch is below this.
+pub const MAX_EPOCH: i64 = 0x7fff_ffff;
+
 /// The shell's name for one learner connection.
 pub type Handle = u64;
 
@@ -329,6 +332,16 @@ impl Leader {
         observer: bool,
         now: Instant,
     ) {
+        // The new epoch is accepted + 1 and must fit a zxid's upper 32 bits (never wrap to
+        // a negative zxid): a learner claiming more is refused, not believed.
+        if !(0..MAX_EPOCH).contains(&accepted_epoch) {
+            return self.close(h, "accepted epoch out of range");
+        }
+        // One connection per server: a second claim of a connected sid is refused (the real
+        // peer reconnects once its old connection is gone).
+        if self.learners.iter().any(|(other, l)| *other != h && l.sid == Some(sid)) {
+            return self.close(h, "a learner with this sid is already connected");
+        }
         let Some(l) = self.learners.get_mut(&h) else { return };
         if l.phase != Phase::Connected {
             return self.close(h, "second LearnerInfo");
@@ -880,6 +893,49 @@ mod tests {
         l.handle_msg(7, Msg::AckEpoch { current_epoch: 1, last_zxid: peer }, now);
         let acts = std::iter::from_fn(|| l.poll_action()).collect();
         (l, acts)
+    }
+
+    #[test]
+    fn forged_learner_info_is_refused() {
+        let now = Instant::now();
+        let (mut l, _) = leader_with_follower(make_zxid(1, 20));
+        // A second connection claiming sid 2, which is connected.
+        l.connected(8);
+        l.handle_msg(
+            8,
+            Msg::LearnerInfo { sid: ServerId(2), accepted_epoch: 1, observer: false },
+            now,
+        );
+        let acts: Vec<Action> = std::iter::from_fn(|| l.poll_action()).collect();
+        assert!(
+            acts.iter()
+                .any(|a| matches!(a, Action::Close(8, why) if why.contains("already connected"))),
+            "{acts:?}"
+        );
+        // An accepted epoch at the 32-bit limit would make the next epoch wrap.
+        for epoch in [MAX_EPOCH, -1, i64::MAX] {
+            l.connected(9);
+            l.handle_msg(
+                9,
+                Msg::LearnerInfo { sid: ServerId(3), accepted_epoch: epoch, observer: false },
+                now,
+            );
+            let acts: Vec<Action> = std::iter::from_fn(|| l.poll_action()).collect();
+            assert!(
+                acts.iter()
+                    .any(|a| matches!(a, Action::Close(9, why) if why.contains("out of range"))),
+                "{epoch}: {acts:?}"
+            );
+        }
+        // The real sid 3 still joins.
+        l.connected(10);
+        l.handle_msg(
+            10,
+            Msg::LearnerInfo { sid: ServerId(3), accepted_epoch: 1, observer: false },
+            now,
+        );
+        let acts: Vec<Action> = std::iter::from_fn(|| l.poll_action()).collect();
+        assert!(!acts.iter().any(|a| matches!(a, Action::Close(10, _))), "{acts:?}");
     }
 
     fn sent(acts: &[Action]) -> Vec<Msg> {

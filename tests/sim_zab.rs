@@ -898,9 +898,17 @@ impl Sim {
                 }
             }
             leader::Action::Close(h, why) => {
-                let legit = ["learner more recent", "syncLimit exceeded", "committed log does not"]
-                    .iter()
-                    .any(|w| why.starts_with(w));
+                // A restarted learner's new connection replaces its silent old one; a second
+                // claim of a live one is refused (the learner retries).
+                let legit = [
+                    "learner more recent",
+                    "syncLimit exceeded",
+                    "committed log does not",
+                    "replaced by a newer connection",
+                    "a learner with this sid is already connected",
+                ]
+                .iter()
+                .any(|w| why.starts_with(w));
                 check!(legit, "leader sid {} closed a learner: {why}", i + 1);
                 self.break_conn(h);
             }

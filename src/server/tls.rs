@@ -282,7 +282,7 @@ fn trust_certificates(store: &StoreConfig) -> Result<Vec<CertificateDer<'static>
 /// Java accepts X.509 v1 client certificates (kazoo's test harness issues them); webpki
 /// does not. This verifier defers to webpki and, only for a v1 end-entity certificate
 /// issued directly by a trust anchor, checks the anchor's signature and the validity period
-/// itself; the handshake signature is then checked against the certificate's key (TLS 1.3).
+/// itself; the handshake signature is then checked against the certificate's key.
 #[derive(Debug)]
 struct V1Tolerant {
     inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
@@ -309,6 +309,33 @@ impl V1Tolerant {
                     && leaf.verify_signature(Some(ca.public_key())).is_ok()
             })
         })
+    }
+
+    /// A TLS 1.2 handshake signature by a v1 certificate's key: the scheme's verification
+    /// algorithms are tried on the key (one of the wrong key type never verifies).
+    fn verify_v1_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let bad = rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature);
+        let (_, c) = X509Certificate::from_der(cert.as_ref()).map_err(|_| bad.clone())?;
+        let key = &c.public_key().subject_public_key.data;
+        let algorithms = self
+            .supported
+            .mapping
+            .iter()
+            .find(|(scheme, _)| *scheme == dss.scheme)
+            .map(|(_, algs)| *algs)
+            .ok_or(bad.clone())?;
+        if algorithms.iter().any(|alg| alg.verify_signature(key, message, dss.signature()).is_ok())
+        {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        } else {
+            Err(bad)
+        }
     }
 
     fn spki<'a>(
@@ -353,6 +380,9 @@ impl rustls::server::danger::ClientCertVerifier for V1Tolerant {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        if Self::is_v1(cert) {
+            return self.verify_v1_signature(message, cert, dss);
+        }
         self.inner.verify_tls12_signature(message, cert, dss)
     }
 

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 
 import pytest
+from kazoo.exceptions import NoAuthError
 
 from conftest import ZOOKEEPER_JAR, java_classpath
 
@@ -19,18 +20,20 @@ pytestmark = pytest.mark.skipif(
 CLI_TIMEOUT_S = 60
 
 
-def cli(zk_server, *command):
-    """Runs one CLI command; returns (exit status, output without the connection banner)."""
+def cli(zk_server, *command, jvm=(), hosts=None):
+    """Runs one CLI command (extra JVM flags in `jvm`, another connect string in `hosts`);
+    returns (exit status, output without the connection banner)."""
     proc = subprocess.run(
         [
             JAVA,
             "-XX:TieredStopAtLevel=1",  # faster start-up for a short-lived JVM
             "-XX:+UseSerialGC",
+            *jvm,
             "-cp",
             java_classpath("slf4j-nop.jar"),
             "org.apache.zookeeper.ZooKeeperMain",
             "-server",
-            zk_server.hosts,
+            hosts or zk_server.hosts,
             *command,
         ],
         capture_output=True,
@@ -106,3 +109,49 @@ def test_cli_ephemeral_sequential_and_acl(zk_server, zk, base):
     rc, lines = cli(zk_server, "set", f"{base}/locked", "y")
     assert rc != 0
     assert any("Insufficient permission" in line for line in lines), lines
+
+
+def java_flags_tls(zk_server):
+    tls = zk_server.tls_dir
+    return [
+        "-Dzookeeper.client.secure=true",
+        "-Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty",
+        f"-Dzookeeper.ssl.keyStore.location={tls / 'client-keystore.jks'}",
+        "-Dzookeeper.ssl.keyStore.password=apassword",
+        f"-Dzookeeper.ssl.trustStore.location={tls / 'truststore.jks'}",
+        "-Dzookeeper.ssl.trustStore.password=apassword",
+    ]
+
+
+def test_cli_over_tls_with_a_client_certificate(zk_server, zk, base, tmp_path):
+    """zkCli with Netty and `zookeeper.client.secure=true` on the secure port (JKS stores);
+    the certificate's subject is the connection's x509 identity."""
+    zk.ensure_path(base)
+    path = f"{base}/cli-tls"
+    flags = java_flags_tls(zk_server)
+    hosts = zk_server.secure_hosts
+    assert cli(zk_server, "create", path, "tls", "x509:CN=client:cdrwa", jvm=flags, hosts=hosts) == (
+        0,
+        [f"Created {path}"],
+    )
+    assert cli(zk_server, "get", path, jvm=flags, hosts=hosts) == (0, ["tls"])
+    with pytest.raises(NoAuthError):
+        zk.get(path)
+
+
+def test_cli_with_sasl_digest(zk_server, zk, base, tmp_path):
+    """zkCli with a JAAS Client section (DigestLoginModule): SASL DIGEST-MD5 as jaasuser."""
+    jaas = tmp_path / "client-jaas.conf"
+    jaas.write_text(
+        'Client {\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n'
+        '  username="jaasuser"\n  password="jaas_password";\n};\n'
+    )
+    flags = [f"-Djava.security.auth.login.config={jaas}"]
+    zk.ensure_path(base)
+    path = f"{base}/cli-sasl"
+    status, lines = cli(zk_server, "create", path, "sasl", "sasl:jaasuser:cdrwa", jvm=flags)
+    assert (status, lines[-1:]) == (0, [f"Created {path}"]), lines
+    status, lines = cli(zk_server, "get", path, jvm=flags)
+    assert (status, lines[-1:]) == (0, ["sasl"]), lines
+    with pytest.raises(NoAuthError):
+        zk.get(path)

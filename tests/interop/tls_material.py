@@ -40,7 +40,7 @@ def _key():
 
 
 def generate(work_dir):
-    """Writes keystore.jks, truststore.jks, client key/cert and CA PEMs; returns their paths."""
+    """Writes keystore.jks, truststore.jks, client key/cert and CA PEMs; and the client's JKS key store (for Java clients); returns their paths."""
     work = Path(work_dir)
     ca_key = _key()
     ca = _cert("ca.kazoo.org", 1, None, ca_key, ca_key, ca=True)
@@ -58,13 +58,22 @@ def generate(work_dir):
         "rsa_raw",
     )
     keys = jks.KeyStore.new("jks", [entry])
+    client_entry = jks.PrivateKeyEntry.new(
+        "client cert",
+        [OpenSSL.crypto.dump_certificate(asn1, client)],
+        OpenSSL.crypto.dump_privatekey(asn1, client_key),
+        "rsa_raw",
+    )
+    client_keys = jks.KeyStore.new("jks", [client_entry])
     paths = {
         "keystore": work / "keystore.jks",
         "truststore": work / "truststore.jks",
         "client_key": work / "client-key.pem",
         "client_cert": work / "client-cert.pem",
         "ca_cert": work / "ca-cert.pem",
+        "client_keystore": work / "client-keystore.jks",
     }
+    client_keys.save(str(paths["client_keystore"]), PASSWORD)
     keys.save(str(paths["keystore"]), PASSWORD)
     trust.save(str(paths["truststore"]), PASSWORD)
     paths["client_key"].write_bytes(OpenSSL.crypto.dump_privatekey(pem, client_key))

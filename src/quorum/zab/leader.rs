@@ -125,6 +125,8 @@ struct LearnerState {
     last_zxid: i64,
     /// Tick by which the next packet must arrive (ZooKeeper's `tickOfNextAckDeadline`).
     deadline_tick: u64,
+    /// Tick of the last packet from it (a live learner answers every half-tick ping).
+    heard_tick: u64,
 }
 
 impl LearnerState {
@@ -277,6 +279,7 @@ impl Leader {
                 phase: Phase::Connected,
                 last_zxid: -1,
                 deadline_tick,
+                heard_tick: self.tick(),
             },
         );
     }
@@ -296,6 +299,7 @@ impl Leader {
         let tick = self.tick();
         let sync_limit = u64::from(self.cfg.sync_limit);
         let Some(l) = self.learners.get_mut(&h) else { return };
+        l.heard_tick = tick;
         if l.phase >= Phase::NewLeaderSent {
             l.deadline_tick = tick + sync_limit;
         }
@@ -337,10 +341,17 @@ impl Leader {
         if !(0..MAX_EPOCH).contains(&accepted_epoch) {
             return self.close(h, "accepted epoch out of range");
         }
-        // One connection per server: a second claim of a connected sid is refused (the real
-        // peer reconnects once its old connection is gone).
-        if self.learners.iter().any(|(other, l)| *other != h && l.sid == Some(sid)) {
-            return self.close(h, "a learner with this sid is already connected");
+        // One connection per server. A second claim of a sid whose connection is live (heard
+        // from within the last tick: it answers every half-tick ping) is refused; one whose
+        // connection went silent replaces it (a learner that restarted before the leader
+        // noticed its old connection die).
+        let tick = self.tick();
+        let existing = self.learners.iter().find(|(other, l)| **other != h && l.sid == Some(sid));
+        if let Some((&old, l)) = existing {
+            if tick.saturating_sub(l.heard_tick) <= 1 {
+                return self.close(h, "a learner with this sid is already connected");
+            }
+            self.close(old, "replaced by a newer connection of the same sid");
         }
         let Some(l) = self.learners.get_mut(&h) else { return };
         if l.phase != Phase::Connected {
@@ -927,6 +938,27 @@ mod tests {
                 "{epoch}: {acts:?}"
             );
         }
+        // After two silent ticks the old connection of sid 2 is taken for dead: a new one
+        // replaces it.
+        let half = Duration::from_millis(50);
+        let mut t = now;
+        for _ in 0..5 {
+            t += half;
+            l.handle_timeout(t);
+        }
+        let _: Vec<Action> = std::iter::from_fn(|| l.poll_action()).collect();
+        l.connected(11);
+        l.handle_msg(
+            11,
+            Msg::LearnerInfo { sid: ServerId(2), accepted_epoch: 1, observer: false },
+            t,
+        );
+        let acts: Vec<Action> = std::iter::from_fn(|| l.poll_action()).collect();
+        assert!(
+            acts.iter().any(|a| matches!(a, Action::Close(7, why) if why.contains("replaced"))),
+            "{acts:?}"
+        );
+        assert!(!acts.iter().any(|a| matches!(a, Action::Close(11, _))), "{acts:?}");
         // The real sid 3 still joins.
         l.connected(10);
         l.handle_msg(

@@ -121,13 +121,13 @@ def java_classpath(binding):
     return ":".join(str(j) for j in jars if j.exists())
 
 
-def write_zoo_cfg(port, data_dir, work_dir):
+def write_zoo_cfg(port, data_dir, work_dir, tls=None):
     """The same standalone zoo.cfg for both servers: TTL nodes, every four-letter word, a 1 s
     container reaper (Apache also gets the reaper interval as a -D property), and a secure
     client port on port + 1 with JKS stores as kazoo's harness configures it (Apache needs
     the Netty connection factory for TLS; rzk accepts the key and keeps its selector)."""
     cfg = Path(work_dir) / "zoo.cfg"
-    tls = tls_material.generate(work_dir)
+    tls = tls or tls_material.generate(work_dir)
     cfg.write_text(
         f"tickTime={TICK_MS}\n"
         f"dataDir={data_dir}\n"
@@ -227,12 +227,15 @@ def start_ensemble(work_dir, size=3):
         f"server.{i + 1}=127.0.0.1:{q}:{e}\n" for i, (_, q, e) in enumerate(ports)
     )
     servers = []
+    # One CA and one server certificate for the whole ensemble, so a client trusting it can
+    # connect to any peer.
+    tls = tls_material.generate(work_dir)
     for i, (client, _, _) in enumerate(ports):
         peer_dir = Path(work_dir) / f"peer-{i + 1}"
         data_dir = peer_dir / "data"
         data_dir.mkdir(parents=True)
         (data_dir / "myid").write_text(f"{i + 1}\n")
-        cfg = write_zoo_cfg(client, data_dir, peer_dir)
+        cfg = write_zoo_cfg(client, data_dir, peer_dir, tls)
         with open(cfg, "a") as f:
             f.write("initLimit=10\nsyncLimit=5\n" + lines)
         log_path = peer_dir / "server.log"
@@ -243,6 +246,7 @@ def start_ensemble(work_dir, size=3):
             )
         servers.append(Server("rzk", client, data_dir, proc, log_path, APACHE_REAP_INTERVAL_MS))
     ensemble = Ensemble(servers)
+    ensemble.tls_dir = Path(work_dir)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S * 2
     pending = list(servers)
     while pending and time.monotonic() < deadline:

@@ -16,6 +16,8 @@
 //!   learner and LOOKING (not serving / read-only) shells around the server's pipeline.
 //! - [`server`] runs the server from a `ServerConfig`: standalone, or hands a configuration
 //!   with `server.N` lines to [`quorum::peer::run`].
+//! - [`tls`] sets up rustls from ZooKeeper's key and trust stores for either end, and runs
+//!   it over non-blocking mio streams; [`sasl`] is JAAS parsing and DIGEST-MD5 (both ends).
 //! - [`client`] is a ClientCnxn-style client library (send thread, event thread) used by
 //!   `rzk-cli` and `rzk-bench`.
 #![warn(missing_docs)]
@@ -29,4 +31,6 @@ pub mod limits;
 pub mod persistence;
 pub mod proto;
 pub mod quorum;
+pub mod sasl;
 pub mod server;
+pub mod tls;

@@ -166,3 +166,69 @@ fn session_require_client_sasl_auth() {
     bad.handshake(10_000);
     assert_eq!(authenticate(&mut bad, "jaasuser", "wrong"), -124);
 }
+
+/// rzk's own client: SyncConnected, then SaslAuthenticated, requests after it carry the
+/// identity; a wrong password is AuthFailed, the end of the client (as ClientCnxn).
+#[test]
+fn rzk_client_authenticates_and_reports_events() {
+    use rzk::client::{ClientConfig, State, Watcher};
+    use rzk::proto::KeeperState;
+    use std::time::Duration;
+    let server = TestServer::start_with(|s| s.sasl = Some(sasl_config()));
+    let connect = format!("127.0.0.1:{}", server.addr.port());
+    let (tx, events) = crossbeam_channel::unbounded();
+    let zk = ClientConfig::new(&connect, Duration::from_secs(10))
+        .watcher(Watcher::channel(tx))
+        .sasl("jaasuser", "jaas_password")
+        .connect()
+        .unwrap();
+    // Queued at once: must wait for the exchange, so it runs as jaasuser.
+    let ids = zk.who_am_i().unwrap();
+    assert!(ids.iter().any(|c| c.auth_scheme == "sasl" && c.user == "jaasuser"), "{ids:?}");
+    let states: Vec<KeeperState> =
+        (0..2).map(|_| events.recv_timeout(Duration::from_secs(5)).unwrap().state).collect();
+    assert_eq!(states, [KeeperState::SyncConnected, KeeperState::SaslAuthenticated]);
+    zk.close().unwrap();
+
+    let (tx, events) = crossbeam_channel::unbounded();
+    let bad = ClientConfig::new(&connect, Duration::from_secs(10))
+        .watcher(Watcher::channel(tx))
+        .sasl("jaasuser", "wrong")
+        .connect()
+        .unwrap();
+    let err = bad.who_am_i().unwrap_err();
+    assert_eq!(err.code(), rzk::proto::ErrorCode::AuthFailed, "{err}");
+    let seen: Vec<_> =
+        (0..2).filter_map(|_| events.recv_timeout(Duration::from_secs(5)).ok()).collect();
+    let last = seen.into_iter().next_back();
+    assert_eq!(last.map(|e| e.state), Some(KeeperState::AuthFailed));
+    assert_eq!(bad.state(), State::AuthFailed);
+}
+
+/// The JAAS `Client` section (DigestLoginModule username/password), as zkCli reads it.
+#[test]
+fn rzk_client_takes_credentials_from_a_jaas_file() {
+    use rzk::client::ClientConfig;
+    use std::time::Duration;
+    let server = TestServer::start_with(|s| s.sasl = Some(sasl_config()));
+    let dir = tempfile::tempdir().unwrap();
+    let jaas = dir.path().join("jaas.conf");
+    std::fs::write(
+        &jaas,
+        "Client {\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n  \
+         username=\"admin\"\n  password=\"admin_pw\";\n};\n",
+    )
+    .unwrap();
+    let jaas = jaas.display().to_string();
+    let security =
+        rzk::config::client::client_security([("java.security.auth.login.config", jaas.as_str())])
+            .unwrap();
+    let zk =
+        ClientConfig::new(&format!("127.0.0.1:{}", server.addr.port()), Duration::from_secs(10))
+            .security(security)
+            .connect()
+            .unwrap();
+    let ids = zk.who_am_i().unwrap();
+    assert!(ids.iter().any(|c| c.auth_scheme == "super"), "{ids:?}");
+    assert!(ids.iter().any(|c| c.auth_scheme == "sasl" && c.user == "admin"), "{ids:?}");
+}

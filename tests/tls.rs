@@ -67,6 +67,22 @@ impl Pki {
         }
     }
 
+    /// A certificate naming only `names` (DNS subjectAltNames).
+    fn issue_for(&self, cn: &str, names: &[&str]) -> Issued {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names).unwrap();
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
+        Issued {
+            cert: cert.der().clone(),
+            key: PrivatePkcs8KeyDer::from(key.serialize_der()),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
     fn ca_der(&self) -> CertificateDer<'static> {
         self.ca.der().clone()
     }
@@ -422,7 +438,7 @@ fn certificates_reload_when_the_files_change() {
         let mut s = dial(secure, client_config(&pki.ca_der(), Some(&client)));
         session(&mut s).unwrap();
         let cert = s.conn.peer_certificates().unwrap()[0].clone();
-        rzk::server::tls::subject_name(&cert).unwrap()
+        rzk::tls::subject_name(&cert).unwrap()
     };
     assert_eq!(served_org(), "CN=localhost,O=first");
     // Files replaced in place (mtime moves on); new connections get the new certificate.
@@ -430,4 +446,83 @@ fn certificates_reload_when_the_files_change() {
     let next = pki.issue("localhost", Some("second"));
     std::fs::write(&key_store, format!("{}{}", next.key_pem, next.cert_pem)).unwrap();
     assert!(wait_until(Duration::from_secs(10), || served_org() == "CN=localhost,O=second"));
+}
+
+/// The rzk client's stores for `id`: key store and trust store (the CA) in `kind`.
+fn client_stores(pki: &Pki, kind: StoreKind, id: &Issued) -> rzk::config::ClientTlsConfig {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let (key_store, trust_store) = write_stores(&dir, kind, pki, id);
+    let store = |location| StoreConfig { location, password: PASSWORD.into(), kind };
+    let mut cfg = rzk::config::ClientTlsConfig::new(Some(store(trust_store)));
+    cfg.key_store = Some(store(key_store));
+    cfg
+}
+
+fn rzk_client(connect: &str, tls: rzk::config::ClientTlsConfig) -> rzk::client::Client {
+    rzk::client::ClientConfig::new(connect, Duration::from_secs(10)).tls(tls).connect().unwrap()
+}
+
+/// rzk's client library over TLS with each store format, by name and by address; its
+/// certificate's subject is its x509 identity.
+#[test]
+fn rzk_client_over_tls_with_each_store_kind() {
+    for kind in [StoreKind::Pem, StoreKind::Jks, StoreKind::Pkcs12] {
+        let pki = Pki::new("ca.rzk.test");
+        let (_server, secure) = secure_server(&pki, kind, |_| {});
+        let carol = pki.issue("carol", Some("rzk"));
+        for host in ["localhost", "127.0.0.1"] {
+            let zk =
+                rzk_client(&format!("{host}:{}", secure.port()), client_stores(&pki, kind, &carol));
+            zk.wait_connected(Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("{kind:?} {host}: {e}"));
+            let ids = zk.who_am_i().unwrap();
+            assert!(
+                ids.iter().any(|c| c.auth_scheme == "x509" && c.user == "CN=carol,O=rzk"),
+                "{kind:?}: {ids:?}"
+            );
+            let path = format!("/rzk-client-{kind:?}-{host}");
+            let acl = rzk::jute::data::Acl::open_unsafe();
+            zk.create(&path, &[7; 3000], &acl, rzk::proto::CreateMode::Persistent).unwrap();
+            assert_eq!(zk.get_data(&path, rzk::client::Watch::No).unwrap().0, vec![7; 3000]);
+            zk.close().unwrap();
+        }
+    }
+}
+
+/// A server certificate from another CA, or naming another host, is refused (no session);
+/// with `zookeeper.ssl.hostnameVerification=false` only the name check is off.
+#[test]
+fn rzk_client_verifies_the_server() {
+    let pki = Pki::new("ca.rzk.test");
+    let (_server, secure) = secure_server(&pki, StoreKind::Pem, |_| {});
+    let me = pki.issue("me", None);
+    let other = Pki::new("other.ca");
+    let wrong_ca = client_stores(&other, StoreKind::Pem, &other.issue("me", None));
+    let zk = rzk_client(&format!("127.0.0.1:{}", secure.port()), wrong_ca.clone());
+    assert!(zk.wait_connected(Duration::from_millis(1500)).is_err());
+    drop(zk);
+    let unchecked = rzk::config::ClientTlsConfig { hostname_verification: false, ..wrong_ca };
+    let zk = rzk_client(&format!("127.0.0.1:{}", secure.port()), unchecked);
+    assert!(zk.wait_connected(Duration::from_millis(1500)).is_err(), "the CA is still checked");
+    drop(zk);
+
+    // A server whose certificate names only elsewhere.test.
+    let server_cert = pki.issue_for("elsewhere", &["elsewhere.test"]);
+    let dir = tempfile::tempdir().unwrap().keep();
+    let (key_store, trust_store) = write_stores(&dir, StoreKind::Pem, &pki, &server_cert);
+    let tls = tls_config(StoreKind::Pem, key_store, trust_store);
+    let elsewhere = local(ports::one());
+    let _server2 = TestServer::start_with(|s| {
+        s.secure_client_address = Some(elsewhere);
+        s.client_tls = Some(tls);
+    });
+    let connect = format!("127.0.0.1:{}", elsewhere.port());
+    let zk = rzk_client(&connect, client_stores(&pki, StoreKind::Pem, &me));
+    assert!(zk.wait_connected(Duration::from_millis(1500)).is_err());
+    drop(zk);
+    let cfg = client_stores(&pki, StoreKind::Pem, &me);
+    let zk =
+        rzk_client(&connect, rzk::config::ClientTlsConfig { hostname_verification: false, ..cfg });
+    zk.wait_connected(Duration::from_secs(10)).unwrap();
+    assert!(zk.exists("/", rzk::client::Watch::No).unwrap().is_some());
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use rzk::client::{Client, Error, Watch, Watcher};
+use rzk::client::{Client, ClientConfig, ClientSecurity, Error, Watch, Watcher};
 use rzk::jute::data::Acl;
 use rzk::proto::{CreateMode, ErrorCode};
 
@@ -80,6 +80,8 @@ struct Config {
     root: String,
     timeout: Duration,
     keep: bool,
+    /// TLS and SASL, from `--client-configuration` (zkCli's properties).
+    security: ClientSecurity,
 }
 
 /// Why the bench could not run.
@@ -114,6 +116,13 @@ fn parse_args(args: &[String]) -> Result<Option<Config>, BenchError> {
     o.optopt("", "ops", "run this many operations", "N");
     o.optopt("", "root", "bench root znode (default /rzk-bench-<pid>)", "PATH");
     o.optopt("", "timeout", "session timeout in ms (default 30000)", "MS");
+    o.optopt(
+        "",
+        "client-configuration",
+        "zkCli-style client properties: zookeeper.client.secure, zookeeper.ssl.*, \
+         java.security.auth.login.config",
+        "FILE",
+    );
     o.optflag("", "json", "print one JSON line");
     o.optflag("", "keep-znodes", "leave the bench root and its znodes in place");
     o.optflag("h", "help", "this help");
@@ -145,8 +154,20 @@ fn parse_args(args: &[String]) -> Result<Option<Config>, BenchError> {
     if seconds.is_some() == ops.is_some() {
         return Err(BenchError::Usage("give exactly one of --seconds and --ops".into()));
     }
+    let security = match m.opt_str("client-configuration") {
+        None => ClientSecurity::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| BenchError::Usage(format!("{path}: {e}")))?;
+            let entries = rzk::config::parse_properties(&text)
+                .map_err(|e| BenchError::Usage(format!("{path}: {e}")))?;
+            let props = entries.iter().map(|p| (p.key.as_str(), p.value.as_str()));
+            rzk::config::client::client_security(props).map_err(BenchError::Usage)?
+        }
+    };
     let cfg = Config {
         connect,
+        security,
         sessions: num("sessions", 1)?.max(1) as usize,
         inflight: num("inflight", 1)?.max(1) as usize,
         op,
@@ -416,7 +437,9 @@ fn cpu_seconds() -> Option<(f64, f64)> {
 fn run(cfg: Config) -> Result<bool, BenchError> {
     let mut clients = Vec::with_capacity(cfg.sessions);
     for _ in 0..cfg.sessions {
-        let c = Client::connect(&cfg.connect, cfg.timeout, None)
+        let c = ClientConfig::new(&cfg.connect, cfg.timeout)
+            .security(cfg.security.clone())
+            .connect()
             .map_err(|e| BenchError::Client("connect", e))?;
         clients.push(c);
     }

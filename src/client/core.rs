@@ -21,12 +21,15 @@ use super::event::EventItem;
 use super::request::{decode_reply, Request, Response};
 use super::watches::{WatchKind, WatchRegistry};
 use super::{sid, Chroot, Error, State, WatchedEvent, Watcher};
+use crate::config::client::SaslLogin;
+use crate::jute::proto::SaslToken;
 use crate::jute::proto::{
     AuthPacket, ConnectRequest, ConnectRequestBase, ConnectResponse, MultiResponse, ReplyHeader,
     RequestHeader, WatcherEvent,
 };
 use crate::jute::{Jute, Reader};
 use crate::proto::{frame, xid, ErrorCode, EventType, KeeperState, OpCode, WatcherType};
+use crate::sasl::DigestMd5Client;
 
 /// Largest reply the client accepts [ClientCnxnSocket packetLen, jute.maxbuffer 0xfffff]
 /// plus room for the reply header and Stat, so a maximal znode can still be read back.
@@ -81,6 +84,8 @@ pub(crate) struct CoreConfig {
     pub request_timeout: Option<Duration>,
     pub host_count: usize,
     pub seed: u64,
+    /// DIGEST-MD5 credentials: every new connection authenticates before other requests.
+    pub sasl: Option<SaslLogin>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +137,8 @@ pub(crate) struct ClientCore {
     ro_probe_at: Instant,
     ro_probe_interval: Duration,
     finished: bool,
+    /// The SASL exchange under way on this connection; requests wait until it completes.
+    sasl: Option<DigestMd5Client>,
 }
 
 impl ClientCore {
@@ -160,6 +167,7 @@ impl ClientCore {
             ro_probe_at: now,
             ro_probe_interval: RO_PROBE_MIN,
             finished: false,
+            sasl: None,
             cfg,
         }
     }
@@ -447,8 +455,57 @@ impl ClientCore {
             let p = Pending { xid: xid::SET_WATCHES, op, sent: now, packet: None };
             self.pending.push_back(p);
         }
+        // SASL next: ordinary requests wait for it [ClientCnxnSocketNIO.findSendablePacket].
+        if let Some(login) = &self.cfg.sasl {
+            let rng = &mut self.rng;
+            let cnonce = crate::sasl::nonce(32, || rng.u64(..));
+            let client = DigestMd5Client::new(&login.user, &login.password, cnonce);
+            let first = client.initial();
+            self.sasl = Some(client);
+            self.write_sasl(first, now);
+        }
         self.write_outgoing(now);
         Ok(())
+    }
+
+    fn write_sasl(&mut self, token: Vec<u8>, now: Instant) {
+        let xid = self.next_xid;
+        self.next_xid = next_xid(xid);
+        let body = SaslToken { token: Some(token) }.to_bytes();
+        self.write_frame(xid, OpCode::Sasl, &body, now);
+        self.pending.push_back(Pending { xid, op: OpCode::Sasl, sent: now, packet: None });
+    }
+
+    /// The server's answer in the SASL exchange [ZooKeeperSaslClient.respondToServer].
+    fn on_sasl_reply(&mut self, err: i32, body: &[u8], now: Instant) {
+        let Some(mut client) = self.sasl.take() else { return };
+        let step = if err != 0 {
+            Err(format!("the server answered {}", Error::from_code(err)))
+        } else {
+            SaslToken::from_bytes(body)
+                .map_err(|e| format!("bad SASL reply: {e}"))
+                .and_then(|t| client.step(&t.token.unwrap_or_default()).map_err(|e| e.to_string()))
+        };
+        match step {
+            Ok(Some(token)) => {
+                self.sasl = Some(client);
+                self.write_sasl(token, now);
+            }
+            Ok(None) => {
+                log::info!(
+                    "client: session {} authenticated with SASL (DIGEST-MD5)",
+                    sid(self.session_id)
+                );
+                self.state_event(KeeperState::SaslAuthenticated);
+                self.write_outgoing(now);
+            }
+            Err(why) => {
+                log::error!("client: SASL authentication failed: {why}");
+                self.terminate(State::AuthFailed, KeeperState::AuthFailed, || {
+                    Error::Server(ErrorCode::AuthFailed)
+                });
+            }
+        }
     }
 
     fn on_reply(&mut self, payload: &[u8], now: Instant) -> Result<(), String> {
@@ -484,7 +541,12 @@ impl ClientCore {
         if hdr.zxid > 0 {
             self.last_zxid = hdr.zxid;
         }
-        let Some(packet) = p.packet else { return Ok(()) };
+        let Some(packet) = p.packet else {
+            if p.op == OpCode::Sasl {
+                self.on_sasl_reply(hdr.err, r.rest(), now);
+            }
+            return Ok(());
+        };
         let result = if hdr.err == 0 {
             decode_reply(p.op, r.rest()).map_err(Error::Decode)
         } else if matches!(p.op, OpCode::Multi | OpCode::MultiRead) && r.remaining() > 0 {
@@ -496,7 +558,6 @@ impl ClientCore {
         if p.op == OpCode::CloseSession {
             self.terminate(State::Closed, KeeperState::Closed, || Error::Closed);
         }
-        let _ = now;
         Ok(())
     }
 
@@ -573,7 +634,7 @@ impl ClientCore {
     }
 
     fn write_outgoing(&mut self, now: Instant) {
-        if !self.conn.as_ref().is_some_and(|c| c.phase == Phase::Connected) {
+        if !self.conn.as_ref().is_some_and(|c| c.phase == Phase::Connected) || self.sasl.is_some() {
             return;
         }
         while let Some(mut p) = self.outgoing.pop_front() {
@@ -674,6 +735,7 @@ impl ClientCore {
     pub(crate) fn connection_lost(&mut self, reason: &str, now: Instant) {
         let Some(conn) = self.conn.take() else { return };
         log::info!("client: connection lost: {reason}");
+        self.sasl = None;
         self.actions.push_back(Action::Disconnect);
         self.out.clear();
         self.fail_all(|| Error::ConnectionLoss);
@@ -695,6 +757,7 @@ impl ClientCore {
             self.actions.push_back(Action::Disconnect);
         }
         self.out.clear();
+        self.sasl = None;
         self.closing = None;
         self.state = state;
         self.actions.push_back(Action::Publish);
@@ -741,6 +804,7 @@ mod tests {
             request_timeout: None,
             host_count: 1,
             seed: 42,
+            sasl: None,
         };
         ClientCore::new(cfg, t0)
     }

@@ -2,7 +2,7 @@
 //!
 //! Pure functions used by the calling threads (to build requests) and by the send thread (to
 //! pick hosts and strip the chroot from replies and events). No I/O except name resolution in
-//! [`HostList::next_addrs`], which the send thread calls when it starts a connection.
+//! [`HostList::next_host_addrs`], which the send thread calls when it starts a connection.
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -193,20 +193,25 @@ impl HostList {
         h
     }
 
-    /// Resolves the next host; an unresolvable host yields no address.
-    pub fn next_addrs(&mut self) -> Vec<SocketAddr> {
+    /// The next host's name and its addresses (none if it does not resolve).
+    pub fn next_host_addrs(&mut self) -> (String, Vec<SocketAddr>) {
         let (host, port) = self.next_host();
-        match (host.as_str(), port).to_socket_addrs() {
-            Ok(a) => {
-                // IPv4 first: servers are commonly bound to 127.0.0.1 only.
-                let mut v: Vec<SocketAddr> = a.collect();
-                v.sort_by_key(|a| a.is_ipv6());
-                v
-            }
-            Err(e) => {
-                log::warn!("client: cannot resolve {host}: {e}");
-                Vec::new()
-            }
+        let addrs = resolve(&host, port);
+        (host, addrs)
+    }
+}
+
+fn resolve(host: &str, port: u16) -> Vec<SocketAddr> {
+    match (host, port).to_socket_addrs() {
+        Ok(a) => {
+            // IPv4 first: servers are commonly bound to 127.0.0.1 only.
+            let mut v: Vec<SocketAddr> = a.collect();
+            v.sort_by_key(|a| a.is_ipv6());
+            v
+        }
+        Err(e) => {
+            log::warn!("client: cannot resolve {host}: {e}");
+            Vec::new()
         }
     }
 }

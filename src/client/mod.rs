@@ -54,6 +54,8 @@ pub use request::{Op, OpResult, ReadOp};
 pub use watches::SET_WATCHES_BYTES_MAX;
 
 use self::core::{CoreConfig, Packet};
+pub use crate::config::client::{ClientSecurity, SaslLogin};
+pub use crate::config::ClientTlsConfig;
 use crate::jute::DecodeError;
 use crate::proto::{ErrorCode, EventType, KeeperState, SessionId, Zxid};
 use request::{Request, Response};
@@ -85,6 +87,8 @@ pub enum Error {
     Decode(DecodeError),
     /// The client's threads or poller could not be created.
     Io(std::io::Error),
+    /// The TLS settings cannot be used (a store that does not load, a bad protocol list).
+    Config(String),
 }
 
 impl Error {
@@ -98,7 +102,7 @@ impl Error {
             Error::ConnectionLoss | Error::Io(_) => ErrorCode::ConnectionLoss,
             Error::Timeout => ErrorCode::RequestTimeout,
             Error::Closed => ErrorCode::SessionExpired,
-            Error::BadArguments(_) => ErrorCode::BadArguments,
+            Error::BadArguments(_) | Error::Config(_) => ErrorCode::BadArguments,
             Error::Decode(_) => ErrorCode::MarshallingError,
         }
     }
@@ -123,6 +127,7 @@ impl fmt::Display for Error {
             Error::BadArguments(e) => write!(f, "{e}"),
             Error::Decode(e) => write!(f, "bad reply: {e}"),
             Error::Io(e) => write!(f, "client i/o: {e}"),
+            Error::Config(e) => write!(f, "client configuration: {e}"),
         }
     }
 }
@@ -292,6 +297,12 @@ pub struct ClientConfig {
     /// Fail a request with [`Error::Timeout`] (and drop the connection) when no reply comes
     /// within this long; `None` waits as long as the connection lives.
     pub request_timeout: Option<Duration>,
+    /// Connect with TLS (`zookeeper.client.secure`); the ports in the connect string are
+    /// then the servers' `secureClientPort`s.
+    pub tls: Option<ClientTlsConfig>,
+    /// Authenticate every connection with SASL DIGEST-MD5 before other requests; the
+    /// default watcher sees `SaslAuthenticated` or, on failure, `AuthFailed` (the end).
+    pub sasl: Option<SaslLogin>,
 }
 
 impl ClientConfig {
@@ -304,7 +315,29 @@ impl ClientConfig {
             can_be_read_only: false,
             session: None,
             request_timeout: None,
+            tls: None,
+            sasl: None,
         }
+    }
+
+    /// Uses TLS with these settings.
+    pub fn tls(mut self, tls: ClientTlsConfig) -> ClientConfig {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Authenticates with SASL DIGEST-MD5 as `user`.
+    pub fn sasl(mut self, user: &str, password: &str) -> ClientConfig {
+        self.sasl = Some(SaslLogin { user: user.to_owned(), password: password.to_owned() });
+        self
+    }
+
+    /// Takes TLS and SASL from a client configuration (see
+    /// [`crate::config::client::client_security`]).
+    pub fn security(mut self, security: ClientSecurity) -> ClientConfig {
+        self.tls = security.tls;
+        self.sasl = security.sasl;
+        self
     }
 
     /// Sets the default watcher.
@@ -401,6 +434,10 @@ impl Client {
 
     fn start(cfg: ClientConfig) -> Result<Client, Error> {
         let cs = ConnectString::parse(&cfg.connect_string)?;
+        let tls = match &cfg.tls {
+            Some(t) => Some(Arc::new(crate::tls::client_config(t).map_err(Error::Config)?)),
+            None => None,
+        };
         let mut rng = fastrand::Rng::new();
         let host_list = hosts::HostList::new(cs.hosts, &mut rng);
         let chroot = Chroot::new(cs.chroot);
@@ -433,13 +470,14 @@ impl Client {
             request_timeout: cfg.request_timeout,
             host_count: host_list.len(),
             seed: rng.u64(..),
+            sasl: cfg.sasl.clone(),
         };
         let event_handle = std::thread::Builder::new()
             .name("zk-event".into())
             .spawn(move || event::run(ev_rx))
             .map_err(Error::Io)?;
         let event_thread = event_handle.thread().id();
-        let send = SendThread::new(poll, cmd_rx, ev_tx, shared.clone(), host_list, core_cfg);
+        let send = SendThread::new(poll, cmd_rx, ev_tx, shared.clone(), host_list, core_cfg, tls);
         let send_handle = std::thread::Builder::new()
             .name("zk-send".into())
             .spawn(move || send.run())

@@ -25,6 +25,7 @@ use super::core::{Action, ClientCore, CoreConfig, Packet};
 use super::event::EventItem;
 use super::hosts::HostList;
 use super::Shared;
+use crate::tls::stream::TlsStream;
 
 /// Token of the waker.
 pub(crate) const WAKER: Token = Token(0);
@@ -42,8 +43,48 @@ pub(crate) enum Command {
     Close { done: Sender<()> },
 }
 
+/// The connection's byte stream: plain TCP, or TLS over it (`zookeeper.client.secure`).
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream>),
+}
+
+impl Stream {
+    fn tcp(&mut self) -> &mut TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(t) => t.socket(),
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(t) => t.read(buf),
+        }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(t) => t.write_vectored(&[io::IoSlice::new(buf)]),
+        }
+    }
+
+    /// Sends TLS records still buffered (handshake messages, encrypted output).
+    fn send_records(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(_) => Ok(()),
+            Stream::Tls(t) => match t.send_records() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+                other => other,
+            },
+        }
+    }
+}
+
 struct Socket {
-    stream: TcpStream,
+    stream: Stream,
     addr: SocketAddr,
     connected: bool,
     wbuf: Vec<u8>,
@@ -58,8 +99,12 @@ pub(crate) struct SendThread {
     events: Sender<EventItem>,
     shared: Arc<Shared>,
     hosts: HostList,
+    /// Addresses of `host` still to try.
     addrs: VecDeque<SocketAddr>,
-    preferred: Option<SocketAddr>,
+    host: String,
+    preferred: Option<(String, SocketAddr)>,
+    /// TLS for every connection, when the client is secure.
+    tls: Option<Arc<rustls::ClientConfig>>,
     socket: Option<Socket>,
     close_waiters: Vec<Sender<()>>,
     /// Read buffer, reused across reads.
@@ -74,6 +119,7 @@ impl SendThread {
         shared: Arc<Shared>,
         hosts: HostList,
         cfg: CoreConfig,
+        tls: Option<Arc<rustls::ClientConfig>>,
     ) -> SendThread {
         SendThread {
             core: ClientCore::new(cfg, Instant::now()),
@@ -83,7 +129,9 @@ impl SendThread {
             shared,
             hosts,
             addrs: VecDeque::new(),
+            host: String::new(),
             preferred: None,
+            tls,
             socket: None,
             close_waiters: Vec::new(),
             chunk: vec![0; READ_CHUNK],
@@ -148,7 +196,7 @@ impl SendThread {
             Action::Connect => self.connect(),
             Action::Disconnect => {
                 if let Some(mut s) = self.socket.take() {
-                    let _ = self.poll.registry().deregister(&mut s.stream);
+                    let _ = self.poll.registry().deregister(s.stream.tcp());
                 }
             }
             Action::Deliver(item) => {
@@ -171,10 +219,16 @@ impl SendThread {
     fn connect(&mut self) {
         let now = Instant::now();
         let addr = match self.preferred.take() {
-            Some(a) => Some(a),
+            Some((host, a)) => {
+                self.host = host;
+                self.addrs.clear();
+                Some(a)
+            }
             None => {
                 if self.addrs.is_empty() {
-                    self.addrs = self.hosts.next_addrs().into();
+                    let (host, addrs) = self.hosts.next_host_addrs();
+                    self.host = host;
+                    self.addrs = addrs.into();
                 }
                 self.addrs.pop_front()
             }
@@ -196,15 +250,32 @@ impl SendThread {
             self.core.connection_lost(&format!("cannot register socket: {e}"), now);
             return;
         }
+        let stream = match &self.tls {
+            None => Stream::Plain(stream),
+            Some(config) => {
+                let tls = crate::tls::server_name(&self.host)
+                    .and_then(|name| {
+                        TlsStream::client(stream, config.clone(), name).map_err(|e| e.to_string())
+                    })
+                    .map(Box::new);
+                match tls {
+                    Ok(t) => Stream::Tls(t),
+                    Err(e) => {
+                        self.core.connection_lost(&format!("TLS to {addr}: {e}"), now);
+                        return;
+                    }
+                }
+            }
+        };
         self.socket = Some(Socket { stream, addr, connected: false, wbuf: Vec::new(), wpos: 0 });
     }
 
     fn service_socket(&mut self) {
         let Some(s) = self.socket.as_mut() else { return };
         if !s.connected {
-            let failed = match s.stream.take_error() {
+            let failed = match s.stream.tcp().take_error() {
                 Ok(Some(e)) | Err(e) => Some(e),
-                Ok(None) => match s.stream.peer_addr() {
+                Ok(None) => match s.stream.tcp().peer_addr() {
                     Ok(_) => None,
                     Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
                     Err(e) => Some(e),
@@ -216,7 +287,7 @@ impl SendThread {
                 return;
             }
             s.connected = true;
-            let _ = s.stream.set_nodelay(true);
+            let _ = s.stream.tcp().set_nodelay(true);
             log::info!("client: socket connected to {}", s.addr);
             self.core.tcp_connected(Instant::now());
             self.step();
@@ -237,7 +308,9 @@ impl SendThread {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    self.core.connection_lost(&format!("read failed: {e}"), Instant::now());
+                    let what = if e.kind() == io::ErrorKind::InvalidData { "TLS" } else { "read" };
+                    let msg = format!("{what} failed with {}: {e}", s.addr);
+                    self.core.connection_lost(&msg, Instant::now());
                     return;
                 }
             }
@@ -257,7 +330,10 @@ impl SendThread {
         }
         self.core.take_output(&mut s.wbuf);
         let mut failed = None;
-        while s.wpos < s.wbuf.len() {
+        if let Err(e) = s.stream.send_records() {
+            failed = Some(format!("write failed: {e}"));
+        }
+        while failed.is_none() && s.wpos < s.wbuf.len() {
             match s.stream.write(&s.wbuf[s.wpos..]) {
                 Ok(0) => {
                     failed = Some("write returned 0".to_owned());
@@ -306,13 +382,14 @@ impl SendThread {
     /// four-letter word) and switches to it if so [ClientCnxn.pingRwServer].
     fn probe_read_write_server(&mut self) {
         let current = self.socket.as_ref().map(|s| s.addr);
-        let Some(addr) = self.hosts.next_addrs().into_iter().next() else { return };
+        let (host, addrs) = self.hosts.next_host_addrs();
+        let Some(addr) = addrs.into_iter().next() else { return };
         if Some(addr) == current {
             return;
         }
         if probe_isro(addr).as_deref() == Some("rw") {
             log::info!("client: read-write server found at {addr}");
-            self.preferred = Some(addr);
+            self.preferred = Some((host, addr));
             self.core.found_read_write_server(Instant::now());
         }
     }

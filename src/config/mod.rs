@@ -41,6 +41,7 @@
 //! (`autopurge.snapRetainCount` below 3 becomes 3, `snapCount` below 2 becomes 2, both with a
 //! warning) and replaced by an error where Apache would silently run with a broken value.
 
+pub mod client;
 mod properties;
 mod settings;
 
@@ -271,6 +272,32 @@ pub enum StoreKind {
     Jks,
 }
 
+impl StoreKind {
+    /// `PEM`, `PKCS12` or `JKS`, any case (KeyStoreFileType.fromPropertyValue).
+    pub fn from_type_name(name: &str) -> Option<StoreKind> {
+        match name.to_ascii_uppercase().as_str() {
+            "PEM" => Some(StoreKind::Pem),
+            "PKCS12" => Some(StoreKind::Pkcs12),
+            "JKS" => Some(StoreKind::Jks),
+            _ => None,
+        }
+    }
+
+    /// What a store file's extension says (KeyStoreFileType.fromFilename).
+    pub fn from_file_name(location: &str) -> Option<StoreKind> {
+        let name = location.to_ascii_lowercase();
+        if name.ends_with(".jks") {
+            Some(StoreKind::Jks)
+        } else if name.ends_with(".pem") {
+            Some(StoreKind::Pem)
+        } else if name.ends_with(".p12") || name.ends_with(".pfx") {
+            Some(StoreKind::Pkcs12)
+        } else {
+            None
+        }
+    }
+}
+
 /// `ssl.clientAuth` (X509Util.ClientAuth; empty or unset is `need`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuth {
@@ -304,6 +331,38 @@ pub struct TlsConfig {
     pub auth_provider: String,
     /// `zookeeper.X509AuthenticationProvider.superUser`: a subject that is also `super`.
     pub x509_super_user: Option<String>,
+}
+
+/// What a TLS client needs: the client library's `zookeeper.ssl.*` properties (ZooKeeper's
+/// `ClientX509Util`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTlsConfig {
+    /// `zookeeper.ssl.keyStore.*`: the certificate to present, if the server asks.
+    pub key_store: Option<StoreConfig>,
+    /// `zookeeper.ssl.trustStore.*`: what the server's chain must lead to; without one, the
+    /// system's CA bundle (where Java would use the JDK's).
+    pub trust_store: Option<StoreConfig>,
+    /// TLS versions on offer (`zookeeper.ssl.protocol`, `zookeeper.ssl.enabledProtocols`).
+    pub protocols: Vec<&'static str>,
+    /// `zookeeper.ssl.ciphersuites`; `None` is rustls' defaults.
+    pub cipher_suites: Option<Vec<String>>,
+    /// `zookeeper.ssl.hostnameVerification` (default true): the server's certificate must
+    /// name the host the client dialled.
+    pub hostname_verification: bool,
+}
+
+impl ClientTlsConfig {
+    /// Trusting `trust_store`, presenting no certificate, verifying host names, TLS 1.3
+    /// and 1.2 with rustls' suites.
+    pub fn new(trust_store: Option<StoreConfig>) -> ClientTlsConfig {
+        ClientTlsConfig {
+            key_store: None,
+            trust_store,
+            protocols: vec!["TLSv1.3", "TLSv1.2"],
+            cipher_suites: None,
+            hostname_verification: true,
+        }
+    }
 }
 
 /// Client SASL (ZooKeeperSaslServer): the JAAS `Server` section's DIGEST-MD5 users and the

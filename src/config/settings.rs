@@ -942,9 +942,8 @@ fn sasl_settings(s: &mut Settings) -> Result<(Option<SaslConfig>, EnforceAuth), 
             let key = "java.security.auth.login.config";
             let text = fs::read_to_string(&setting.value)
                 .map_err(|e| invalid(key, setting, e.to_string()))?;
-            let sections =
-                crate::server::sasl::parse_jaas(&text).map_err(|e| invalid(key, setting, e))?;
-            match sections.get(&section).map(|m| crate::server::sasl::digest_users(m)) {
+            let sections = crate::sasl::parse_jaas(&text).map_err(|e| invalid(key, setting, e))?;
+            match sections.get(&section).map(|m| crate::sasl::digest_users(m)) {
                 Some(Some(users)) => {
                     Some(SaslConfig { users, super_user, remove_host, remove_realm, allow_failed })
                 }
@@ -1001,29 +1000,21 @@ fn store(s: &mut Settings, prefix: &str) -> Result<Option<StoreConfig>, ConfigEr
         (None, None) => String::new(),
     };
     let kind = match kind.filter(|k| !k.value.is_empty()) {
-        Some(setting) => match setting.value.to_ascii_uppercase().as_str() {
-            "PEM" => StoreKind::Pem,
-            "PKCS12" => StoreKind::Pkcs12,
-            "JKS" => StoreKind::Jks,
-            _ => {
+        Some(setting) => match StoreKind::from_type_name(&setting.value) {
+            Some(kind) => kind,
+            None => {
                 let reason = "expected PEM, PKCS12 or JKS".to_string();
                 return Err(invalid(&format!("{prefix}.type"), &setting, reason));
             }
         },
-        None => {
-            let name = location.value.to_ascii_lowercase();
-            if name.ends_with(".jks") {
-                StoreKind::Jks
-            } else if name.ends_with(".pem") {
-                StoreKind::Pem
-            } else if name.ends_with(".p12") || name.ends_with(".pfx") {
-                StoreKind::Pkcs12
-            } else {
+        None => match StoreKind::from_file_name(&location.value) {
+            Some(kind) => kind,
+            None => {
                 let reason =
                     format!("cannot tell the store type from the file name; set {prefix}.type");
                 return Err(invalid(&format!("{prefix}.location"), &location, reason));
             }
-        }
+        },
     };
     Ok(Some(StoreConfig { location: PathBuf::from(location.value), password, kind }))
 }

@@ -32,10 +32,8 @@ pub mod pipeline;
 pub mod processor;
 pub mod reaper;
 pub mod role;
-pub mod sasl;
 pub mod session;
 pub mod stats;
-pub mod tls;
 pub mod watch;
 
 use std::net::SocketAddr;

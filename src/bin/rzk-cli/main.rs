@@ -1,6 +1,10 @@
 //! rzk-cli: a ZooKeeper shell on the rzk client library, shaped like Apache's zkCli.
 //!
-//! `rzk-cli [-server host:port,...] [-timeout ms] [-r] [cmd args...]`. With a command it runs
+//! `rzk-cli [-server host:port,...] [-timeout ms] [-r] [-client-configuration FILE]
+//! [-Dname=value ...] [cmd args...]`. TLS and SASL are configured as zkCli's are: a
+//! `-client-configuration` properties file and `-D` system properties (also taken from
+//! `$CLIENT_JVMFLAGS`): `zookeeper.client.secure`, `zookeeper.ssl.*`,
+//! `java.security.auth.login.config` (a JAAS `Client` section), `zookeeper.sasl.*`. With a command it runs
 //! that one command and exits (status 1 if it failed); otherwise it reads commands from stdin,
 //! with a prompt when stdin is a terminal, and exits with status 1 if any command failed.
 //! Output follows zkCli: results on stdout, errors (`Node does not exist: /x`) on stderr,
@@ -17,7 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rzk::client::{Client, ClientConfig, Error, Watch, WatchedEvent, Watcher};
+use rzk::client::{Client, ClientConfig, ClientSecurity, Error, Watch, WatchedEvent, Watcher};
+use rzk::config::{parse_properties, SystemProperties};
 use rzk::jute::data::{perms, Acl, Stat};
 use rzk::proto::{AddWatchMode, CreateMode, ErrorCode, WatcherType};
 
@@ -50,7 +55,7 @@ const COMMANDS: &[&str] = &[
 ];
 
 const USAGE: &str = "\
-ZooKeeper -server host:port -timeout ms [-r] cmd args
+ZooKeeper -server host:port -timeout ms [-r] [-client-configuration file] [-Dname=value] cmd args
 \taddWatch [-m mode] path # mode: PERSISTENT or PERSISTENT_RECURSIVE (the default)
 \taddauth scheme auth
 \tclose 
@@ -115,6 +120,7 @@ type CliResult = Result<(), CliError>;
 
 struct Shell {
     server: String,
+    security: ClientSecurity,
     timeout: Duration,
     read_only: bool,
     client: Option<Client>,
@@ -143,7 +149,8 @@ impl Shell {
         });
         let cfg = ClientConfig::new(&self.server, self.timeout)
             .watcher(watcher)
-            .can_be_read_only(self.read_only);
+            .can_be_read_only(self.read_only)
+            .security(self.security.clone());
         let client = cfg.connect().map_err(|e| CliError::Op(e, String::new()))?;
         let waited = client.wait_connected(self.timeout);
         self.client = Some(client);
@@ -166,6 +173,7 @@ impl Shell {
             Some(rzk::client::State::Connected) => "CONNECTED",
             Some(rzk::client::State::ConnectedReadOnly) => "CONNECTEDREADONLY",
             Some(rzk::client::State::Connecting) => "CONNECTING",
+            Some(rzk::client::State::AuthFailed) => "AUTH_FAILED",
             _ => "CLOSED",
         }
     }
@@ -699,6 +707,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut shell = Shell {
         server: "localhost:2181".into(),
+        security: ClientSecurity::default(),
         timeout: Duration::from_millis(30_000),
         read_only: false,
         client: None,
@@ -706,9 +715,18 @@ fn main() -> ExitCode {
         history: BTreeMap::new(),
         next_cmd: 0,
     };
+    let mut system = SystemProperties::from_jvm_flags(
+        std::env::var("CLIENT_JVMFLAGS").unwrap_or_default().split_whitespace(),
+    );
+    let mut config_file = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
+            "-client-configuration" if i + 1 < args.len() => {
+                config_file = Some(args[i + 1].clone());
+                i += 2;
+            }
+            flag if flag.starts_with("-D") && system.add_jvm_flag(flag) => i += 1,
             "-server" if i + 1 < args.len() => {
                 shell.server = args[i + 1].clone();
                 i += 2;
@@ -735,6 +753,13 @@ fn main() -> ExitCode {
         }
     }
     let command = &args[i..];
+    match security(&system, config_file.as_deref()) {
+        Ok(s) => shell.security = s,
+        Err(e) => {
+            eprintln!("rzk-cli: {e}");
+            return ExitCode::from(2);
+        }
+    }
     if let Err(e) = shell.connect() {
         eprintln!("{e}");
         if !command.is_empty() {
@@ -809,6 +834,20 @@ fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// TLS and SASL from the system properties and then the client configuration file, which
+/// wins where both set a key (ZKClientConfig).
+fn security(system: &SystemProperties, file: Option<&str>) -> Result<ClientSecurity, String> {
+    let entries = match file {
+        None => Vec::new(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+            parse_properties(&text).map_err(|e| format!("{path}: {e}"))?
+        }
+    };
+    let props = system.iter().chain(entries.iter().map(|p| (p.key.as_str(), p.value.as_str())));
+    rzk::config::client::client_security(props)
 }
 
 #[cfg(test)]

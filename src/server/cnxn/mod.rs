@@ -39,13 +39,13 @@ use self::transport::{TlsStream, Transport};
 use super::acl::{self, AuthOutcome};
 use super::fourlw::{self, ConnSummary};
 use super::processor::{wall_clock_ms, Kind, Outbound, Outflow, Request};
-use super::sasl::{DigestMd5, Step};
-use super::tls::ServerTls;
 use super::{ConnId, ServerMode, Shared};
 use crate::jute::proto::{AuthPacket, RequestHeader};
 use crate::jute::Jute;
 use crate::limits;
 use crate::proto::{ErrorCode, OpCode};
+use crate::sasl::{DigestMd5, Step};
+use crate::tls::ServerTls;
 
 /// Frames handed to one vectored write at most.
 const WRITE_SLICES: usize = 64;
@@ -299,7 +299,7 @@ impl Selector {
             }
             let transport: Box<dyn Transport> = match &mut self.secure {
                 Some((_, tls)) if secure => {
-                    match TlsStream::new(stream, tls.config(Instant::now())) {
+                    match TlsStream::server(stream, tls.config(Instant::now())) {
                         Ok(t) => {
                             let stats = &self.shared.stats;
                             stats.tls_handshakes_outstanding.fetch_add(1, Ordering::Relaxed);
@@ -707,7 +707,7 @@ impl Selector {
                 slot.conn.sasl_answer(xid, ErrorCode::Ok, Some(challenge))
             }
             Ok(Step::Complete { token, user }) => {
-                let id = super::sasl::sasl_id(&user, config.remove_host, config.remove_realm);
+                let id = crate::sasl::sasl_id(&user, config.remove_host, config.remove_realm);
                 info!("Session 0x{session:x}: adding SASL authorization for authorizationID: {id}");
                 let mut ids = vec![crate::jute::data::Id { scheme: "sasl".into(), id: id.clone() }];
                 if config.super_user.as_deref() == Some(id.as_str()) {

@@ -1,5 +1,7 @@
-//! TLS for the secure client port (Apache's `X509Util` + `X509AuthenticationProvider`):
-//! key and trust stores in PEM, PKCS#12 and JKS read into a rustls `ServerConfig`,
+//! TLS as Apache's `X509Util` + `X509AuthenticationProvider` set it up, for both ends: key
+//! and trust stores in PEM, PKCS#12 and JKS read into a rustls `ServerConfig` (the secure
+//! client port) or `ClientConfig` (the client library; hostname verification as
+//! `zookeeper.ssl.hostnameVerification` asks),
 //! `ssl.clientAuth`, protocol and cipher-suite choice, certificate reload when the store files
 //! change (`client.certReload`), and the `x509` identity a client certificate gives.
 //!
@@ -8,6 +10,8 @@
 //! Apache's settings onto rustls and Java's `X500Principal.getName()` form of a subject.
 //!
 //! I/O: reading the store files (at start and on reload); no sockets.
+
+pub mod stream;
 
 use std::fs;
 use std::path::Path;
@@ -21,7 +25,7 @@ use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use crate::config::{ClientAuth, StoreConfig, StoreKind, TlsConfig};
+use crate::config::{ClientAuth, ClientTlsConfig, StoreConfig, StoreKind, TlsConfig};
 use crate::jute::data::Id;
 
 /// Where the JDK's default trust store would be consulted, the system's CA bundle is.
@@ -96,11 +100,7 @@ fn store_stamps(settings: &TlsConfig) -> Vec<Option<SystemTime>> {
 pub fn server_config(settings: &TlsConfig) -> Result<ServerConfig, String> {
     let provider = Arc::new(provider(settings.cipher_suites.as_deref())?);
     let supported = provider.signature_verification_algorithms;
-    let versions: Vec<&'static SupportedProtocolVersion> = settings
-        .protocols
-        .iter()
-        .map(|p| if *p == "TLSv1.3" { &rustls::version::TLS13 } else { &rustls::version::TLS12 })
-        .collect();
+    let versions = versions(&settings.protocols);
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| format!("TLS protocols {:?}: {e}", settings.protocols))?;
@@ -120,7 +120,8 @@ pub fn server_config(settings: &TlsConfig) -> Result<ServerConfig, String> {
                 Some(store) => trust_certificates(store)?,
                 None => Vec::new(),
             };
-            let verifier = Arc::new(V1Tolerant { inner: verifier, anchors, supported });
+            let verifier =
+                Arc::new(V1Tolerant { inner: verifier, v1: V1Check { anchors, supported } });
             builder.with_client_cert_verifier(verifier)
         }
     };
@@ -138,6 +139,88 @@ pub fn server_config(settings: &TlsConfig) -> Result<ServerConfig, String> {
     }
     let resolver = rustls::sign::SingleCertAndKey::from(certified);
     Ok(builder.with_cert_resolver(Arc::new(resolver)))
+}
+
+/// The rustls client configuration the settings describe.
+pub fn client_config(settings: &ClientTlsConfig) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(provider(settings.cipher_suites.as_deref())?);
+    let supported = provider.signature_verification_algorithms;
+    let versions = versions(&settings.protocols);
+    let roots = match &settings.trust_store {
+        Some(store) => trust_store(store)?,
+        None => system_roots()?,
+    };
+    let anchors = match &settings.trust_store {
+        Some(store) => trust_certificates(store)?,
+        None => Vec::new(),
+    };
+    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| format!("TLS trust store: {e}"))?;
+    let verifier = Arc::new(ServerCheck {
+        inner,
+        verify_name: settings.hostname_verification,
+        v1: V1Check { anchors, supported },
+    });
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)
+        .map_err(|e| format!("TLS protocols {:?}: {e}", settings.protocols))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    match &settings.key_store {
+        None => Ok(builder.with_no_client_auth()),
+        Some(store) => {
+            // As for the server's own certificate: a v1 certificate (kazoo's harness, Java's
+            // keytool -v1) is presented as it is; only a key that does not fit is refused.
+            let (chain, key) = key_store(store)?;
+            let location = store.location.display();
+            let signing = provider
+                .key_provider
+                .load_private_key(key)
+                .map_err(|e| format!("{location}: unusable private key ({e})"))?;
+            let certified = rustls::sign::CertifiedKey::new(chain, signing);
+            if let Err(rustls::Error::InconsistentKeys(e)) = certified.keys_match() {
+                return Err(format!("{location}: the key does not fit the certificate ({e:?})"));
+            }
+            Ok(builder.with_client_cert_resolver(Arc::new(OneClientCert(Arc::new(certified)))))
+        }
+    }
+}
+
+/// The client's one certificate, offered whenever the server asks.
+#[derive(Debug)]
+struct OneClientCert(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for OneClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// The name a client checks the server's certificate against: the host as dialled (an IP
+/// address or a DNS name).
+pub fn server_name(host: &str) -> Result<rustls_pki_types::ServerName<'static>, String> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    rustls_pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| format!("{host} is not a valid TLS server name ({e})"))
+}
+
+fn versions(protocols: &[&str]) -> Vec<&'static SupportedProtocolVersion> {
+    protocols
+        .iter()
+        .map(|p| if *p == "TLSv1.3" { &rustls::version::TLS13 } else { &rustls::version::TLS12 })
+        .collect()
 }
 
 /// rustls' ring provider, its cipher suites narrowed to `ssl.ciphersuites` if set (Java and
@@ -279,24 +362,23 @@ fn trust_certificates(store: &StoreConfig) -> Result<Vec<CertificateDer<'static>
     Ok(certs)
 }
 
-/// Java accepts X.509 v1 client certificates (kazoo's test harness issues them); webpki
-/// does not. This verifier defers to webpki and, only for a v1 end-entity certificate
-/// issued directly by a trust anchor, checks the anchor's signature and the validity period
-/// itself; the handshake signature is then checked against the certificate's key.
+/// Java accepts X.509 v1 certificates (kazoo's test harness issues them); webpki does not.
+/// The verifiers below defer to webpki and, only for a v1 end-entity certificate issued
+/// directly by a trust anchor, check the anchor's signature and the validity period here;
+/// the handshake signature is then checked against the certificate's key.
 #[derive(Debug)]
-struct V1Tolerant {
-    inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+struct V1Check {
     anchors: Vec<CertificateDer<'static>>,
     supported: rustls::crypto::WebPkiSupportedAlgorithms,
 }
 
-impl V1Tolerant {
+impl V1Check {
     fn is_v1(cert: &CertificateDer<'_>) -> bool {
         use x509_parser::prelude::{FromDer, X509Certificate, X509Version};
         X509Certificate::from_der(cert.as_ref()).is_ok_and(|(_, c)| c.version() == X509Version::V1)
     }
 
-    fn verify_v1(&self, cert: &CertificateDer<'_>, now: rustls_pki_types::UnixTime) -> bool {
+    fn verify(&self, cert: &CertificateDer<'_>, now: rustls_pki_types::UnixTime) -> bool {
         use x509_parser::prelude::{ASN1Time, FromDer, X509Certificate};
         let Ok((_, leaf)) = X509Certificate::from_der(cert.as_ref()) else { return false };
         let Ok(at) = ASN1Time::from_timestamp(now.as_secs() as i64) else { return false };
@@ -311,9 +393,22 @@ impl V1Tolerant {
         })
     }
 
+    /// Whether a v1 certificate (no subjectAltName) names `name` as its common name, as
+    /// Java's hostname verifier falls back to the CN.
+    fn names(cert: &CertificateDer<'_>, name: &rustls_pki_types::ServerName<'_>) -> bool {
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let Ok((_, c)) = X509Certificate::from_der(cert.as_ref()) else { return false };
+        let wanted = name.to_str();
+        let named = c
+            .subject()
+            .iter_common_name()
+            .any(|cn| cn.as_str().is_ok_and(|v| v == wanted.as_ref()));
+        named
+    }
+
     /// A TLS 1.2 handshake signature by a v1 certificate's key: the scheme's verification
     /// algorithms are tried on the key (one of the wrong key type never verifies).
-    fn verify_v1_signature(
+    fn tls12_signature(
         &self,
         message: &[u8],
         cert: &CertificateDer<'_>,
@@ -338,13 +433,25 @@ impl V1Tolerant {
         }
     }
 
-    fn spki<'a>(
-        cert: &'a CertificateDer<'_>,
-    ) -> Option<rustls_pki_types::SubjectPublicKeyInfoDer<'a>> {
+    fn tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
         use x509_parser::prelude::{FromDer, X509Certificate};
-        let (_, c) = X509Certificate::from_der(cert.as_ref()).ok()?;
-        Some(rustls_pki_types::SubjectPublicKeyInfoDer::from(c.public_key().raw.to_vec()))
+        let bad = rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding);
+        let (_, c) = X509Certificate::from_der(cert.as_ref()).map_err(|_| bad.clone())?;
+        let spki = rustls_pki_types::SubjectPublicKeyInfoDer::from(c.public_key().raw.to_vec());
+        rustls::crypto::verify_tls13_signature_with_raw_key(message, &spki, dss, &self.supported)
     }
+}
+
+/// Client certificates: webpki, plus [`V1Check`].
+#[derive(Debug)]
+struct V1Tolerant {
+    inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    v1: V1Check,
 }
 
 impl rustls::server::danger::ClientCertVerifier for V1Tolerant {
@@ -367,7 +474,7 @@ impl rustls::server::danger::ClientCertVerifier for V1Tolerant {
         now: rustls_pki_types::UnixTime,
     ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
         match self.inner.verify_client_cert(end_entity, intermediates, now) {
-            Err(_) if Self::is_v1(end_entity) && self.verify_v1(end_entity, now) => {
+            Err(_) if V1Check::is_v1(end_entity) && self.v1.verify(end_entity, now) => {
                 Ok(rustls::server::danger::ClientCertVerified::assertion())
             }
             other => other,
@@ -380,8 +487,8 @@ impl rustls::server::danger::ClientCertVerifier for V1Tolerant {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        if Self::is_v1(cert) {
-            return self.verify_v1_signature(message, cert, dss);
+        if V1Check::is_v1(cert) {
+            return self.v1.tls12_signature(message, cert, dss);
         }
         self.inner.verify_tls12_signature(message, cert, dss)
     }
@@ -392,15 +499,73 @@ impl rustls::server::danger::ClientCertVerifier for V1Tolerant {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        if Self::is_v1(cert) {
-            let spki = Self::spki(cert)
-                .ok_or(rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
-            return rustls::crypto::verify_tls13_signature_with_raw_key(
-                message,
-                &spki,
-                dss,
-                &self.supported,
-            );
+        if V1Check::is_v1(cert) {
+            return self.v1.tls13_signature(message, cert, dss);
+        }
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Server certificates, for a client: webpki, the name check skipped when hostname
+/// verification is off (`zookeeper.ssl.hostnameVerification=false`), plus [`V1Check`].
+#[derive(Debug)]
+struct ServerCheck {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    verify_name: bool,
+    v1: V1Check,
+}
+
+impl rustls::client::danger::ServerCertVerifier for ServerCheck {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
+        let ok = rustls::client::danger::ServerCertVerified::assertion;
+        match self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            // webpki checks the chain before the name: only the name is wrong.
+            Err(rustls::Error::InvalidCertificate(
+                NotValidForName | NotValidForNameContext { .. },
+            )) if !self.verify_name => Ok(ok()),
+            Err(_)
+                if V1Check::is_v1(end_entity)
+                    && self.v1.verify(end_entity, now)
+                    && (!self.verify_name || V1Check::names(end_entity, server_name)) =>
+            {
+                Ok(ok())
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        if V1Check::is_v1(cert) {
+            return self.v1.tls12_signature(message, cert, dss);
+        }
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        if V1Check::is_v1(cert) {
+            return self.v1.tls13_signature(message, cert, dss);
         }
         self.inner.verify_tls13_signature(message, cert, dss)
     }

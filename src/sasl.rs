@@ -313,6 +313,116 @@ impl DigestMd5 {
     }
 }
 
+/// A DIGEST-MD5 client exchange (RFC 2831, `qop=auth`), as Java's `DigestMD5Client` runs it
+/// for a ZooKeeper client or a quorum learner: an empty first token, the digest-response to
+/// the server's challenge, then the server's `rspauth` checked.
+#[derive(Debug)]
+pub struct DigestMd5Client {
+    user: String,
+    password: String,
+    cnonce: String,
+    /// The `rspauth` value the server must send, once the response is out.
+    expected: Option<String>,
+    complete: bool,
+}
+
+impl DigestMd5Client {
+    /// A new exchange for `user` with this client nonce (random, printable, no quotes).
+    pub fn new(user: &str, password: &str, cnonce: String) -> DigestMd5Client {
+        DigestMd5Client {
+            user: user.to_string(),
+            password: password.to_string(),
+            cnonce,
+            expected: None,
+            complete: false,
+        }
+    }
+
+    /// The first token (DIGEST-MD5 has no initial response: empty).
+    pub fn initial(&self) -> Vec<u8> {
+        Vec::new()
+    }
+
+    /// Whether the server proved it knows the password too.
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+
+    /// Evaluates a server token: the challenge gets the response (`Some`), the `rspauth`
+    /// completes the exchange (`None`).
+    pub fn step(&mut self, token: &[u8]) -> Result<Option<Vec<u8>>, SaslError> {
+        if self.complete {
+            return fail("the exchange is already complete");
+        }
+        let text =
+            std::str::from_utf8(token).map_err(|_| SaslError("token is not UTF-8".into()))?;
+        let fields = parse_directives(text)?;
+        let get = |k: &str| fields.get(k).map(String::as_str);
+        if let Some(expected) = &self.expected {
+            return match get("rspauth") {
+                Some(got) if got.eq_ignore_ascii_case(expected) => {
+                    self.complete = true;
+                    Ok(None)
+                }
+                Some(_) => fail("the server's rspauth is wrong"),
+                None => fail("no rspauth from the server"),
+            };
+        }
+        let Some(nonce) = get("nonce") else { return fail("the challenge has no nonce") };
+        if nonce.is_empty() {
+            return fail("the challenge has an empty nonce");
+        }
+        let qops = get("qop").unwrap_or("auth");
+        if !qops.split(',').any(|q| q.trim() == "auth") {
+            return fail(format!("the server offers qop {qops}, not auth"));
+        }
+        if let Some(alg) = get("algorithm") {
+            if !alg.eq_ignore_ascii_case("md5-sess") {
+                return fail(format!("algorithm {alg} is not md5-sess"));
+            }
+        }
+        let realm = get("realm").unwrap_or("");
+        let uri = format!("{SERVICE}/{DIGEST_SERVER_NAME}");
+        let nc = "00000001";
+        let ha1 = hex_md5(&a1(&self.user, realm, &self.password, nonce, &self.cnonce, None));
+        let response =
+            response_digest(&ha1, nonce, nc, &self.cnonce, "auth", &format!("AUTHENTICATE:{uri}"));
+        self.expected =
+            Some(response_digest(&ha1, nonce, nc, &self.cnonce, "auth", &format!(":{uri}")));
+        let charset = if get("charset").is_some() { "charset=utf-8," } else { "" };
+        let token = format!(
+            "{charset}username={},realm={},nonce={},nc={nc},cnonce={},digest-uri={},\
+             maxbuf=65536,response={response},qop=auth",
+            quote(&self.user),
+            quote(realm),
+            quote(nonce),
+            quote(&self.cnonce),
+            quote(&uri),
+        );
+        Ok(Some(token.into_bytes()))
+    }
+}
+
+/// A quoted-string of RFC 2831: `"` and `\` escaped with a backslash.
+fn quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// A client nonce: `len` random letters and digits from `next`, a source of random words.
+pub fn nonce(len: usize, mut next: impl FnMut() -> u64) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    (0..len).map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize] as char).collect()
+}
+
 /// A1 of `md5-sess`: MD5(user:realm:password) as bytes, then `:nonce:cnonce[:authzid]`.
 fn a1(
     user: &str,
@@ -531,5 +641,45 @@ mod tests {
         assert_eq!(sasl_id("zk/host1@REALM", false, false), "zk/host1@REALM");
         assert_eq!(sasl_id("zk/host1@REALM", true, false), "zk@REALM");
         assert_eq!(sasl_id("zk/host1@REALM", true, true), "zk");
+    }
+
+    #[test]
+    fn client_and_server_exchanges_agree() {
+        let mut server = DigestMd5::new("servernonce".into());
+        let mut client = DigestMd5Client::new("jaasuser", "jaas_password", "cnonce1".into());
+        let Step::Challenge(challenge) = server.step(&client.initial(), &users()).unwrap() else {
+            panic!("no challenge")
+        };
+        let response = client.step(&challenge).unwrap().unwrap();
+        let Step::Complete { token, user } = server.step(&response, &users()).unwrap() else {
+            panic!("not complete")
+        };
+        assert_eq!(user, "jaasuser");
+        assert!(!client.is_complete());
+        assert_eq!(client.step(&token).unwrap(), None);
+        assert!(client.is_complete());
+
+        // A wrong password is refused by the server; a forged rspauth by the client.
+        let mut server = DigestMd5::new("n2".into());
+        let mut client = DigestMd5Client::new("jaasuser", "wrong", "c2".into());
+        let Step::Challenge(challenge) = server.step(&[], &users()).unwrap() else { panic!() };
+        let response = client.step(&challenge).unwrap().unwrap();
+        assert!(server.step(&response, &users()).is_err());
+        assert!(client.step(b"rspauth=00000000000000000000000000000000").is_err());
+        assert!(!client.is_complete());
+    }
+
+    #[test]
+    fn client_quotes_and_refuses_odd_challenges() {
+        let mut client = DigestMd5Client::new("a\"b", "p", "c".into());
+        let token = client.step(b"realm=\"r\",nonce=\"n\",qop=\"auth\"").unwrap().unwrap();
+        let fields = parse_directives(std::str::from_utf8(&token).unwrap()).unwrap();
+        assert_eq!(fields["username"], "a\"b");
+        assert_eq!(fields["realm"], "r");
+        let mut client = DigestMd5Client::new("u", "p", "c".into());
+        assert!(client.step(b"nonce=\"n\",qop=\"auth-conf\"").is_err());
+        assert!(client.step(b"qop=\"auth\"").is_err());
+        assert!(client.step(&[0xff]).is_err());
+        assert_eq!(nonce(8, || 0).len(), 8);
     }
 }

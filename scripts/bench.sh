@@ -4,7 +4,7 @@
 # same rzk-bench workloads against each in the same run, then a table with both and the ratio.
 #
 #   scripts/bench.sh [--seconds S] [--ops LIST] [--shapes LIST] [--size BYTES]
-#                    [--restart-znodes N] [--baseline RZK_SERVER] [--keep]
+#                    [--restart-znodes N] [--baseline RZK_SERVER] [--tls] [--keep]
 #
 #   --seconds S          seconds per workload (default 10)
 #   --ops LIST           comma-separated rzk-bench ops (default create,set,get)
@@ -13,6 +13,11 @@
 #   --restart-znodes N   also time a restart with N znodes (default 0 = skip)
 #   --baseline BIN       also run this rzk-server binary (an older build: before/after in one
 #                        run); the table adds its ops/s and the rzk/baseline ratio
+#   --tls                TLS mode: both servers also get a secureClientPort (PEM stores from one
+#                        test CA, ssl.clientAuth=need; Apache with its Netty factory, which TLS
+#                        needs); each workload runs on rzk's plain port, rzk's TLS port and
+#                        Apache's TLS port, and the table shows rzk TLS / Apache TLS and rzk
+#                        TLS / rzk plain
 #   --keep               keep the temp directory
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +29,7 @@ size=100
 restart_znodes=0
 keep=0
 baseline=
+tls=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --seconds) seconds=$2; shift 2 ;;
@@ -32,6 +38,7 @@ while [ $# -gt 0 ]; do
         --size) size=$2; shift 2 ;;
         --restart-znodes) restart_znodes=$2; shift 2 ;;
         --baseline) baseline=$(realpath "$2"); shift 2 ;;
+        --tls) tls=1; shift ;;
         --keep) keep=1; shift ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
@@ -51,8 +58,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+free_port() { # a free port whose successor is free too (the secure port in --tls mode)
+    python3 -c '
+import socket
+while True:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]
+    try:
+        t = socket.socket(); t.bind(("127.0.0.1", p + 1)); t.close(); print(p); break
+    except OSError:
+        s.close()'
 }
 
 write_cfg() { # name port
@@ -66,6 +80,43 @@ maxClientCnxns=0
 4lw.commands.whitelist=*
 admin.enableServer=false
 forceSync=yes
+EOF
+    if [ "$tls" -eq 1 ]; then
+        cat >>"$work/$1/zoo.cfg" <<EOF
+secureClientPort=$(($2 + 1))
+ssl.keyStore.location=$work/tls/server.pem
+ssl.keyStore.type=PEM
+ssl.trustStore.location=$work/tls/ca.pem
+ssl.trustStore.type=PEM
+ssl.clientAuth=need
+EOF
+        if [ "$1" = apache ]; then
+            echo "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory" \
+                >>"$work/$1/zoo.cfg"
+        fi
+    fi
+}
+
+make_tls() { # a CA, a server certificate for localhost/127.0.0.1, a client certificate
+    local d=$work/tls
+    mkdir -p "$d"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj /CN=bench-ca -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
+    for who in server client; do
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$who" \
+            -keyout "$d/$who.key" -out "$d/$who.csr" 2>/dev/null
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$d/$who.ext"
+        openssl x509 -req -in "$d/$who.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+            -CAcreateserial -days 2 -extfile "$d/$who.ext" -out "$d/$who.crt" 2>/dev/null
+        openssl pkcs8 -topk8 -nocrypt -in "$d/$who.key" -out "$d/$who.p8"
+        cat "$d/$who.p8" "$d/$who.crt" >"$d/$who.pem"
+    done
+    cat >"$d/client.properties" <<EOF
+zookeeper.client.secure=true
+zookeeper.ssl.keyStore.location=$d/client.pem
+zookeeper.ssl.keyStore.type=PEM
+zookeeper.ssl.trustStore.location=$d/ca.pem
+zookeeper.ssl.trustStore.type=PEM
 EOF
 }
 
@@ -83,7 +134,7 @@ start_server() { # name port -> pid in $server_pid
         RUST_LOG=warn "$baseline" "$work/base/zoo.cfg" >"$work/base/log" 2>&1 &
     else
         java -Xmx4g -Dzookeeper.log.dir="$work/apache" \
-            -cp "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar" \
+            -cp "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:$netty_jars" \
             org.apache.zookeeper.server.quorum.QuorumPeerMain "$work/apache/zoo.cfg" \
             >"$work/apache/log" 2>&1 &
     fi
@@ -97,6 +148,10 @@ start_server() { # name port -> pid in $server_pid
     exit 1
 }
 
+# Netty's codec and handler jars: zookeeper.jar's manifest leaves them out, its Netty
+# connection factory (TLS) needs them.
+netty_jars=/usr/share/java/netty-codec.jar:/usr/share/java/netty-handler.jar:/usr/share/java/netty-resolver.jar
+if [ "$tls" -eq 1 ]; then make_tls; fi
 rzk_port=$(free_port)
 apache_port=$(free_port)
 write_cfg rzk "$rzk_port"
@@ -115,15 +170,26 @@ if [ -n "$baseline" ]; then
     ports+=("$base_port")
 fi
 port_of() { # server
-    case "$1" in rzk) echo "$rzk_port" ;; apache) echo "$apache_port" ;; base) echo "$base_port" ;; esac
+    case "$1" in
+        rzk) echo "$rzk_port" ;; apache) echo "$apache_port" ;; base) echo "$base_port" ;;
+        rzk-tls) echo $((rzk_port + 1)) ;; apache-tls) echo $((apache_port + 1)) ;;
+    esac
 }
+security_of() { # server: rzk-bench's --client-configuration for it, if any
+    case "$1" in *-tls) echo "--client-configuration $work/tls/client.properties" ;; esac
+}
+if [ "$tls" -eq 1 ]; then
+    servers="rzk rzk-tls apache-tls"
+    if [ -n "$baseline" ]; then servers="rzk rzk-tls base apache-tls"; fi
+fi
 
 results="$work/results.jsonl"
 : >"$results"
 # Apache's JIT needs a warm-up; give both servers the same one.
-for port in "${ports[@]}"; do
-    "$bench" --connect "127.0.0.1:$port" --sessions 8 --inflight 8 --op mixed:50 \
-        --size "$size" --znodes 1000 --seconds 3 --json >/dev/null
+for server in $servers; do
+    # shellcheck disable=SC2046
+    "$bench" --connect "localhost:$(port_of "$server")" $(security_of "$server") --sessions 8 \
+        --inflight 8 --op mixed:50 --size "$size" --znodes 1000 --seconds 3 --json >/dev/null
 done
 for op in ${ops//,/ }; do
     for shape in ${shapes//,/ }; do
@@ -131,7 +197,8 @@ for op in ${ops//,/ }; do
         inflight=${shape#*x}
         for server in $servers; do
             port=$(port_of "$server")
-            line=$("$bench" --connect "127.0.0.1:$port" --sessions "$sessions" \
+            # shellcheck disable=SC2046
+            line=$("$bench" --connect "localhost:$port" $(security_of "$server") --sessions "$sessions" \
                 --inflight "$inflight" --op "$op" --size "$size" --znodes 1000 \
                 --seconds "$seconds" --json | grep '^{')
             echo "{\"server\":\"$server\",${line#\{}" >>"$results"
@@ -169,6 +236,19 @@ for r in rows:
     key = (r["op"], r["sessions"], r["inflight"])
     bench.setdefault(key, {})[r["server"]] = r
 has_base = any(r["server"] == "base" for r in rows)
+if any(r["server"] == "rzk-tls" for r in rows):
+    print(f"{'workload':<22} {'rzk TLS ops/s':>13} {'apache TLS':>11} {'ratio':>6}   "
+          f"{'rzk plain':>10} {'TLS/plain':>9}   {'rzk TLS p50/p99 us':>19} {'apache TLS p50/p99':>19}")
+    for (op, s, k), by in bench.items():
+        z, a, p = by.get("rzk-tls"), by.get("apache-tls"), by.get("rzk")
+        if not z or not a or not p:
+            continue
+        print(f"{op + ' ' + str(s) + 'x' + str(k):<22} {z['ops_per_sec']:>13.0f} "
+              f"{a['ops_per_sec']:>11.0f} {z['ops_per_sec'] / max(a['ops_per_sec'], 1e-9):>5.2f}x   "
+              f"{p['ops_per_sec']:>10.0f} {z['ops_per_sec'] / max(p['ops_per_sec'], 1e-9):>8.2f}x   "
+              f"{str(z['p50_us']) + '/' + str(z['p99_us']):>19} "
+              f"{str(a['p50_us']) + '/' + str(a['p99_us']):>19}")
+    sys.exit(0)
 base_head = f" {'base ops/s':>11} {'rzk/base':>8} {'base p50/p99 us':>16}" if has_base else ""
 print(f"{'workload':<22} {'rzk ops/s':>11} {'apache ops/s':>13} {'ratio':>6}   "
       f"{'rzk p50/p99 us':>17} {'apache p50/p99 us':>18}  {'bench cpu':>9}{base_head}")

@@ -25,8 +25,13 @@ struct Node {
 fn start(id: u64, listener: TcpListener, ports: &BTreeMap<u64, u16>, zxid: Zxid) -> Node {
     let address = |port: u16| HostPort { host: "127.0.0.1".into(), port };
     let peers = ports.iter().map(|(&sid, &port)| (ServerId(sid), address(port))).collect();
-    let (cnx, received) =
-        CnxManager::new(ServerId(id), vec![address(ports[&id])], peers, Duration::from_secs(5));
+    let (cnx, received) = CnxManager::new(
+        ServerId(id),
+        vec![address(ports[&id])],
+        peers,
+        Duration::from_secs(5),
+        None,
+    );
     let listener = cnx.listen(listener).expect("listener thread");
     let qv = QuorumMaj::new(ports.keys().map(|&s| ServerId(s)), [], 0, "version=0".into());
     let core = Election::new(ServerId(id), qv, zxid, 1, ElectionConfig::default());

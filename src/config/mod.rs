@@ -520,6 +520,21 @@ pub struct QuorumConfig {
     /// send add up to at most this fraction of the newest snapshot's size; negative turns
     /// txn-log sync off.
     pub snapshot_size_factor: f64,
+    /// `sslQuorum=true`: TLS on every election and Zab connection.
+    pub tls: Option<QuorumTlsConfig>,
+}
+
+/// Quorum TLS: the same stores serve as server (accepting a peer) and as client (dialling
+/// one); a peer must present a certificate the trust store accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumTlsConfig {
+    /// The accepting side (`ssl.quorum.clientAuth`, default need).
+    pub server: TlsConfig,
+    /// The dialling side (`ssl.quorum.hostnameVerification`, default true: the peer's
+    /// certificate must name the host of its `server.N` line).
+    pub client: ClientTlsConfig,
+    /// `sslQuorumReloadCertFiles`: new connections use store files changed since.
+    pub reload: bool,
 }
 
 impl QuorumConfig {

@@ -18,9 +18,10 @@ use std::time::Duration;
 use log::{debug, error, info, warn};
 
 use super::{
-    parse_port_allow_zero, ClientAuth, ConfigError, EnforceAuth, LearnerType, Property,
-    QuorumConfig, SaslConfig, ServerConfig, ServerSpec, SessionTimeouts, SessionWeights,
-    StoreConfig, StoreKind, SystemProperties, ThrottleConfig, TlsConfig, ELECTION_ALG_FAST,
+    parse_port_allow_zero, ClientAuth, ClientTlsConfig, ConfigError, EnforceAuth, LearnerType,
+    Property, QuorumConfig, QuorumTlsConfig, SaslConfig, ServerConfig, ServerSpec, SessionTimeouts,
+    SessionWeights, StoreConfig, StoreKind, SystemProperties, ThrottleConfig, TlsConfig,
+    ELECTION_ALG_FAST,
 };
 use crate::limits;
 use crate::proto::frame::FOUR_LETTER_WORDS;
@@ -127,6 +128,22 @@ const SUPPORTED_KEYS: &[&str] = &[
     "ssl.hostnameVerification",
     "ssl.clientHostnameVerification",
     "ssl.handshakeDetectionTimeoutMillis",
+    // Quorum TLS (QuorumX509Util).
+    "sslQuorum",
+    "sslQuorumReloadCertFiles",
+    "ssl.quorum.keyStore.location",
+    "ssl.quorum.keyStore.password",
+    "ssl.quorum.keyStore.passwordPath",
+    "ssl.quorum.keyStore.type",
+    "ssl.quorum.trustStore.location",
+    "ssl.quorum.trustStore.password",
+    "ssl.quorum.trustStore.passwordPath",
+    "ssl.quorum.trustStore.type",
+    "ssl.quorum.protocol",
+    "ssl.quorum.enabledProtocols",
+    "ssl.quorum.ciphersuites",
+    "ssl.quorum.hostnameVerification",
+    "ssl.quorum.clientAuth",
     "client.certReload",
     "X509AuthenticationProvider.superUser",
     // Client SASL (ZooKeeperSaslServer, SaslServerCallbackHandler, AuthenticationHelper).
@@ -156,8 +173,6 @@ const UNSUPPORTED_PREFIXES: &[(&str, &str)] = &[
 
 /// Keys of features that are accepted but not supported yet.
 const UNSUPPORTED_KEYS: &[(&str, &str)] = &[
-    ("sslQuorum", "TLS"),
-    ("sslQuorumReloadCertFiles", "TLS"),
     ("portUnification", "TLS"),
     ("client.portUnification", "TLS"),
     ("quorum.cnxn.threads.size", "quorum SASL authentication"),
@@ -362,6 +377,7 @@ pub(super) fn build(
         ),
     };
     let client_tls = tls_settings(&mut s, secure_client_address.is_some())?;
+    let quorum_tls = quorum_tls_settings(&mut s)?;
     let (sasl, enforce_auth) = sasl_settings(&mut s)?;
     let backlog = s.int("clientPortListenBacklog", -1, INT_MAX)?.unwrap_or(-1);
     let client_port_listen_backlog = u32::try_from(backlog).ok().and_then(NonZeroU32::new);
@@ -579,6 +595,7 @@ pub(super) fn build(
         leader_serves,
         sync_enabled,
         snapshot_size_factor,
+        quorum_tls,
     };
     let (quorum, client_address) = quorum_and_client_address(
         servers,
@@ -657,6 +674,7 @@ struct Extras {
     leader_serves: bool,
     sync_enabled: bool,
     snapshot_size_factor: f64,
+    quorum_tls: Option<QuorumTlsConfig>,
 }
 
 /// BlueThrottle's settings with Apache's defaults and corrections.
@@ -822,6 +840,7 @@ fn quorum_and_client_address(
         leader_serves: extras.leader_serves,
         sync_enabled: extras.sync_enabled,
         snapshot_size_factor: extras.snapshot_size_factor,
+        tls: extras.quorum_tls,
     };
     Ok((Some(quorum), client_address))
 }
@@ -831,7 +850,9 @@ fn quorum_and_client_address(
 fn tls_settings(s: &mut Settings, secure_port: bool) -> Result<Option<TlsConfig>, ConfigError> {
     if !secure_port {
         let tls_keys = SUPPORTED_KEYS.iter().filter(|k| {
-            k.starts_with("ssl.") || **k == "client.certReload" || k.starts_with("X509")
+            (k.starts_with("ssl.") && !k.starts_with("ssl.quorum."))
+                || **k == "client.certReload"
+                || k.starts_with("X509")
         });
         for key in tls_keys {
             if let Some(setting) = s.take(key) {
@@ -842,54 +863,8 @@ fn tls_settings(s: &mut Settings, secure_port: bool) -> Result<Option<TlsConfig>
     }
     let key_store = store(s, "ssl.keyStore")?;
     let trust_store = store(s, "ssl.trustStore")?;
-    let client_auth = match s.take("ssl.clientAuth") {
-        None => ClientAuth::Need,
-        Some(setting) => match setting.value.to_ascii_lowercase().as_str() {
-            "" | "need" => ClientAuth::Need,
-            "want" => ClientAuth::Want,
-            "none" => ClientAuth::None,
-            _ => {
-                return Err(invalid(
-                    "ssl.clientAuth",
-                    &setting,
-                    "expected need, want or none".into(),
-                ))
-            }
-        },
-    };
-    // The JDK's defaults: TLSv1.3 enables 1.3 and 1.2, TLSv1.2 only 1.2.
-    let mut protocols = match s.take("ssl.protocol") {
-        None => vec!["TLSv1.3", "TLSv1.2"],
-        Some(setting) => match setting.value.as_str() {
-            "TLSv1.3" | "TLS" => vec!["TLSv1.3", "TLSv1.2"],
-            "TLSv1.2" => vec!["TLSv1.2"],
-            _ => {
-                let reason = "rzk speaks TLSv1.2 and TLSv1.3".to_string();
-                return Err(invalid("ssl.protocol", &setting, reason));
-            }
-        },
-    };
-    if let Some(setting) = s.take("ssl.enabledProtocols") {
-        let mut chosen = Vec::new();
-        for name in setting.value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            match name {
-                "TLSv1.3" => chosen.push("TLSv1.3"),
-                "TLSv1.2" => chosen.push("TLSv1.2"),
-                other => warn!("ssl.enabledProtocols: {other} is not offered (rustls speaks TLSv1.2 and TLSv1.3)"),
-            }
-        }
-        if chosen.is_empty() {
-            return Err(invalid(
-                "ssl.enabledProtocols",
-                &setting,
-                "names neither TLSv1.2 nor TLSv1.3".into(),
-            ));
-        }
-        protocols = chosen;
-    }
-    let cipher_suites = s.string("ssl.ciphersuites").map(|list| {
-        list.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect()
-    });
+    let client_auth = client_auth(s, "ssl.clientAuth")?;
+    let (protocols, cipher_suites) = protocols_and_suites(s, "ssl")?;
     for key in ["ssl.hostnameVerification", "ssl.clientHostnameVerification"] {
         if let Some(setting) = s.take(key) {
             // ClientX509Util never verifies a client's hostname on the server side.
@@ -923,6 +898,95 @@ fn tls_settings(s: &mut Settings, secure_port: bool) -> Result<Option<TlsConfig>
         auth_provider,
         x509_super_user,
     }))
+}
+
+/// `need` (the default), `want` or `none`, any case (X509Util.ClientAuth).
+fn client_auth(s: &mut Settings, key: &str) -> Result<ClientAuth, ConfigError> {
+    let Some(setting) = s.take(key) else { return Ok(ClientAuth::Need) };
+    match setting.value.to_ascii_lowercase().as_str() {
+        "" | "need" => Ok(ClientAuth::Need),
+        "want" => Ok(ClientAuth::Want),
+        "none" => Ok(ClientAuth::None),
+        _ => Err(invalid(key, &setting, "expected need, want or none".into())),
+    }
+}
+
+/// `<prefix>.protocol`, `.enabledProtocols` and `.ciphersuites` (X509Util).
+fn protocols_and_suites(
+    s: &mut Settings,
+    prefix: &str,
+) -> Result<(Vec<&'static str>, Option<Vec<String>>), ConfigError> {
+    // The JDK's defaults: TLSv1.3 enables 1.3 and 1.2, TLSv1.2 only 1.2.
+    let mut protocols = match s.take(&format!("{prefix}.protocol")) {
+        None => vec!["TLSv1.3", "TLSv1.2"],
+        Some(setting) => match setting.value.as_str() {
+            "TLSv1.3" | "TLS" => vec!["TLSv1.3", "TLSv1.2"],
+            "TLSv1.2" => vec!["TLSv1.2"],
+            _ => {
+                let reason = "rzk speaks TLSv1.2 and TLSv1.3".to_string();
+                return Err(invalid(&format!("{prefix}.protocol"), &setting, reason));
+            }
+        },
+    };
+    if let Some(setting) = s.take(&format!("{prefix}.enabledProtocols")) {
+        let mut chosen = Vec::new();
+        for name in setting.value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name {
+                "TLSv1.3" => chosen.push("TLSv1.3"),
+                "TLSv1.2" => chosen.push("TLSv1.2"),
+                other => warn!("{prefix}.enabledProtocols: {other} is not offered (rustls speaks TLSv1.2 and TLSv1.3)"),
+            }
+        }
+        if chosen.is_empty() {
+            return Err(invalid(
+                &format!("{prefix}.enabledProtocols"),
+                &setting,
+                "names neither TLSv1.2 nor TLSv1.3".into(),
+            ));
+        }
+        protocols = chosen;
+    }
+    let cipher_suites = s.string(&format!("{prefix}.ciphersuites")).map(|list| {
+        list.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect()
+    });
+    Ok((protocols, cipher_suites))
+}
+
+/// `sslQuorum` and `ssl.quorum.*` (QuorumX509Util): every election and Zab connection is
+/// TLS with this server's key store, both ends verify the other against the trust store.
+fn quorum_tls_settings(s: &mut Settings) -> Result<Option<QuorumTlsConfig>, ConfigError> {
+    let enabled = s.bool("sslQuorum")?.unwrap_or(false);
+    let reload = s.bool("sslQuorumReloadCertFiles")?.unwrap_or(false);
+    let key_store = store(s, "ssl.quorum.keyStore")?;
+    let trust_store = store(s, "ssl.quorum.trustStore")?;
+    let (protocols, cipher_suites) = protocols_and_suites(s, "ssl.quorum")?;
+    let hostname_verification = s.bool("ssl.quorum.hostnameVerification")?.unwrap_or(true);
+    let client_auth = client_auth(s, "ssl.quorum.clientAuth")?;
+    if !enabled {
+        return Ok(None);
+    }
+    let key_store = key_store.ok_or_else(|| {
+        let reason = "sslQuorum is true but ssl.quorum.keyStore.location is not set";
+        ConfigError::Inconsistent(reason.to_string())
+    })?;
+    let server = TlsConfig {
+        key_store: key_store.clone(),
+        trust_store: trust_store.clone(),
+        client_auth,
+        protocols: protocols.clone(),
+        cipher_suites: cipher_suites.clone(),
+        cert_reload: reload,
+        auth_provider: "x509".to_string(),
+        x509_super_user: None,
+    };
+    let client = ClientTlsConfig {
+        key_store: Some(key_store),
+        trust_store,
+        protocols,
+        cipher_suites,
+        hostname_verification,
+    };
+    Ok(Some(QuorumTlsConfig { server, client, reload }))
 }
 
 /// Client SASL from the JAAS file, and enforced authentication (AuthenticationHelper).

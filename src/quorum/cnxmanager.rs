@@ -28,7 +28,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -40,6 +40,8 @@ use crate::config::HostPort;
 use crate::limits::{self, ELECTION_INITIAL_ADDRESS_MAX_BYTES, ELECTION_MESSAGE_MAX_BYTES};
 use crate::proto::ServerId;
 use crate::quorum::wire::{decode_initial, encode_initial, InitialMessage};
+use crate::tls::duplex::PeerStream;
+use crate::tls::PeerTls;
 
 /// How often idle workers look at the shutdown flag and their connection's generation.
 const WORKER_POLL: Duration = Duration::from_millis(100);
@@ -66,6 +68,10 @@ struct Shared {
     received: Sender<Received>,
     generation: AtomicU64,
     halted: AtomicBool,
+    /// `sslQuorum`: every connection is TLS, both ways.
+    tls: Option<Arc<PeerTls>>,
+    /// TLS handshakes of accepted connections under way (each in its own thread).
+    tls_handshakes: AtomicUsize,
 }
 
 /// One peer: its queue of one and the connection currently in use, if any.
@@ -73,7 +79,7 @@ struct Slot {
     queue_tx: Sender<Vec<u8>>,
     queue_rx: Receiver<Vec<u8>>,
     last_sent: Option<Vec<u8>>,
-    connection: Option<(u64, TcpStream)>,
+    connection: Option<(u64, PeerStream)>,
     connecting: bool,
 }
 
@@ -86,6 +92,7 @@ impl CnxManager {
         my_addresses: Vec<HostPort>,
         peers: BTreeMap<ServerId, HostPort>,
         cnx_timeout: Duration,
+        tls: Option<Arc<PeerTls>>,
     ) -> (CnxManager, Receiver<Received>) {
         let (received, receiver) = unbounded();
         let shared = Shared {
@@ -97,6 +104,8 @@ impl CnxManager {
             received,
             generation: AtomicU64::new(0),
             halted: AtomicBool::new(false),
+            tls,
+            tls_handshakes: AtomicUsize::new(0),
         };
         (CnxManager { shared: Arc::new(shared) }, receiver)
     }
@@ -199,8 +208,21 @@ impl Shared {
     /// Connects, sends the handshake, and keeps the socket only if my sid is the larger.
     fn initiate(shared: &Arc<Shared>, to: ServerId, address: &HostPort) -> io::Result<()> {
         let target = resolve(address)?;
-        let mut stream = TcpStream::connect_timeout(&target, shared.cnx_timeout)?;
-        stream.set_nodelay(true)?;
+        let tcp = TcpStream::connect_timeout(&target, shared.cnx_timeout)?;
+        tcp.set_nodelay(true)?;
+        let mut stream = match &shared.tls {
+            None => PeerStream::plain(tcp),
+            Some(tls) => {
+                tcp.set_read_timeout(Some(shared.cnx_timeout))?;
+                tcp.set_write_timeout(Some(shared.cnx_timeout))?;
+                let stream = tls.dial(tcp, &address.host).map_err(|e| {
+                    warn!("sid {to}: quorum TLS handshake with {target} failed: {e}");
+                    e
+                })?;
+                stream.set_write_timeout(None)?;
+                stream
+            }
+        };
         stream.write_all(&encode_initial(shared.my_id, &shared.my_addresses))?;
         if to > shared.my_id {
             // The larger sid keeps the connection; it will connect to me.
@@ -252,7 +274,12 @@ impl Shared {
                         let _ = poll.registry().deregister(&mut h.stream);
                         let from = h.from;
                         match into_blocking(h.stream) {
-                            Ok(stream) => Shared::handshake_done(shared, stream, from, message),
+                            Ok(stream) => Shared::handshake_done(
+                                shared,
+                                PeerStream::plain(stream),
+                                from,
+                                message,
+                            ),
                             Err(e) => warn!("election connection from {from}: {e}"),
                         }
                     }
@@ -276,6 +303,9 @@ impl Shared {
             }
             while accept_now && accept_paused_until.is_none() {
                 match listener.accept() {
+                    Ok((stream, from)) if shared.tls.is_some() => {
+                        Shared::accept_tls(shared, stream, from, &mut complain);
+                    }
                     Ok((mut stream, from)) => {
                         if pending.len() >= limits::ELECTION_HANDSHAKES_MAX {
                             complain(format!(
@@ -302,10 +332,58 @@ impl Shared {
         Ok(())
     }
 
+    /// With quorum TLS: the TLS handshake and the election handshake of an accepted
+    /// connection run in their own thread, within `cnx_timeout`, at most
+    /// [`limits::ELECTION_HANDSHAKES_MAX`] at a time.
+    fn accept_tls(
+        shared: &Arc<Shared>,
+        stream: mio::net::TcpStream,
+        from: SocketAddr,
+        complain: &mut impl FnMut(String),
+    ) {
+        let Some(tls) = shared.tls.clone() else { return };
+        let busy = shared.tls_handshakes.fetch_add(1, Ordering::SeqCst);
+        if busy >= limits::ELECTION_HANDSHAKES_MAX {
+            shared.tls_handshakes.fetch_sub(1, Ordering::SeqCst);
+            complain(format!("election connection from {from} refused: {busy} handshakes pending"));
+            return;
+        }
+        let shared = Arc::clone(shared);
+        let spawned = thread::Builder::new().name("election-tls-handshake".into()).spawn({
+            let shared = Arc::clone(&shared);
+            move || {
+                let deadline = Instant::now() + shared.cnx_timeout;
+                let result = into_blocking(stream).and_then(|tcp| {
+                    tcp.set_read_timeout(Some(shared.cnx_timeout))?;
+                    tcp.set_write_timeout(Some(shared.cnx_timeout))?;
+                    tls.accept(tcp)
+                });
+                let outcome = result.map_err(|e| format!("TLS handshake failed: {e}")).and_then(
+                    |mut stream| {
+                        let message = read_initial(&mut stream, deadline)?;
+                        stream.set_write_timeout(None).map_err(|e| e.to_string())?;
+                        Ok((stream, message))
+                    },
+                );
+                shared.tls_handshakes.fetch_sub(1, Ordering::SeqCst);
+                match outcome {
+                    Ok((stream, message)) => Shared::handshake_done(&shared, stream, from, message),
+                    Err(e) => warn!("election connection from {from} rejected: {e}"),
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            shared.tls_handshakes.fetch_sub(1, Ordering::SeqCst);
+            complain(format!(
+                "election connection from {from}: cannot start a handshake thread: {e}"
+            ));
+        }
+    }
+
     /// A handshake arrived on an accepted connection: apply the tie-break.
     fn handshake_done(
         shared: &Arc<Shared>,
-        stream: TcpStream,
+        stream: PeerStream,
         from: SocketAddr,
         message: InitialMessage,
     ) {
@@ -333,7 +411,7 @@ impl Shared {
 
     /// Makes `stream` the connection to `sid` (closing any previous one) and starts its
     /// sender and receiver.
-    fn start_workers(shared: &Arc<Shared>, sid: ServerId, stream: TcpStream) -> io::Result<()> {
+    fn start_workers(shared: &Arc<Shared>, sid: ServerId, stream: PeerStream) -> io::Result<()> {
         if shared.halted.load(Ordering::Relaxed) {
             // A connect or handshake that finished after halt: no new workers.
             let _ = stream.shutdown(Shutdown::Both);
@@ -369,7 +447,7 @@ impl Shared {
         &self,
         sid: ServerId,
         generation: u64,
-        mut stream: TcpStream,
+        mut stream: PeerStream,
         queue: Receiver<Vec<u8>>,
         resend: Option<Vec<u8>>,
     ) -> io::Result<()> {
@@ -393,7 +471,7 @@ impl Shared {
         }
     }
 
-    fn receive_loop(&self, sid: ServerId, mut stream: TcpStream) -> io::Result<()> {
+    fn receive_loop(&self, sid: ServerId, mut stream: PeerStream) -> io::Result<()> {
         loop {
             let message = read_frame(&mut stream)?;
             if self.received.send((sid, message)).is_err() {
@@ -471,6 +549,39 @@ impl Handshaking {
     }
 }
 
+/// Reads an election handshake from a blocking stream, never past its end, giving up at
+/// `deadline` (however slowly its bytes arrive).
+fn read_initial(stream: &mut PeerStream, deadline: Instant) -> Result<InitialMessage, String> {
+    let mut buf = Vec::new();
+    loop {
+        if let Some((message, _)) = decode_initial(&buf).map_err(|e| e.to_string())? {
+            return Ok(message);
+        }
+        let want = if buf.len() < 8 {
+            8
+        } else if buf.len() < 20 {
+            20
+        } else {
+            let len = i32::from_be_bytes([buf[16], buf[17], buf[18], buf[19]]);
+            20 + len.max(0) as usize
+        };
+        let have = buf.len();
+        if want <= have || want > 20 + ELECTION_INITIAL_ADDRESS_MAX_BYTES {
+            return Err(format!("bad handshake of {have} bytes"));
+        }
+        if Instant::now() >= deadline {
+            return Err("no handshake within the connect timeout".into());
+        }
+        buf.resize(want, 0);
+        match stream.read(&mut buf[have..]) {
+            Ok(0) => return Err("closed during the handshake".into()),
+            Ok(n) => buf.truncate(have + n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(have),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
 /// A non-blocking mio stream as a blocking std one (for the connection's workers).
 fn into_blocking(stream: mio::net::TcpStream) -> io::Result<TcpStream> {
     let stream = TcpStream::from(std::os::fd::OwnedFd::from(stream));
@@ -537,7 +648,7 @@ mod tests {
             .iter()
             .map(|&(sid, port)| (ServerId(sid), HostPort { host: "127.0.0.1".into(), port }))
             .collect();
-        let (m, rx) = CnxManager::new(ServerId(id), vec![me], peers, Duration::from_secs(5));
+        let (m, rx) = CnxManager::new(ServerId(id), vec![me], peers, Duration::from_secs(5), None);
         (m, rx, listener)
     }
 
@@ -626,7 +737,8 @@ mod tests {
         let peer3 = HostPort { host: "127.0.0.1".into(), port: l3.local_addr().unwrap().port() };
         let (m2, rx2, _) = {
             let peers = BTreeMap::from([(ServerId(3), peer3)]);
-            let (m, rx) = CnxManager::new(ServerId(2), vec![me], peers, Duration::from_millis(800));
+            let (m, rx) =
+                CnxManager::new(ServerId(2), vec![me], peers, Duration::from_millis(800), None);
             (m, rx, ())
         };
         let _t2 = m2.listen(listener).unwrap();

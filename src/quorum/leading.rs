@@ -26,7 +26,10 @@
 use std::collections::BTreeMap;
 use std::io::{BufReader, BufWriter, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use crate::tls::duplex::PeerStream;
+use crate::tls::PeerTls;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,7 +56,7 @@ use crate::server::role::{ServerMode, Shared};
 
 /// What learner connections (and the txn-log reader) report to the leader thread.
 enum Event {
-    Connected(Handle, Sender<Outgoing>, TcpStream),
+    Connected(Handle, Sender<Outgoing>, PeerStream),
     Packet(Handle, QuorumPacket),
     Gone(Handle),
     /// The txns a learner behind the committed log needs, read from the txn log.
@@ -128,6 +131,9 @@ pub fn lead(ctx: &PeerCtx, rec: Recovered, accepted: i64, current: i64) -> RoleE
             shared: shared.clone(),
             stop: stop.clone(),
             max: quorum_packet_max(ctx),
+            tls: ctx.tls.clone(),
+            handshake_timeout: ctx.config.tick_time * q.init_limit_ticks.max(1),
+            handshakes: Arc::new(AtomicUsize::new(0)),
         };
         std::thread::Builder::new()
             .name("quorum-acceptor".into())
@@ -204,7 +210,7 @@ struct LeaderShell<'a> {
     core: Leader,
     shared: Arc<Shared>,
     writers: BTreeMap<Handle, Sender<Outgoing>>,
-    streams: BTreeMap<Handle, TcpStream>,
+    streams: BTreeMap<Handle, PeerStream>,
     /// Learner sids by connection, once their LearnerInfo arrived.
     sids: BTreeMap<Handle, u64>,
     /// Requests out of prep waiting for their commit (CommitProcessor).
@@ -529,6 +535,12 @@ struct LearnerIo {
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     max: usize,
+    /// `sslQuorum`: learners are accepted over TLS only.
+    tls: Option<Arc<PeerTls>>,
+    /// How long a learner's TLS handshake may take (initLimit ticks).
+    handshake_timeout: Duration,
+    /// TLS handshakes under way, each in its own thread.
+    handshakes: Arc<AtomicUsize>,
 }
 
 fn accept_loop(listener: TcpListener, io: LearnerIo) {
@@ -539,7 +551,9 @@ fn accept_loop(listener: TcpListener, io: LearnerIo) {
                 let h = next;
                 next += 1;
                 info!("leader: learner connection {h} from {from}");
-                if let Err(e) = start_learner_io(h, stream, &io) {
+                if io.tls.is_some() {
+                    accept_tls(h, stream, from, &io);
+                } else if let Err(e) = start_learner_io(h, PeerStream::plain(stream), &io) {
                     warn!("leader: cannot serve learner {from}: {e}");
                 }
             }
@@ -555,8 +569,43 @@ fn accept_loop(listener: TcpListener, io: LearnerIo) {
     }
 }
 
-fn start_learner_io(h: Handle, stream: TcpStream, io: &LearnerIo) -> std::io::Result<()> {
-    stream.set_nonblocking(false)?;
+/// A learner connection under quorum TLS: the handshake runs in its own thread within
+/// initLimit, at most [`limits::ELECTION_HANDSHAKES_MAX`] at a time, then the connection is
+/// served as a plain one is.
+fn accept_tls(h: Handle, stream: TcpStream, from: std::net::SocketAddr, io: &LearnerIo) {
+    let Some(tls) = io.tls.clone() else { return };
+    let busy = io.handshakes.fetch_add(1, Ordering::SeqCst);
+    if busy >= limits::ELECTION_HANDSHAKES_MAX {
+        io.handshakes.fetch_sub(1, Ordering::SeqCst);
+        warn!("leader: learner connection {h} from {from} refused: {busy} TLS handshakes pending");
+        return;
+    }
+    let io2 = io.clone();
+    let spawned = std::thread::Builder::new().name(format!("learner-tls-{h}")).spawn(move || {
+        let timeout = Some(io2.handshake_timeout);
+        let result = stream
+            .set_nonblocking(false)
+            .and_then(|_| stream.set_read_timeout(timeout))
+            .and_then(|_| stream.set_write_timeout(timeout))
+            .and_then(|_| tls.accept(stream));
+        io2.handshakes.fetch_sub(1, Ordering::SeqCst);
+        let started = result.and_then(|s| {
+            s.set_read_timeout(None)?;
+            s.set_write_timeout(None)?;
+            start_learner_io(h, s, &io2)
+        });
+        if let Err(e) = started {
+            warn!("leader: learner connection {h} from {from} rejected: TLS: {e}");
+        }
+    });
+    if let Err(e) = spawned {
+        io.handshakes.fetch_sub(1, Ordering::SeqCst);
+        warn!("leader: cannot start a TLS handshake thread for {from}: {e}");
+    }
+}
+
+fn start_learner_io(h: Handle, stream: PeerStream, io: &LearnerIo) -> std::io::Result<()> {
+    stream.tcp().set_nonblocking(false)?;
     stream.set_nodelay(true)?;
     let reader = stream.try_clone()?;
     let writer = stream.try_clone()?;
@@ -583,7 +632,7 @@ fn start_learner_io(h: Handle, stream: TcpStream, io: &LearnerIo) -> std::io::Re
 /// a SNAP is streamed from the live tree here.
 fn write_learner(
     h: Handle,
-    w: &mut BufWriter<TcpStream>,
+    w: &mut BufWriter<PeerStream>,
     queue: &Receiver<Outgoing>,
     shared: &Shared,
 ) -> std::io::Result<()> {
@@ -617,7 +666,7 @@ fn write_learner(
 
 /// A learner connection's reader: REQUEST and REVALIDATE go to prep, everything else to the
 /// leader thread.
-fn read_learner(h: Handle, stream: TcpStream, io: &LearnerIo) {
+fn read_learner(h: Handle, stream: PeerStream, io: &LearnerIo) {
     let mut r = BufReader::with_capacity(64 * 1024, stream);
     let mut sid: Option<u64> = None;
     loop {

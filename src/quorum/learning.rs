@@ -25,6 +25,8 @@
 use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+
+use crate::tls::duplex::PeerStream;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,6 +84,24 @@ pub fn learn(
     let stream = match connect(&spec.host, spec.quorum_port, deadline) {
         Ok(s) => s,
         Err(e) => return RoleEnd::Lost(format!("cannot connect to leader {}: {e}", leader.0)),
+    };
+    let stream = match &ctx.tls {
+        None => PeerStream::plain(stream),
+        Some(tls) => {
+            let left =
+                deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+            let handshake = stream
+                .set_read_timeout(Some(left))
+                .and_then(|_| tls.dial(stream, &spec.host))
+                .and_then(|s| s.set_read_timeout(None).map(|_| s));
+            match handshake {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!("quorum TLS handshake with leader {} failed: {e}", leader.0);
+                    return RoleEnd::Lost(format!("TLS to leader {}: {e}", leader.0));
+                }
+            }
+        }
     };
     info!(
         "{}: connected to leader {} at {}:{}",
@@ -173,7 +193,7 @@ fn connect(host: &str, port: u16, deadline: Instant) -> std::io::Result<TcpStrea
     }
 }
 
-fn read_loop(stream: TcpStream, tx: Sender<Event>, max: usize, ext: bool) {
+fn read_loop(stream: PeerStream, tx: Sender<Event>, max: usize, ext: bool) {
     let mut r = BufReader::with_capacity(64 * 1024, stream);
     loop {
         let p = match read_packet(&mut r, max) {
@@ -208,7 +228,7 @@ struct LearnerShell<'a> {
     ctx: &'a PeerCtx,
     core: Learner,
     shared: Arc<Shared>,
-    writer: BufWriter<TcpStream>,
+    writer: BufWriter<PeerStream>,
     sink: Option<LogSink>,
     pipeline: Option<Pipeline>,
     /// Local requests waiting for their commit, SYNC or REVALIDATE answer (CommitProcessor).

@@ -60,6 +60,8 @@ pub struct PeerCtx {
     pub fatal: FatalTx,
     /// What the roles' loops watch for those reports.
     pub fatal_rx: Receiver<Fatal>,
+    /// `sslQuorum`: TLS for every election and Zab connection.
+    pub tls: Option<Arc<crate::tls::PeerTls>>,
     running: AtomicBool,
 }
 
@@ -239,8 +241,16 @@ pub fn run(config: ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
         .map(|s| (s.id, HostPort { host: s.host.clone(), port: s.election_port }))
         .collect();
     let my_address = HostPort { host: me.host.clone(), port: me.election_port };
+    let tls = match &quorum.tls {
+        None => None,
+        Some(settings) => {
+            let tls = crate::tls::PeerTls::new(settings).map_err(|e| format!("quorum TLS: {e}"))?;
+            log::info!("quorum TLS on: election and Zab connections are TLS, peers verified");
+            Some(Arc::new(tls))
+        }
+    };
     let (cnx, received) =
-        CnxManager::new(quorum.server_id, vec![my_address], peers, quorum.cnx_timeout);
+        CnxManager::new(quorum.server_id, vec![my_address], peers, quorum.cnx_timeout, tls.clone());
     cnx.listen(listener)?;
 
     let recover =
@@ -265,6 +275,7 @@ pub fn run(config: ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
     election_thread::spawn(core, cnx, received, control_rx, outcomes_tx)?;
 
     let ctx = PeerCtx {
+        tls,
         config: config.clone(),
         quorum,
         qv,

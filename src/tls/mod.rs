@@ -11,6 +11,7 @@
 //!
 //! I/O: reading the store files (at start and on reload); no sockets.
 
+pub mod duplex;
 pub mod stream;
 
 use std::fs;
@@ -94,6 +95,74 @@ fn store_stamps(settings: &TlsConfig) -> Vec<Option<SystemTime>> {
         paths.push(trust.location.as_path());
     }
     paths.iter().map(|p| fs::metadata(p).and_then(|m| m.modified()).ok()).collect()
+}
+
+/// Quorum TLS (`sslQuorum`): turns a peer socket into a [`duplex::PeerStream`] as the
+/// accepting or the dialling side; with `sslQuorumReloadCertFiles` every new connection
+/// reads the stores again if their files changed.
+pub struct PeerTls {
+    settings: crate::config::QuorumTlsConfig,
+    current: std::sync::Mutex<PeerConfigs>,
+}
+
+/// The rustls configurations in use, and the store files' stamps they were read at.
+struct PeerConfigs {
+    server: Arc<ServerConfig>,
+    client: Arc<rustls::ClientConfig>,
+    stamps: Vec<Option<SystemTime>>,
+}
+
+impl PeerTls {
+    /// Reads the stores; an error names the file and what is wrong with it.
+    pub fn new(settings: &crate::config::QuorumTlsConfig) -> Result<PeerTls, String> {
+        let server = Arc::new(server_config(&settings.server)?);
+        let client = Arc::new(client_config(&settings.client)?);
+        let stamps = store_stamps(&settings.server);
+        Ok(PeerTls {
+            settings: settings.clone(),
+            current: std::sync::Mutex::new(PeerConfigs { server, client, stamps }),
+        })
+    }
+
+    fn configs(&self) -> (Arc<ServerConfig>, Arc<rustls::ClientConfig>) {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if self.settings.reload {
+            let stamps = store_stamps(&self.settings.server);
+            if stamps != current.stamps {
+                match (server_config(&self.settings.server), client_config(&self.settings.client)) {
+                    (Ok(server), Ok(client)) => {
+                        info!("quorum TLS: store files changed; new connections use them");
+                        *current = PeerConfigs {
+                            server: Arc::new(server),
+                            client: Arc::new(client),
+                            stamps,
+                        };
+                    }
+                    (Err(e), _) | (_, Err(e)) => {
+                        warn!("quorum TLS: store files changed but do not load ({e}); keeping the old ones");
+                        current.stamps = stamps;
+                    }
+                }
+            }
+        }
+        (current.server.clone(), current.client.clone())
+    }
+
+    /// TLS as the accepting side; the handshake runs within the socket's timeouts.
+    pub fn accept(&self, tcp: std::net::TcpStream) -> std::io::Result<duplex::PeerStream> {
+        duplex::PeerStream::server(tcp, self.configs().0)
+    }
+
+    /// TLS to the peer at `host` (its `server.N` host, which its certificate must name
+    /// unless `ssl.quorum.hostnameVerification=false`).
+    pub fn dial(
+        &self,
+        tcp: std::net::TcpStream,
+        host: &str,
+    ) -> std::io::Result<duplex::PeerStream> {
+        let name = server_name(host).map_err(std::io::Error::other)?;
+        duplex::PeerStream::client(tcp, self.configs().1, name)
+    }
 }
 
 /// The rustls configuration the settings describe.
@@ -373,6 +442,20 @@ struct V1Check {
 }
 
 impl V1Check {
+    /// `v1()` for a v1 certificate, else `other()` (webpki's answer).
+    fn or_else<T>(
+        &self,
+        cert: &CertificateDer<'_>,
+        v1: impl FnOnce() -> T,
+        other: impl FnOnce() -> T,
+    ) -> T {
+        if V1Check::is_v1(cert) {
+            v1()
+        } else {
+            other()
+        }
+    }
+
     fn is_v1(cert: &CertificateDer<'_>) -> bool {
         use x509_parser::prelude::{FromDer, X509Certificate, X509Version};
         X509Certificate::from_der(cert.as_ref()).is_ok_and(|(_, c)| c.version() == X509Version::V1)
@@ -487,10 +570,11 @@ impl rustls::server::danger::ClientCertVerifier for V1Tolerant {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        if V1Check::is_v1(cert) {
-            return self.v1.tls12_signature(message, cert, dss);
-        }
-        self.inner.verify_tls12_signature(message, cert, dss)
+        self.v1.or_else(
+            cert,
+            || self.v1.tls12_signature(message, cert, dss),
+            || self.inner.verify_tls12_signature(message, cert, dss),
+        )
     }
 
     fn verify_tls13_signature(
@@ -499,10 +583,11 @@ impl rustls::server::danger::ClientCertVerifier for V1Tolerant {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        if V1Check::is_v1(cert) {
-            return self.v1.tls13_signature(message, cert, dss);
-        }
-        self.inner.verify_tls13_signature(message, cert, dss)
+        self.v1.or_else(
+            cert,
+            || self.v1.tls13_signature(message, cert, dss),
+            || self.inner.verify_tls13_signature(message, cert, dss),
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
@@ -552,10 +637,11 @@ impl rustls::client::danger::ServerCertVerifier for ServerCheck {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        if V1Check::is_v1(cert) {
-            return self.v1.tls12_signature(message, cert, dss);
-        }
-        self.inner.verify_tls12_signature(message, cert, dss)
+        self.v1.or_else(
+            cert,
+            || self.v1.tls12_signature(message, cert, dss),
+            || self.inner.verify_tls12_signature(message, cert, dss),
+        )
     }
 
     fn verify_tls13_signature(
@@ -564,10 +650,11 @@ impl rustls::client::danger::ServerCertVerifier for ServerCheck {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        if V1Check::is_v1(cert) {
-            return self.v1.tls13_signature(message, cert, dss);
-        }
-        self.inner.verify_tls13_signature(message, cert, dss)
+        self.v1.or_else(
+            cert,
+            || self.v1.tls13_signature(message, cert, dss),
+            || self.inner.verify_tls13_signature(message, cert, dss),
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {

@@ -33,8 +33,11 @@ pub enum Flavor {
 
 const APACHE_JAR: &str = "/usr/share/java/zookeeper.jar";
 /// zookeeper.jar's manifest brings the rest of its class path; slf4j-simple makes it log (at
-/// INFO, to stderr, so into the peer's log file).
-const APACHE_CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar";
+/// INFO, to stderr, so into the peer's log file); Netty's codec, handler and resolver jars,
+/// which the manifest leaves out, are what quorum TLS (UnifiedServerSocket) needs.
+const APACHE_CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar:\
+     /usr/share/java/netty-codec.jar:/usr/share/java/netty-handler.jar:\
+     /usr/share/java/netty-resolver.jar";
 
 impl Flavor {
     /// rzk-server built for this test binary.

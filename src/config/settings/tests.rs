@@ -386,6 +386,29 @@ fn three_servers_and_myid_make_a_quorum() {
 }
 
 #[test]
+fn quorum_tls_keys() {
+    let none = SystemProperties::new();
+    let q = |extra: &str| {
+        let text = format!("{QUORUM}{extra}");
+        parse_with(&text, &none, Some("2\n")).map(|c| c.quorum.unwrap().tls)
+    };
+    assert_eq!(q("ssl.quorum.keyStore.location=/k.pem\n").unwrap(), None, "sslQuorum off");
+    let tls = q("sslQuorum=true\nssl.quorum.keyStore.location=/k.pem\n\
+                 ssl.quorum.trustStore.location=/t.jks\nssl.quorum.trustStore.password=pw\n\
+                 ssl.quorum.hostnameVerification=false\nsslQuorumReloadCertFiles=true\n\
+                 ssl.quorum.enabledProtocols=TLSv1.3\nssl.keyStore.location=/client-port.jks\n")
+    .unwrap()
+    .expect("quorum TLS");
+    assert_eq!(tls.server.key_store.kind, StoreKind::Pem);
+    assert_eq!(tls.server.client_auth, ClientAuth::Need);
+    assert_eq!(tls.client.trust_store.as_ref().map(|t| t.kind), Some(StoreKind::Jks));
+    assert!(!tls.client.hostname_verification && tls.reload);
+    assert_eq!(tls.client.protocols, vec!["TLSv1.3"]);
+    let e = q("sslQuorum=true\n").unwrap_err().to_string();
+    assert!(e.contains("ssl.quorum.keyStore.location"), "{e}");
+}
+
+#[test]
 fn snapshot_size_factor_as_zkdatabase_reads_it() {
     let none = SystemProperties::new();
     let factor = |line: &str| {

@@ -1,0 +1,189 @@
+//! Quorum TLS (`sslQuorum=true`, `ssl.quorum.*`): every election and Zab connection is TLS,
+//! both ends present a certificate from the ensemble's CA and verify the other's.
+//!
+//! - a 3-peer rzk ensemble replicates, fails over and catches a restarted peer up over TLS;
+//! - a client with a certificate from another CA, and a plain-TCP FOLLOWERINFO, are refused
+//!   on the quorum and election ports (log line) while the ensemble keeps serving;
+//! - mixed ensembles with Apache ZooKeeper 3.8 (an Apache leader with rzk followers, an rzk
+//!   leader with an Apache follower) replicate and fail over with quorum TLS on.
+
+mod harness;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use harness::ensemble::{set_key, Ensemble, Flavor};
+use harness::ensemble_client::{open, Clients};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+use rzk::proto::CreateMode;
+
+const C: Clients = Clients { patience: ELECTION, request_timeout: Duration::from_secs(10) };
+const ELECTION: Duration = Duration::from_secs(40);
+
+/// A CA and one certificate for 127.0.0.1/localhost, as PEM key store and trust store.
+struct Pki {
+    ca: rcgen::Certificate,
+    ca_key: KeyPair,
+}
+
+impl Pki {
+    fn new(cn: &str) -> Pki {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().unwrap();
+        let ca = params.self_signed(&ca_key).unwrap();
+        Pki { ca, ca_key }
+    }
+
+    /// Writes `keystore.pem` (key + certificate) and `truststore.pem` (the CA) into `dir`.
+    fn write(&self, dir: &Path, cn: &str) {
+        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("keystore.pem"), format!("{}{}", key.serialize_pem(), cert.pem()))
+            .unwrap();
+        std::fs::write(dir.join("truststore.pem"), self.ca.pem()).unwrap();
+    }
+}
+
+/// zoo.cfg lines for quorum TLS with the stores in `dir`.
+fn quorum_tls(cfg: &mut String, dir: &Path) {
+    set_key(cfg, "sslQuorum", "true");
+    set_key(cfg, "ssl.quorum.keyStore.location", &dir.join("keystore.pem").display().to_string());
+    set_key(cfg, "ssl.quorum.keyStore.type", "PEM");
+    set_key(
+        cfg,
+        "ssl.quorum.trustStore.location",
+        &dir.join("truststore.pem").display().to_string(),
+    );
+    set_key(cfg, "ssl.quorum.trustStore.type", "PEM");
+    set_key(cfg, "tickTime", "300");
+    set_key(cfg, "initLimit", "30");
+    set_key(cfg, "syncLimit", "10");
+}
+
+fn tls_ensemble(flavors: Vec<Flavor>, stores: &Path) -> Ensemble {
+    let stores = stores.to_path_buf();
+    Ensemble::start_mixed(flavors, 0, move |_, cfg| quorum_tls(cfg, &stores))
+}
+
+/// Writes through `writer`, reads the same through every peer in `readers`.
+fn replicates(ens: &Ensemble, writer: u32, readers: &[u32], path: &str) {
+    let c = C.client_of(ens, writer);
+    c.create(path, path.as_bytes(), &open(), CreateMode::Persistent).unwrap();
+    for &id in readers {
+        assert_eq!(C.read_through(ens, id, path).as_deref(), Some(path.as_bytes()), "peer {id}");
+    }
+}
+
+/// A TLS handshake to `addr` with a certificate from `pki` (not the ensemble's CA): the peer
+/// refuses it, so nothing can be read after it.
+fn foreign_tls_refused(addr: std::net::SocketAddr, pki: &Pki, dir: &Path) {
+    pki.write(dir, "intruder");
+    let store = |f: &str| rzk::config::StoreConfig {
+        location: dir.join(f),
+        password: String::new(),
+        kind: rzk::config::StoreKind::Pem,
+    };
+    let mut cfg = rzk::config::ClientTlsConfig::new(Some(store("truststore.pem")));
+    cfg.key_store = Some(store("keystore.pem"));
+    cfg.hostname_verification = false;
+    let config = Arc::new(rzk::tls::client_config(&cfg).unwrap());
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let name = rzk::tls::server_name("127.0.0.1").unwrap();
+    // Our side rejects their certificate (another CA) or theirs rejects ours: either way
+    // no session.
+    assert!(rzk::tls::duplex::PeerStream::client(tcp, config, name).is_err());
+}
+
+#[test]
+fn rzk_ensemble_over_quorum_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new("ensemble-ca");
+    pki.write(&dir.path().join("stores"), "peer");
+    let mut ens = tls_ensemble(vec![Flavor::rzk(); 3], &dir.path().join("stores"));
+    let leader = ens.wait_for_leader(ELECTION);
+    ens.wait_all_serving(ELECTION);
+    for id in ens.ids() {
+        assert!(ens.log(id).contains("quorum TLS on"), "peer {id}:\n{}", ens.log(id));
+    }
+    let follower = ens.ids().into_iter().find(|&i| i != leader).unwrap();
+    replicates(&ens, follower, &ens.ids(), "/tls-1");
+
+    // Intruders: a certificate from another CA on both ports, plain bytes on the Zab port.
+    let other = Pki::new("other-ca");
+    foreign_tls_refused(ens.election_addr(leader), &other, &dir.path().join("intruder"));
+    foreign_tls_refused(ens.quorum_addr(leader), &other, &dir.path().join("intruder"));
+    let mut plain = TcpStream::connect(ens.quorum_addr(leader)).unwrap();
+    plain.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // A FOLLOWERINFO frame (type 11) in the clear: not a TLS ClientHello.
+    let mut frame = vec![0, 0, 0, 11];
+    frame.extend_from_slice(&[0; 28]);
+    let _ = plain.write_all(&frame);
+    let mut buf = [0u8; 64];
+    // At most a TLS alert record (content type 21) comes back, never a Zab packet.
+    match plain.read(&mut buf) {
+        Ok(0) | Err(_) => {}
+        Ok(_) => assert_eq!(buf[0], 21, "a plain learner was answered: {buf:?}"),
+    }
+    harness::wait_for("the TLS refusal in the log", Duration::from_secs(10), || {
+        ens.log(leader).contains("rejected: TLS")
+    });
+    replicates(&ens, leader, &ens.ids(), "/tls-2");
+
+    // Fail over: the new leader is elected and syncs over TLS; the old one catches up.
+    ens.kill9(leader);
+    let next = ens.wait_for_leader(ELECTION);
+    assert_ne!(next, leader);
+    let alive: Vec<u32> = ens.ids().into_iter().filter(|&i| i != leader).collect();
+    replicates(&ens, next, &alive, "/tls-3");
+    ens.restart(leader);
+    ens.wait_for_mode(leader, "follower", ELECTION);
+    assert_eq!(C.read_through(&ens, leader, "/tls-3").as_deref(), Some(&b"/tls-3"[..]));
+}
+
+/// Apache 3.8 peers with quorum TLS (PEM stores), in both roles.
+#[test]
+fn mixed_ensembles_over_quorum_tls() {
+    if !harness::require("Apache ZooKeeper", Flavor::apache_missing()) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new("ensemble-ca");
+    let stores = dir.path().join("stores");
+    pki.write(&stores, "peer");
+    // Each run kills the first leader; between them, leaders and followers of both flavors.
+    let mut leaders = Vec::new();
+    for flavors in [
+        vec![Flavor::rzk(), Flavor::rzk(), Flavor::Apache],
+        vec![Flavor::Apache, Flavor::rzk(), Flavor::rzk()],
+    ] {
+        let names: Vec<&str> = flavors.iter().map(Flavor::name).collect();
+        let mut ens = tls_ensemble(flavors.clone(), &stores);
+        let leader = ens.wait_for_leader(ELECTION);
+        ens.wait_all_serving(ELECTION);
+        eprintln!("{names:?}: peer {leader} leads\n{}", ens.status());
+        let path = format!("/mixed-{}", names.join("-"));
+        for writer in ens.ids() {
+            replicates(&ens, writer, &ens.ids(), &format!("{path}-{writer}"));
+        }
+        ens.kill9(leader);
+        let next = ens.wait_for_leader(ELECTION);
+        leaders.extend([ens.flavor_of(leader).name(), ens.flavor_of(next).name()]);
+        let alive: Vec<u32> = ens.ids().into_iter().filter(|&i| i != leader).collect();
+        replicates(&ens, next, &alive, &format!("{path}-after"));
+        ens.restart(leader);
+        ens.wait_all_serving(ELECTION);
+        let back = C.read_through(&ens, leader, &format!("{path}-after"));
+        assert_eq!(back.as_deref(), Some(format!("{path}-after").as_bytes()), "{names:?}");
+    }
+    assert!(leaders.contains(&"apache") && leaders.contains(&"rzk"), "leaders: {leaders:?}");
+}

@@ -41,8 +41,15 @@ impl Pki {
 
     /// Writes `keystore.pem` (key + certificate) and `truststore.pem` (the CA) into `dir`.
     fn write(&self, dir: &Path, cn: &str) {
-        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        params.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        self.write_for(dir, cn, "localhost", true)
+    }
+
+    /// As `write`, for the DNS name `host` (and 127.0.0.1 if `ip`).
+    fn write_for(&self, dir: &Path, cn: &str, host: &str, ip: bool) {
+        let mut params = CertificateParams::new(vec![host.to_string()]).unwrap();
+        if ip {
+            params.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        }
         params.distinguished_name.push(DnType::CommonName, cn);
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
@@ -134,6 +141,28 @@ fn rzk_ensemble_over_quorum_tls() {
         Ok(0) | Err(_) => {}
         Ok(_) => assert_eq!(buf[0], 21, "a plain learner was answered: {buf:?}"),
     }
+    // The ensemble's own CA, but a certificate for another host: the accepting peer checks
+    // that the dialler's certificate names its address (ssl.quorum.hostnameVerification).
+    let elsewhere = dir.path().join("elsewhere");
+    pki.write_for(&elsewhere, "elsewhere", "elsewhere.test", false);
+    let store = |f: &str| rzk::config::StoreConfig {
+        location: elsewhere.join(f),
+        password: String::new(),
+        kind: rzk::config::StoreKind::Pem,
+    };
+    let mut cfg = rzk::config::ClientTlsConfig::new(Some(store("truststore.pem")));
+    cfg.key_store = Some(store("keystore.pem"));
+    let config = Arc::new(rzk::tls::client_config(&cfg).unwrap());
+    let tcp = TcpStream::connect(ens.election_addr(leader)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let name = rzk::tls::server_name("127.0.0.1").unwrap();
+    if let Ok(mut s) = rzk::tls::duplex::PeerStream::client(tcp, config, name) {
+        let mut buf = [0u8; 16];
+        assert!(matches!(s.read(&mut buf), Ok(0) | Err(_)), "a misnamed peer was kept");
+    }
+    harness::wait_for("the name refusal in the log", Duration::from_secs(10), || {
+        ens.log(leader).contains("names none of")
+    });
     harness::wait_for("the TLS refusal in the log", Duration::from_secs(10), || {
         ens.log(leader).contains("rejected: TLS")
     });

@@ -244,7 +244,9 @@ pub fn run(config: ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
     let tls = match &quorum.tls {
         None => None,
         Some(settings) => {
-            let tls = crate::tls::PeerTls::new(settings).map_err(|e| format!("quorum TLS: {e}"))?;
+            let hosts = quorum.servers.iter().map(|s| s.host.clone()).collect();
+            let tls = crate::tls::PeerTls::new(settings, hosts)
+                .map_err(|e| format!("quorum TLS: {e}"))?;
             log::info!("quorum TLS on: election and Zab connections are TLS, peers verified");
             Some(Arc::new(tls))
         }

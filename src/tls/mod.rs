@@ -102,6 +102,8 @@ fn store_stamps(settings: &TlsConfig) -> Vec<Option<SystemTime>> {
 /// reads the stores again if their files changed.
 pub struct PeerTls {
     settings: crate::config::QuorumTlsConfig,
+    /// The hosts of the `server.N` lines, which an accepted peer's certificate may name.
+    hosts: Vec<String>,
     current: std::sync::Mutex<PeerConfigs>,
 }
 
@@ -114,12 +116,16 @@ struct PeerConfigs {
 
 impl PeerTls {
     /// Reads the stores; an error names the file and what is wrong with it.
-    pub fn new(settings: &crate::config::QuorumTlsConfig) -> Result<PeerTls, String> {
+    pub fn new(
+        settings: &crate::config::QuorumTlsConfig,
+        hosts: Vec<String>,
+    ) -> Result<PeerTls, String> {
         let server = Arc::new(server_config(&settings.server)?);
         let client = Arc::new(client_config(&settings.client)?);
         let stamps = store_stamps(&settings.server);
         Ok(PeerTls {
             settings: settings.clone(),
+            hosts,
             current: std::sync::Mutex::new(PeerConfigs { server, client, stamps }),
         })
     }
@@ -148,9 +154,53 @@ impl PeerTls {
         (current.server.clone(), current.client.clone())
     }
 
-    /// TLS as the accepting side; the handshake runs within the socket's timeouts.
+    /// TLS as the accepting side; the handshake runs within the socket's timeouts. With
+    /// hostname verification on (the default), the dialler's certificate must name its
+    /// address, or the host of a `server.N` line that resolves to it (as Apache's
+    /// ZKTrustManager checks a quorum client's certificate).
     pub fn accept(&self, tcp: std::net::TcpStream) -> std::io::Result<duplex::PeerStream> {
-        duplex::PeerStream::server(tcp, self.configs().0)
+        let ip = tcp.peer_addr()?.ip();
+        let stream = duplex::PeerStream::server(tcp, self.configs().0)?;
+        if self.settings.client.hostname_verification {
+            self.check_peer_name(&stream, ip)?;
+        }
+        Ok(stream)
+    }
+
+    fn check_peer_name(
+        &self,
+        stream: &duplex::PeerStream,
+        ip: std::net::IpAddr,
+    ) -> std::io::Result<()> {
+        use std::net::ToSocketAddrs;
+        let chain = stream.peer_certificates().unwrap_or_default();
+        // No certificate (ssl.quorum.clientAuth want/none): nothing to check.
+        let Some(leaf) = chain.first() else { return Ok(()) };
+        let mut names = vec![rustls_pki_types::ServerName::IpAddress(ip.into())];
+        for host in &self.hosts {
+            let resolves_here =
+                (host.as_str(), 0).to_socket_addrs().is_ok_and(|mut a| a.any(|a| a.ip() == ip));
+            if resolves_here {
+                if let Ok(name) = server_name(host) {
+                    names.push(name);
+                }
+            }
+        }
+        let named = match rustls::server::ParsedCertificate::try_from(leaf) {
+            Ok(parsed) => {
+                names.iter().any(|n| rustls::client::verify_server_name(&parsed, n).is_ok())
+            }
+            // webpki cannot read X.509 v1: Java's verifier falls back to the CN.
+            Err(_) => names.iter().any(|n| V1Check::names(leaf, n)),
+        };
+        if named {
+            Ok(())
+        } else {
+            let wanted: Vec<String> = names.iter().map(|n| n.to_str().into_owned()).collect();
+            Err(std::io::Error::other(format!(
+                "the peer's certificate names none of {wanted:?} (ssl.quorum.hostnameVerification)"
+            )))
+        }
     }
 
     /// TLS to the peer at `host` (its `server.N` host, which its certificate must name

@@ -17,47 +17,18 @@ use std::time::Duration;
 
 use harness::ensemble::{set_key, Ensemble, Flavor};
 use harness::ensemble_client::{open, Clients};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+use harness::pki::{Issued, Pki};
 use rzk::proto::CreateMode;
 
 const C: Clients = Clients { patience: ELECTION, request_timeout: Duration::from_secs(10) };
 const ELECTION: Duration = Duration::from_secs(40);
 
-/// A CA and one certificate for 127.0.0.1/localhost, as PEM key store and trust store.
-struct Pki {
-    ca: rcgen::Certificate,
-    ca_key: KeyPair,
-}
-
-impl Pki {
-    fn new(cn: &str) -> Pki {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca_key = KeyPair::generate().unwrap();
-        let ca = params.self_signed(&ca_key).unwrap();
-        Pki { ca, ca_key }
-    }
-
-    /// Writes `keystore.pem` (key + certificate) and `truststore.pem` (the CA) into `dir`.
-    fn write(&self, dir: &Path, cn: &str) {
-        self.write_for(dir, cn, "localhost", true)
-    }
-
-    /// As `write`, for the DNS name `host` (and 127.0.0.1 if `ip`).
-    fn write_for(&self, dir: &Path, cn: &str, host: &str, ip: bool) {
-        let mut params = CertificateParams::new(vec![host.to_string()]).unwrap();
-        if ip {
-            params.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-        }
-        params.distinguished_name.push(DnType::CommonName, cn);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
-        std::fs::create_dir_all(dir).unwrap();
-        std::fs::write(dir.join("keystore.pem"), format!("{}{}", key.serialize_pem(), cert.pem()))
-            .unwrap();
-        std::fs::write(dir.join("truststore.pem"), self.ca.pem()).unwrap();
-    }
+/// Writes `keystore.pem` (key + certificate) and `truststore.pem` (`pki`'s CA) into `dir`.
+fn write_stores(pki: &Pki, dir: &Path, issued: &Issued) {
+    std::fs::create_dir_all(dir).unwrap();
+    let key_store = format!("{}{}", issued.key_pem, issued.cert_pem);
+    std::fs::write(dir.join("keystore.pem"), key_store).unwrap();
+    std::fs::write(dir.join("truststore.pem"), pki.ca.pem()).unwrap();
 }
 
 /// zoo.cfg lines for quorum TLS with the stores in `dir`.
@@ -93,7 +64,7 @@ fn replicates(ens: &Ensemble, writer: u32, readers: &[u32], path: &str) {
 /// A TLS handshake to `addr` with a certificate from `pki` (not the ensemble's CA): the peer
 /// refuses it, so nothing can be read after it.
 fn foreign_tls_refused(addr: std::net::SocketAddr, pki: &Pki, dir: &Path) {
-    pki.write(dir, "intruder");
+    write_stores(pki, dir, &pki.issue("intruder", None));
     let store = |f: &str| rzk::config::StoreConfig {
         location: dir.join(f),
         password: String::new(),
@@ -115,7 +86,7 @@ fn foreign_tls_refused(addr: std::net::SocketAddr, pki: &Pki, dir: &Path) {
 fn rzk_ensemble_over_quorum_tls() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new("ensemble-ca");
-    pki.write(&dir.path().join("stores"), "peer");
+    write_stores(&pki, &dir.path().join("stores"), &pki.issue("peer", None));
     let mut ens = tls_ensemble(vec![Flavor::rzk(); 3], &dir.path().join("stores"));
     let leader = ens.wait_for_leader(ELECTION);
     ens.wait_all_serving(ELECTION);
@@ -144,7 +115,7 @@ fn rzk_ensemble_over_quorum_tls() {
     // The ensemble's own CA, but a certificate for another host: the accepting peer checks
     // that the dialler's certificate names its address (ssl.quorum.hostnameVerification).
     let elsewhere = dir.path().join("elsewhere");
-    pki.write_for(&elsewhere, "elsewhere", "elsewhere.test", false);
+    write_stores(&pki, &elsewhere, &pki.issue_for("elsewhere", &["elsewhere.test"]));
     let store = |f: &str| rzk::config::StoreConfig {
         location: elsewhere.join(f),
         password: String::new(),
@@ -188,7 +159,7 @@ fn mixed_ensembles_over_quorum_tls() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new("ensemble-ca");
     let stores = dir.path().join("stores");
-    pki.write(&stores, "peer");
+    write_stores(&pki, &stores, &pki.issue("peer", None));
     // Each run kills the first leader; between them, leaders and followers of both flavors.
     let mut leaders = Vec::new();
     for flavors in [

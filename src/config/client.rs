@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
+use super::security::{enabled_versions, name_list, protocol_versions};
 use super::{ClientTlsConfig, StoreConfig, StoreKind};
 use crate::sasl::{parse_jaas, DIGEST_LOGIN_MODULE};
 
@@ -66,36 +67,16 @@ fn tls(p: &BTreeMap<&str, &str>) -> Result<ClientTlsConfig, String> {
     let mut cfg = ClientTlsConfig::new(store(p, "zookeeper.ssl.trustStore")?);
     cfg.key_store = store(p, "zookeeper.ssl.keyStore")?;
     if let Some(v) = p.get("zookeeper.ssl.protocol") {
-        cfg.protocols = match *v {
-            "TLSv1.3" | "TLS" => vec!["TLSv1.3", "TLSv1.2"],
-            "TLSv1.2" => vec!["TLSv1.2"],
-            other => {
-                return Err(format!(
-                    "zookeeper.ssl.protocol={other}: rzk speaks TLSv1.2 and TLSv1.3"
-                ))
-            }
-        };
+        cfg.protocols = protocol_versions(v)
+            .ok_or_else(|| format!("zookeeper.ssl.protocol={v}: rzk speaks TLSv1.2 and TLSv1.3"))?;
     }
     if let Some(v) = p.get("zookeeper.ssl.enabledProtocols") {
-        let chosen: Vec<&'static str> = v
-            .split(',')
-            .map(str::trim)
-            .filter_map(|n| match n {
-                "TLSv1.3" => Some("TLSv1.3"),
-                "TLSv1.2" => Some("TLSv1.2"),
-                _ => None,
-            })
-            .collect();
-        if chosen.is_empty() {
-            return Err(format!(
-                "zookeeper.ssl.enabledProtocols={v}: names neither TLSv1.2 nor TLSv1.3"
-            ));
-        }
-        cfg.protocols = chosen;
+        cfg.protocols = enabled_versions("zookeeper.ssl.enabledProtocols", v).ok_or_else(|| {
+            format!("zookeeper.ssl.enabledProtocols={v}: names neither TLSv1.2 nor TLSv1.3")
+        })?;
     }
     if let Some(v) = p.get("zookeeper.ssl.ciphersuites") {
-        let names = v.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from);
-        cfg.cipher_suites = Some(names.collect());
+        cfg.cipher_suites = Some(name_list(v));
     }
     if let Some(v) = p.get("zookeeper.ssl.hostnameVerification") {
         cfg.hostname_verification = match v.to_ascii_lowercase().as_str() {

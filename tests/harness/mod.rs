@@ -28,6 +28,7 @@ use rzk::server::Server;
 
 pub mod ensemble;
 pub mod ensemble_client;
+pub mod pki;
 pub mod ports;
 pub mod proxy;
 mod slots;

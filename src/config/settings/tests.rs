@@ -1,6 +1,7 @@
 //! Unit tests of `settings`.
 
 use super::*;
+use crate::config::{ClientAuth, StoreKind};
 
 fn props(entries: &[(&str, &str)]) -> SystemProperties {
     let mut p = SystemProperties::new();

@@ -7,7 +7,8 @@
 //! `WouldBlock` through the connection's [`transport::Transport`]; `Interrupted` is retried;
 //! spurious events are harmless. What the bytes mean, and what to do about them, is the
 //! core's: this shell carries its [`conn::Event`]s out against the session tracker and the
-//! pipeline, and runs four-letter words ([`super::fourlw`]).
+//! pipeline, and runs four-letter words ([`super::fourlw`]). Authentication (x509 identities,
+//! SASL, `auth` packets, enforced schemes) is in `auth.rs`.
 //!
 //! The loop never blocks, fsyncs or waits for a processor: requests go to the first stage
 //! with `try_send` (a full queue holds them in a backlog and pauses reading), replies and
@@ -16,6 +17,7 @@
 //! and no established connection is read while the server has `globalOutstandingLimit`
 //! requests in flight. Bad input closes that one connection with a warn line.
 
+mod auth;
 pub mod conn;
 pub mod throttle;
 pub mod transport;
@@ -339,40 +341,6 @@ impl Selector {
         }
     }
 
-    /// A TLS handshake completed: the client certificate's subject becomes the connection's
-    /// `x509` identity (NettyServerCnxnFactory.CertificateVerifier). False if the connection
-    /// was closed for it.
-    fn tls_established(
-        &mut self,
-        key: usize,
-        chain: &[rustls_pki_types::CertificateDer<'_>],
-    ) -> bool {
-        let stats = &self.shared.stats;
-        stats.tls_handshakes_outstanding.fetch_sub(1, Ordering::Relaxed);
-        let Some((_, tls)) = &self.secure else { return true };
-        let Some(slot) = self.slots.get_mut(key) else { return false };
-        if chain.is_empty() {
-            debug!("TLS connection from {} without a client certificate", slot.conn.peer());
-            return true;
-        }
-        let added = match tls.identities(chain) {
-            Some(ids) => {
-                debug!("TLS client {} is {:?}", slot.conn.peer(), ids.last().map(|id| &id.id));
-                slot.conn.add_identities(ids).is_ok()
-            }
-            None => false,
-        };
-        if !added {
-            stats.auth_failed.fetch_add(1, Ordering::Relaxed);
-            warn!(
-                "Authentication failed for TLS client {}: unusable certificate subject",
-                slot.conn.peer()
-            );
-            self.close(key);
-        }
-        added
-    }
-
     fn key_of(&self, id: ConnId) -> Option<usize> {
         let key = (id & 0xffff_ffff) as usize;
         self.slots.get(key).filter(|s| s.conn.id() == id).map(|_| key)
@@ -660,129 +628,6 @@ impl Selector {
         r.auth = slot.conn.auth().clone();
         r.outflow = Some(slot.outflow.clone());
         self.submit(r);
-    }
-
-    /// `enforce.auth.*` / `sessionRequireClientSASLAuth` (AuthenticationHelper): a request
-    /// from a connection with no identity of an enforced scheme gets
-    /// SESSIONCLOSEDREQUIRESASLAUTH and the connection is closed. False if refused.
-    fn authenticated_enough(&mut self, key: usize, xid: i32) -> bool {
-        let schemes = &self.shared.config.enforce_auth.schemes;
-        if schemes.is_empty() {
-            return true;
-        }
-        let Some(slot) = self.slots.get_mut(key) else { return false };
-        if slot.conn.auth().ids.iter().any(|id| schemes.contains(&id.scheme)) {
-            return true;
-        }
-        let (session, peer) = (slot.conn.session(), slot.conn.peer());
-        warn!(
-            "closing session 0x{session:x} from {peer}: the server requires authentication by \
-             {schemes:?} and the client has none"
-        );
-        slot.conn.auth_answer(xid, ErrorCode::SessionClosedRequireSaslAuth);
-        false
-    }
-
-    /// One client SASL token (ZooKeeperServer.processSasl with a DIGEST-MD5 server): the
-    /// answer goes out at once, outside the pipeline; success adds the `sasl` identity (and
-    /// `super` for `zookeeper.superUser`); failure answers AUTHFAILED and closes, unless
-    /// `allowSaslFailedClients`.
-    fn sasl(&mut self, key: usize, xid: i32, body: &[u8]) {
-        let shared = self.shared.clone();
-        let Some(config) = shared.config.sasl.as_ref() else { return };
-        let Some(slot) = self.slots.get_mut(key) else { return };
-        let (session, peer) = (slot.conn.session(), slot.conn.peer());
-        let token =
-            crate::jute::proto::SaslToken::from_bytes(body).map(|t| t.token.unwrap_or_default());
-        let step = match token {
-            Ok(token) => {
-                let exchange = slot.sasl.get_or_insert_with(|| DigestMd5::new(sasl_nonce()));
-                exchange.step(&token, &config.users).map_err(|e| e.to_string())
-            }
-            Err(e) => Err(format!("undecodable SASL request ({e})")),
-        };
-        shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
-        match step {
-            Ok(Step::Challenge(challenge)) => {
-                slot.conn.sasl_answer(xid, ErrorCode::Ok, Some(challenge))
-            }
-            Ok(Step::Complete { token, user }) => {
-                let id = crate::sasl::sasl_id(&user, config.remove_host, config.remove_realm);
-                info!("Session 0x{session:x}: adding SASL authorization for authorizationID: {id}");
-                let mut ids = vec![crate::jute::data::Id { scheme: "sasl".into(), id: id.clone() }];
-                if config.super_user.as_deref() == Some(id.as_str()) {
-                    info!("Session 0x{session:x}: authenticated id '{id}' as super user");
-                    ids.push(crate::jute::data::Id { scheme: "super".into(), id: String::new() });
-                }
-                let err = match slot.conn.add_identities(ids) {
-                    Ok(()) => ErrorCode::Ok,
-                    Err(limit) => {
-                        warn!("refusing SASL identity of session 0x{session:x} from {peer}: {limit:?}");
-                        ErrorCode::AuthFailed
-                    }
-                };
-                slot.conn.sasl_answer(
-                    xid,
-                    err,
-                    if err == ErrorCode::Ok { Some(token) } else { None },
-                );
-            }
-            Err(why) => {
-                // Not counted in auth_failed_count: Apache counts failed auth packets and
-                // TLS handshakes there, not SASL exchanges.
-                warn!("Client {peer} (session 0x{session:x}) failed to SASL authenticate: {why}");
-                let required = shared.config.enforce_auth.schemes.iter().any(|s| s == "sasl");
-                if config.allow_failed && !required {
-                    warn!("Maintaining client connection despite SASL authentication failure.");
-                    slot.conn.sasl_answer(xid, ErrorCode::Ok, None);
-                } else {
-                    let err = if required {
-                        ErrorCode::SessionClosedRequireSaslAuth
-                    } else {
-                        ErrorCode::AuthFailed
-                    };
-                    slot.conn.sasl_answer(xid, err, None);
-                }
-            }
-        }
-    }
-
-    /// Answers an auth packet. The reply echoes the request's xid, as ZooKeeper's
-    /// `processPacket` does: the Java client always sends -4, other clients may not.
-    fn auth(&mut self, key: usize, xid: i32, body: &[u8]) {
-        let shared = self.shared.clone();
-        let Some(slot) = self.slots.get_mut(key) else { return };
-        let outcome = match AuthPacket::from_bytes(body) {
-            Ok(p) => acl::authenticate(
-                &p.scheme,
-                p.auth.as_deref().unwrap_or(&[]),
-                shared.config.super_digest.as_deref(),
-            ),
-            Err(_) => AuthOutcome::Failed,
-        };
-        let err = match outcome {
-            AuthOutcome::Added(ids) => match slot.conn.add_identities(ids) {
-                Ok(()) => ErrorCode::Ok,
-                Err(limit) => {
-                    let (session, peer) = (slot.conn.session(), slot.conn.peer());
-                    warn!(
-                        "refusing an addauth of session 0x{session:x} from {peer}: {limit:?} \
-                         (at most {} identities of {} bytes); closing",
-                        limits::AUTH_IDS_MAX,
-                        limits::AUTH_ID_BYTES_MAX
-                    );
-                    ErrorCode::AuthFailed
-                }
-            },
-            AuthOutcome::Failed => {
-                shared.stats.auth_failed.fetch_add(1, Ordering::Relaxed);
-                let (session, peer) = (slot.conn.session(), slot.conn.peer());
-                warn!("authentication failed for session 0x{session:x} from {peer}");
-                ErrorCode::AuthFailed
-            }
-        };
-        slot.conn.auth_answer(xid, err);
-        shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
     }
 
     fn submit(&mut self, req: Request) {
@@ -1129,24 +974,6 @@ impl Selector {
         slot.conn.four_letter_answer(text.into_bytes());
         self.flush(key);
     }
-}
-
-/// The most client connections when `maxCnxns` is not set: what the process's descriptor
-/// limit leaves after a reserve for the txn log, snapshots, the quorum's sockets and the
-/// listener, so that running out of descriptors refuses clients instead of failing a log roll.
-/// A DIGEST-MD5 server nonce: 30 bytes from the OS's random source, base64 (as Java's
-/// DigestMD5Server makes it). Falls back to a time-and-counter mix only if the OS has none.
-fn sasl_nonce() -> String {
-    use base64::Engine;
-    let mut raw = [0u8; 30];
-    if getrandom::fill(&mut raw).is_err() {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        raw[..16].copy_from_slice(&t.to_le_bytes());
-        raw[16..24].copy_from_slice(&fastrand::u64(..).to_le_bytes());
-    }
-    base64::engine::general_purpose::STANDARD.encode(raw)
 }
 
 fn default_max_cnxns() -> usize {

@@ -1,0 +1,70 @@
+//! A throw-away certificate authority for TLS tests (rcgen): a CA and the certificates it
+//! issues, as DER and PEM.
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, SanType,
+};
+use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+
+/// A CA.
+pub struct Pki {
+    /// The CA's certificate.
+    pub ca: rcgen::Certificate,
+    ca_key: KeyPair,
+}
+
+/// A certificate the CA issued, with its key.
+pub struct Issued {
+    pub cert: CertificateDer<'static>,
+    pub key: PrivatePkcs8KeyDer<'static>,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl Pki {
+    /// A CA whose subject is `CN=cn`.
+    pub fn new(cn: &str) -> Pki {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().unwrap();
+        let ca = params.self_signed(&ca_key).unwrap();
+        Pki { ca, ca_key }
+    }
+
+    /// A certificate for `localhost` and 127.0.0.1, subject `O=org, CN=cn` (DER order).
+    pub fn issue(&self, cn: &str, org: Option<&str>) -> Issued {
+        self.issue_named(cn, org, &["localhost"], true)
+    }
+
+    /// A certificate naming only the DNS names `names`.
+    pub fn issue_for(&self, cn: &str, names: &[&str]) -> Issued {
+        self.issue_named(cn, None, names, false)
+    }
+
+    fn issue_named(&self, cn: &str, org: Option<&str>, names: &[&str], ip: bool) -> Issued {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names).unwrap();
+        if ip {
+            params.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        }
+        params.distinguished_name = DistinguishedName::new();
+        if let Some(org) = org {
+            params.distinguished_name.push(DnType::OrganizationName, org);
+        }
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
+        Issued {
+            cert: cert.der().clone(),
+            key: PrivatePkcs8KeyDer::from(key.serialize_der()),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
+    /// The CA's certificate.
+    pub fn ca_der(&self) -> CertificateDer<'static> {
+        self.ca.der().clone()
+    }
+}

@@ -519,21 +519,8 @@ impl Handshaking {
             if let Some((message, _)) = decode_initial(&self.buf).map_err(|e| e.to_string())? {
                 return Ok(Some(message));
             }
-            // The fixed head first (protocol version and sid, then the address's length), then
-            // the address; the decoder has checked the length against its limit already.
-            let want = if self.buf.len() < 8 {
-                8
-            } else if self.buf.len() < 20 {
-                20
-            } else {
-                let len =
-                    i32::from_be_bytes([self.buf[16], self.buf[17], self.buf[18], self.buf[19]]);
-                20 + len.max(0) as usize
-            };
             let have = self.buf.len();
-            if want <= have || want > 20 + ELECTION_INITIAL_ADDRESS_MAX_BYTES {
-                return Err(format!("bad handshake of {have} bytes"));
-            }
+            let want = initial_bytes_wanted(&self.buf)?;
             self.buf.resize(want, 0);
             match self.stream.read(&mut self.buf[have..]) {
                 Ok(0) => return Err("closed during the handshake".into()),
@@ -549,6 +536,24 @@ impl Handshaking {
     }
 }
 
+/// How many bytes of an incomplete handshake to have before decoding again: the fixed
+/// head first (protocol version and sid, then the address's length), then the address (the
+/// decoder has checked the length against its limit already).
+fn initial_bytes_wanted(buf: &[u8]) -> Result<usize, String> {
+    let want = if buf.len() < 8 {
+        8
+    } else if buf.len() < 20 {
+        20
+    } else {
+        let len = i32::from_be_bytes([buf[16], buf[17], buf[18], buf[19]]);
+        20 + len.max(0) as usize
+    };
+    if want <= buf.len() || want > 20 + ELECTION_INITIAL_ADDRESS_MAX_BYTES {
+        return Err(format!("bad handshake of {} bytes", buf.len()));
+    }
+    Ok(want)
+}
+
 /// Reads an election handshake from a blocking stream, never past its end, giving up at
 /// `deadline` (however slowly its bytes arrive).
 fn read_initial(stream: &mut PeerStream, deadline: Instant) -> Result<InitialMessage, String> {
@@ -557,18 +562,8 @@ fn read_initial(stream: &mut PeerStream, deadline: Instant) -> Result<InitialMes
         if let Some((message, _)) = decode_initial(&buf).map_err(|e| e.to_string())? {
             return Ok(message);
         }
-        let want = if buf.len() < 8 {
-            8
-        } else if buf.len() < 20 {
-            20
-        } else {
-            let len = i32::from_be_bytes([buf[16], buf[17], buf[18], buf[19]]);
-            20 + len.max(0) as usize
-        };
         let have = buf.len();
-        if want <= have || want > 20 + ELECTION_INITIAL_ADDRESS_MAX_BYTES {
-            return Err(format!("bad handshake of {have} bytes"));
-        }
+        let want = initial_bytes_wanted(&buf)?;
         if Instant::now() >= deadline {
             return Err("no handshake within the connect timeout".into());
         }

@@ -57,7 +57,13 @@ fn session_survives_a_server_restart_and_watches_are_rearmed() {
     // A JVM restart on a busy machine can take a while: allow for it.
     let slow = Duration::from_secs(60);
     assert_eq!(next_state_within(&events, slow).state, KeeperState::Disconnected);
-    assert_eq!(next_state_within(&events, slow).state, KeeperState::SyncConnected);
+    let back = next_state_within(&events, slow).state;
+    assert_eq!(
+        back,
+        KeeperState::SyncConnected,
+        "session {session:?} after the restart; server log:\n{}",
+        server.log()
+    );
     assert_eq!(a.session_id(), session, "same session after the restart");
     assert!(a.exists("/eph", false).unwrap().is_some(), "ephemeral kept");
     // Watches were re-armed with setWatches: changes made now are delivered.

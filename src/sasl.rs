@@ -4,8 +4,10 @@
 //! the `sasl` identity an authenticated client gets (Kerberos-style host and realm removal
 //! as `kerberos.removeHostFromPrincipal`/`removeRealmFromPrincipal` ask).
 //!
-//! I/O: none here; the JAAS file is read by the configuration, the nonce comes from the
-//! caller (the selector draws it from the OS's random source).
+//! The same exchanges serve quorum SASL ([`QUORUM_SERVICE`], driven by `quorum::auth`).
+//!
+//! I/O: none here but [`random_nonce`] (the OS's random source); the JAAS file is read by the
+//! configuration, and the exchanges take their nonces from the caller.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,6 +18,30 @@ use md5::{Digest, Md5};
 pub const DIGEST_SERVER_NAME: &str = "zk-sasl-md5";
 /// The SASL service name (`zookeeper.sasl.client.username` on the client side).
 pub const SERVICE: &str = "zookeeper";
+
+/// Who a DIGEST-MD5 exchange is with: the protocol and server name that make its
+/// `digest-uri` (`protocol/server`) and the server's realm (Java's DIGEST-MD5 server offers
+/// its server name as the realm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DigestService {
+    /// The SASL protocol (service) name.
+    pub protocol: &'static str,
+    /// The server name.
+    pub server: &'static str,
+}
+
+/// Client connections (ZooKeeperSaslServer, ZooKeeperSaslClient).
+pub const CLIENT_SERVICE: DigestService =
+    DigestService { protocol: SERVICE, server: DIGEST_SERVER_NAME };
+/// Quorum connections (QuorumAuth's `zookeeper-quorum` and `zk-quorum-sasl-md5`).
+pub const QUORUM_SERVICE: DigestService =
+    DigestService { protocol: "zookeeper-quorum", server: "zk-quorum-sasl-md5" };
+
+impl DigestService {
+    fn uri(&self) -> String {
+        format!("{}/{}", self.protocol, self.server)
+    }
+}
 /// Apache's `DigestLoginModule`.
 pub const DIGEST_LOGIN_MODULE: &str = "org.apache.zookeeper.server.auth.DigestLoginModule";
 
@@ -166,6 +192,14 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
     Ok(tokens)
 }
 
+/// The `username` and `password` of a section's `DigestLoginModule` (a client's or a quorum
+/// learner's login); `None` if the section has no such module.
+pub fn digest_login(modules: &[LoginModule]) -> Option<(String, String)> {
+    let module = modules.iter().find(|m| m.class == DIGEST_LOGIN_MODULE)?;
+    let get = |k: &str| module.options.get(k).cloned().unwrap_or_default();
+    Some((get("username"), get("password")))
+}
+
 /// The users a `Server` section's `DigestLoginModule` defines (`user_NAME="password"`);
 /// `None` if the section has no such module.
 pub fn digest_users(modules: &[LoginModule]) -> Option<BTreeMap<String, String>> {
@@ -212,6 +246,7 @@ pub enum Step {
 /// gets `rspauth`.
 #[derive(Debug)]
 pub struct DigestMd5 {
+    service: DigestService,
     nonce: String,
     state: State,
 }
@@ -224,9 +259,15 @@ enum State {
 }
 
 impl DigestMd5 {
-    /// A new exchange with this server nonce (random, printable, no quotes).
+    /// A new exchange with a client connection, with this server nonce (random, printable,
+    /// no quotes).
     pub fn new(nonce: String) -> DigestMd5 {
-        DigestMd5 { nonce, state: State::Start }
+        DigestMd5::for_service(CLIENT_SERVICE, nonce)
+    }
+
+    /// A new exchange for `service` (a client or a quorum learner).
+    pub fn for_service(service: DigestService, nonce: String) -> DigestMd5 {
+        DigestMd5 { service, nonce, state: State::Start }
     }
 
     /// Whether the client is authenticated.
@@ -244,9 +285,8 @@ impl DigestMd5 {
             State::Start if token.is_empty() => {
                 self.state = State::Challenged;
                 let challenge = format!(
-                    "realm=\"{DIGEST_SERVER_NAME}\",nonce=\"{}\",qop=\"auth\",charset=utf-8,\
-                     algorithm=md5-sess",
-                    self.nonce
+                    "realm=\"{}\",nonce=\"{}\",qop=\"auth\",charset=utf-8,algorithm=md5-sess",
+                    self.service.server, self.nonce
                 );
                 Ok(Step::Challenge(challenge.into_bytes()))
             }
@@ -275,8 +315,8 @@ impl DigestMd5 {
         let get = |k: &str| fields.get(k).map(String::as_str);
         let Some(user) = get("username") else { return fail("no username") };
         let realm = get("realm").unwrap_or("");
-        if !realm.is_empty() && realm != DIGEST_SERVER_NAME {
-            return fail(format!("realm {realm} is not {DIGEST_SERVER_NAME}"));
+        if !realm.is_empty() && realm != self.service.server {
+            return fail(format!("realm {realm} is not {}", self.service.server));
         }
         if get("nonce") != Some(self.nonce.as_str()) {
             return fail("nonce mismatch");
@@ -291,8 +331,9 @@ impl DigestMd5 {
             return fail(format!("qop {qop} is not offered"));
         }
         let uri = get("digest-uri").unwrap_or("");
-        if !uri.eq_ignore_ascii_case(&format!("{SERVICE}/{DIGEST_SERVER_NAME}")) {
-            return fail(format!("digest-uri {uri} is not {SERVICE}/{DIGEST_SERVER_NAME}"));
+        let want = self.service.uri();
+        if !uri.eq_ignore_ascii_case(&want) {
+            return fail(format!("digest-uri {uri} is not {want}"));
         }
         let Some(response) = get("response") else { return fail("no response") };
         let Some(password) = users.get(user) else {
@@ -318,6 +359,7 @@ impl DigestMd5 {
 /// the server's challenge, then the server's `rspauth` checked.
 #[derive(Debug)]
 pub struct DigestMd5Client {
+    service: DigestService,
     user: String,
     password: String,
     cnonce: String,
@@ -327,9 +369,21 @@ pub struct DigestMd5Client {
 }
 
 impl DigestMd5Client {
-    /// A new exchange for `user` with this client nonce (random, printable, no quotes).
+    /// A new exchange with a ZooKeeper server for `user`, with this client nonce (random,
+    /// printable, no quotes).
     pub fn new(user: &str, password: &str, cnonce: String) -> DigestMd5Client {
+        DigestMd5Client::for_service(CLIENT_SERVICE, user, password, cnonce)
+    }
+
+    /// A new exchange with `service` (a ZooKeeper server or a quorum peer).
+    pub fn for_service(
+        service: DigestService,
+        user: &str,
+        password: &str,
+        cnonce: String,
+    ) -> DigestMd5Client {
         DigestMd5Client {
+            service,
             user: user.to_string(),
             password: password.to_string(),
             cnonce,
@@ -382,7 +436,7 @@ impl DigestMd5Client {
             }
         }
         let realm = get("realm").unwrap_or("");
-        let uri = format!("{SERVICE}/{DIGEST_SERVER_NAME}");
+        let uri = self.service.uri();
         let nc = "00000001";
         let ha1 = hex_md5(&a1(&self.user, realm, &self.password, nonce, &self.cnonce, None));
         let response =
@@ -415,6 +469,21 @@ fn quote(value: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// A DIGEST-MD5 server nonce: 30 bytes from the OS's random source, base64 (as Java's
+/// DigestMD5Server makes it). Falls back to a time-and-counter mix only if the OS has none.
+pub fn random_nonce() -> String {
+    use base64::Engine;
+    let mut raw = [0u8; 30];
+    if getrandom::fill(&mut raw).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        raw[..16].copy_from_slice(&t.to_le_bytes());
+        raw[16..24].copy_from_slice(&fastrand::u64(..).to_le_bytes());
+    }
+    base64::engine::general_purpose::STANDARD.encode(raw)
 }
 
 /// A client nonce: `len` random letters and digits from `next`, a source of random words.
@@ -607,10 +676,37 @@ mod tests {
         let mut s = DigestMd5::new("n4".into());
         s.step(b"", &users()).unwrap();
         for junk in [&b"=,=\""[..], b"username", b"\xff\xfe", b"a=\"unterminated"] {
-            assert!(DigestMd5 { nonce: "n4".into(), state: State::Challenged }
-                .step(junk, &users())
-                .is_err());
+            let mut s = DigestMd5::new("n4".into());
+            s.state = State::Challenged;
+            assert!(s.step(junk, &users()).is_err());
         }
+    }
+
+    #[test]
+    fn quorum_exchanges_name_the_quorum_service() {
+        let exchange = |server_service, client_service| {
+            let mut server = DigestMd5::for_service(server_service, "sn".into());
+            let mut client = DigestMd5Client::for_service(
+                client_service,
+                "jaasuser",
+                "jaas_password",
+                "cn".into(),
+            );
+            let Step::Challenge(challenge) = server.step(&client.initial(), &users()).unwrap()
+            else {
+                panic!("no challenge")
+            };
+            let response = client.step(&challenge).unwrap().unwrap();
+            let outcome = server.step(&response, &users());
+            (String::from_utf8(challenge).unwrap(), String::from_utf8(response).unwrap(), outcome)
+        };
+        let (challenge, response, outcome) = exchange(QUORUM_SERVICE, QUORUM_SERVICE);
+        assert!(challenge.contains("realm=\"zk-quorum-sasl-md5\""), "{challenge}");
+        assert!(response.contains("digest-uri=\"zookeeper-quorum/zk-quorum-sasl-md5\""));
+        assert!(matches!(outcome, Ok(Step::Complete { .. })));
+        // A client-port exchange is not a quorum one.
+        let (_, _, outcome) = exchange(QUORUM_SERVICE, CLIENT_SERVICE);
+        assert!(outcome.is_err());
     }
 
     #[test]

@@ -30,7 +30,7 @@ fn start(id: u64, listener: TcpListener, ports: &BTreeMap<u64, u16>, zxid: Zxid)
         vec![address(ports[&id])],
         peers,
         Duration::from_secs(5),
-        None,
+        Default::default(),
     );
     let listener = cnx.listen(listener).expect("listener thread");
     let qv = QuorumMaj::new(ports.keys().map(|&s| ServerId(s)), [], 0, "version=0".into());

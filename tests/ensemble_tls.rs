@@ -15,37 +15,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness::ensemble::{set_key, Ensemble, Flavor};
+use harness::ensemble::{Ensemble, Flavor};
 use harness::ensemble_client::{open, Clients};
-use harness::pki::{Issued, Pki};
+use harness::pki::{quorum_tls, write_stores, Pki};
 use rzk::proto::CreateMode;
 
 const C: Clients = Clients { patience: ELECTION, request_timeout: Duration::from_secs(10) };
 const ELECTION: Duration = Duration::from_secs(40);
-
-/// Writes `keystore.pem` (key + certificate) and `truststore.pem` (`pki`'s CA) into `dir`.
-fn write_stores(pki: &Pki, dir: &Path, issued: &Issued) {
-    std::fs::create_dir_all(dir).unwrap();
-    let key_store = format!("{}{}", issued.key_pem, issued.cert_pem);
-    std::fs::write(dir.join("keystore.pem"), key_store).unwrap();
-    std::fs::write(dir.join("truststore.pem"), pki.ca.pem()).unwrap();
-}
-
-/// zoo.cfg lines for quorum TLS with the stores in `dir`.
-fn quorum_tls(cfg: &mut String, dir: &Path) {
-    set_key(cfg, "sslQuorum", "true");
-    set_key(cfg, "ssl.quorum.keyStore.location", &dir.join("keystore.pem").display().to_string());
-    set_key(cfg, "ssl.quorum.keyStore.type", "PEM");
-    set_key(
-        cfg,
-        "ssl.quorum.trustStore.location",
-        &dir.join("truststore.pem").display().to_string(),
-    );
-    set_key(cfg, "ssl.quorum.trustStore.type", "PEM");
-    set_key(cfg, "tickTime", "300");
-    set_key(cfg, "initLimit", "30");
-    set_key(cfg, "syncLimit", "10");
-}
 
 fn tls_ensemble(flavors: Vec<Flavor>, stores: &Path) -> Ensemble {
     let stores = stores.to_path_buf();

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use super::security::{enabled_versions, name_list, protocol_versions};
 use super::{ClientTlsConfig, StoreConfig, StoreKind};
-use crate::sasl::{parse_jaas, DIGEST_LOGIN_MODULE};
+use crate::sasl::{digest_login, parse_jaas};
 
 /// The JAAS login configuration file (a Java system property).
 pub const JAAS_PROPERTY: &str = "java.security.auth.login.config";
@@ -124,15 +124,13 @@ fn sasl(p: &BTreeMap<&str, &str>) -> Result<Option<SaslLogin>, String> {
         log::info!("client: {path} has no {section} section; connecting without SASL");
         return Ok(None);
     };
-    let Some(module) = modules.iter().find(|m| m.class == DIGEST_LOGIN_MODULE) else {
+    let Some((user, password)) = digest_login(modules) else {
         let classes: Vec<&str> = modules.iter().map(|m| m.class.as_str()).collect();
         return Err(format!(
             "{path}: section {section} uses {classes:?}; rzk's client speaks DIGEST-MD5 \
              (DigestLoginModule) only"
         ));
     };
-    let user = module.options.get("username").cloned().unwrap_or_default();
-    let password = module.options.get("password").cloned().unwrap_or_default();
     if user.is_empty() {
         return Err(format!("{path}: section {section} has no username"));
     }

@@ -62,8 +62,8 @@ use crate::proto::ServerId;
 
 pub use properties::{parse_properties, Property, SystemProperties};
 pub use security::{
-    ClientAuth, ClientTlsConfig, EnforceAuth, QuorumTlsConfig, SaslConfig, StoreConfig, StoreKind,
-    TlsConfig,
+    ClientAuth, ClientTlsConfig, EnforceAuth, QuorumSaslConfig, QuorumTlsConfig, SaslConfig,
+    StoreConfig, StoreKind, TlsConfig,
 };
 pub use settings::UNPREFIXED_PROPERTIES;
 
@@ -388,6 +388,11 @@ pub struct QuorumConfig {
     pub snapshot_size_factor: f64,
     /// `sslQuorum=true`: TLS on every election and Zab connection.
     pub tls: Option<QuorumTlsConfig>,
+    /// `quorum.auth.enableSasl=true`: SASL on every election and Zab connection.
+    pub sasl: Option<QuorumSaslConfig>,
+    /// `quorum.cnxn.threads.size`: how many accepted quorum connections may be in their
+    /// TLS or SASL handshake at once (each in its own thread).
+    pub handshake_threads: usize,
 }
 
 impl QuorumConfig {

@@ -156,6 +156,37 @@ pub struct QuorumTlsConfig {
     pub reload: bool,
 }
 
+/// Quorum SASL (`quorum.auth.enableSasl`, QuorumAuth): DIGEST-MD5 on every election and
+/// Zab connection, before its first message. A learner (the side that dials) logs in with
+/// the JAAS `QuorumLearner` section's `username`/`password`; a server (the side that
+/// accepts) checks them against its `QuorumServer` section's `user_NAME="password"` entries.
+#[derive(Clone, PartialEq, Eq)]
+pub struct QuorumSaslConfig {
+    /// `quorum.auth.learnerRequireSasl`: this server authenticates when it dials a peer
+    /// (off: it dials without SASL, for rolling upgrades).
+    pub learner_require: bool,
+    /// `quorum.auth.serverRequireSasl`: a peer that does not authenticate is refused (off:
+    /// it is let in; a failed exchange still fails on the learner's side).
+    pub server_require: bool,
+    /// The learner's login.
+    pub learner_user: String,
+    /// Its password.
+    pub learner_password: String,
+    /// The users a learner may log in as, with their passwords.
+    pub users: std::collections::BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for QuorumSaslConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuorumSaslConfig")
+            .field("learner_require", &self.learner_require)
+            .field("server_require", &self.server_require)
+            .field("learner_user", &self.learner_user)
+            .field("users", &self.users.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
 /// `*.protocol`: the TLS versions the JDK enables for it (TLSv1.3 enables 1.3 and 1.2,
 /// TLSv1.2 only 1.2); `None` for a protocol rustls does not speak.
 pub(crate) fn protocol_versions(value: &str) -> Option<Vec<&'static str>> {

@@ -18,9 +18,9 @@ use std::time::Duration;
 use log::{debug, error, info, warn};
 
 use super::{
-    parse_port_allow_zero, ConfigError, LearnerType, Property, QuorumConfig, QuorumTlsConfig,
-    ServerConfig, ServerSpec, SessionTimeouts, SessionWeights, SystemProperties, ThrottleConfig,
-    ELECTION_ALG_FAST,
+    parse_port_allow_zero, ConfigError, LearnerType, Property, QuorumConfig, QuorumSaslConfig,
+    QuorumTlsConfig, ServerConfig, ServerSpec, SessionTimeouts, SessionWeights, SystemProperties,
+    ThrottleConfig, ELECTION_ALG_FAST,
 };
 use crate::limits;
 use crate::proto::frame::FOUR_LETTER_WORDS;
@@ -154,6 +154,14 @@ const SUPPORTED_KEYS: &[&str] = &[
     "sessionRequireClientSASLAuth",
     "enforce.auth.enabled",
     "enforce.auth.schemes",
+    // Quorum SASL (QuorumAuth, QuorumPeerConfig).
+    "quorum.auth.enableSasl",
+    "quorum.auth.serverRequireSasl",
+    "quorum.auth.learnerRequireSasl",
+    "quorum.auth.learner.saslLoginContext",
+    "quorum.auth.server.saslLoginContext",
+    "quorum.auth.kerberos.servicePrincipal",
+    "quorum.cnxn.threads.size",
 ];
 
 /// Key prefixes of features that are accepted but not supported yet.
@@ -163,7 +171,6 @@ const UNSUPPORTED_PREFIXES: &[(&str, &str)] = &[
     ("ssl.quorum.", "quorum TLS"),
     ("ssl.", "this TLS option"),
     ("authProvider.", "pluggable auth providers"),
-    ("quorum.auth.", "quorum SASL authentication"),
     ("multiAddress.", "multiple addresses per server"),
     ("jvm.pause.", "the JVM pause monitor"),
     ("kerberos.", "Kerberos"),
@@ -174,7 +181,6 @@ const UNSUPPORTED_PREFIXES: &[(&str, &str)] = &[
 const UNSUPPORTED_KEYS: &[(&str, &str)] = &[
     ("portUnification", "TLS"),
     ("client.portUnification", "TLS"),
-    ("quorum.cnxn.threads.size", "quorum SASL authentication"),
     ("observerMasterPort", "observer masters"),
     ("oraclePath", "the quorum oracle"),
     ("requireClientAuthScheme", "SASL"),
@@ -377,7 +383,9 @@ pub(super) fn build(
     };
     let client_tls = tls_settings(&mut s, secure_client_address.is_some())?;
     let quorum_tls = quorum_tls_settings(&mut s)?;
-    let (sasl, enforce_auth) = sasl_settings(&mut s)?;
+    let jaas = jaas(&mut s)?;
+    let (sasl, enforce_auth) = sasl_settings(&mut s, jaas.as_ref())?;
+    let (quorum_sasl, handshake_threads) = quorum_sasl_settings(&mut s, jaas.as_ref())?;
     let backlog = s.int("clientPortListenBacklog", -1, INT_MAX)?.unwrap_or(-1);
     let client_port_listen_backlog = u32::try_from(backlog).ok().and_then(NonZeroU32::new);
 
@@ -595,6 +603,8 @@ pub(super) fn build(
         sync_enabled,
         snapshot_size_factor,
         quorum_tls,
+        quorum_sasl,
+        handshake_threads,
     };
     let (quorum, client_address) = quorum_and_client_address(
         servers,
@@ -674,6 +684,8 @@ struct Extras {
     sync_enabled: bool,
     snapshot_size_factor: f64,
     quorum_tls: Option<QuorumTlsConfig>,
+    quorum_sasl: Option<QuorumSaslConfig>,
+    handshake_threads: usize,
 }
 
 /// BlueThrottle's settings with Apache's defaults and corrections.
@@ -840,6 +852,8 @@ fn quorum_and_client_address(
         sync_enabled: extras.sync_enabled,
         snapshot_size_factor: extras.snapshot_size_factor,
         tls: extras.quorum_tls,
+        sasl: extras.quorum_sasl,
+        handshake_threads: extras.handshake_threads,
     };
     Ok((Some(quorum), client_address))
 }
@@ -956,4 +970,4 @@ mod security;
 #[cfg(test)]
 mod tests;
 
-use security::{quorum_tls_settings, sasl_settings, tls_settings};
+use security::{jaas, quorum_sasl_settings, quorum_tls_settings, sasl_settings, tls_settings};

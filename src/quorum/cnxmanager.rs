@@ -1,15 +1,21 @@
 //! The election channel: one TCP connection per peer, the handshake and the "larger sid keeps
 //! the connection" rule, and a send worker and a receive worker per connection
-//! (quorum-protocol.md §2; ZooKeeper's `QuorumCnxManager`). Not wired into the server yet.
+//! (quorum-protocol.md §2; ZooKeeper's `QuorumCnxManager`).
 //!
 //! Threads: the listener (one mio loop reading every incoming handshake without blocking, each
-//! within `cnx_timeout` of its accept, at most `limits::ELECTION_HANDSHAKES_MAX` at once; Apache
-//! uses a pool of 20 threads, `zookeeper.quorumCnxnThreadsSize`), a connector thread per
-//! outgoing attempt, and per live connection a sender and a receiver. They share the peer table behind one mutex, never held
-//! across I/O. Blocking sockets, as Apache's; the election port carries a handful of peers.
+//! within `cnx_timeout` of its accept, at most `limits::ELECTION_HANDSHAKES_MAX` at once; with
+//! quorum TLS or SASL each accepted connection's handshake runs in a thread of its own
+//! instead, at most `quorum.cnxn.threads.size` at once, as Apache's pool), a connector thread
+//! per outgoing attempt, and per live connection a sender and a receiver. They share the peer
+//! table behind one mutex, never held across I/O. Blocking sockets, as Apache's; the election
+//! port carries a handful of peers.
 //!
-//! Not yet: observers without an id (`OBSERVER_ID`, given fresh negative ids by Apache),
-//! quorum SASL, TLS, and multi-address reachability checks.
+//! Security (see [`super::auth`]): with `sslQuorum` every connection is TLS from its first
+//! byte; with quorum SASL the dialler authenticates right after its handshake and the
+//! acceptor checks it before the tie-break, as `initiateConnection`/`handleConnection` do.
+//!
+//! Not yet: observers without an id (`OBSERVER_ID`, given fresh negative ids by Apache)
+//! and multi-address reachability checks.
 //!
 //! Invariants:
 //! - between two servers, only a connection opened by the larger sid is kept (§2.2): an
@@ -39,9 +45,9 @@ use log::{debug, info, warn};
 use crate::config::HostPort;
 use crate::limits::{self, ELECTION_INITIAL_ADDRESS_MAX_BYTES, ELECTION_MESSAGE_MAX_BYTES};
 use crate::proto::ServerId;
+use crate::quorum::auth::PeerSecurity;
 use crate::quorum::wire::{decode_initial, encode_initial, InitialMessage};
 use crate::tls::duplex::PeerStream;
-use crate::tls::PeerTls;
 
 /// How often idle workers look at the shutdown flag and their connection's generation.
 const WORKER_POLL: Duration = Duration::from_millis(100);
@@ -68,10 +74,10 @@ struct Shared {
     received: Sender<Received>,
     generation: AtomicU64,
     halted: AtomicBool,
-    /// `sslQuorum`: every connection is TLS, both ways.
-    tls: Option<Arc<PeerTls>>,
-    /// TLS handshakes of accepted connections under way (each in its own thread).
-    tls_handshakes: AtomicUsize,
+    /// Quorum TLS and SASL.
+    security: PeerSecurity,
+    /// TLS or SASL handshakes of accepted connections under way (each in its own thread).
+    handshakes: AtomicUsize,
 }
 
 /// One peer: its queue of one and the connection currently in use, if any.
@@ -92,7 +98,7 @@ impl CnxManager {
         my_addresses: Vec<HostPort>,
         peers: BTreeMap<ServerId, HostPort>,
         cnx_timeout: Duration,
-        tls: Option<Arc<PeerTls>>,
+        security: PeerSecurity,
     ) -> (CnxManager, Receiver<Received>) {
         let (received, receiver) = unbounded();
         let shared = Shared {
@@ -104,8 +110,8 @@ impl CnxManager {
             received,
             generation: AtomicU64::new(0),
             halted: AtomicBool::new(false),
-            tls,
-            tls_handshakes: AtomicUsize::new(0),
+            security,
+            handshakes: AtomicUsize::new(0),
         };
         (CnxManager { shared: Arc::new(shared) }, receiver)
     }
@@ -210,7 +216,7 @@ impl Shared {
         let target = resolve(address)?;
         let tcp = TcpStream::connect_timeout(&target, shared.cnx_timeout)?;
         tcp.set_nodelay(true)?;
-        let mut stream = match &shared.tls {
+        let mut stream = match &shared.security.tls {
             None => PeerStream::plain(tcp),
             Some(tls) => {
                 tcp.set_read_timeout(Some(shared.cnx_timeout))?;
@@ -224,6 +230,15 @@ impl Shared {
             }
         };
         stream.write_all(&encode_initial(shared.my_id, &shared.my_addresses))?;
+        if shared.security.sasl.is_some() {
+            stream.set_read_timeout(Some(shared.cnx_timeout))?;
+            let deadline = Instant::now() + shared.cnx_timeout;
+            let peer = format!("sid {to} at {target}");
+            shared.security.login(&mut stream, &peer, deadline).map_err(|e| {
+                warn!("election connection to {peer} closed: {e}");
+                io::Error::new(io::ErrorKind::PermissionDenied, e)
+            })?;
+        }
         if to > shared.my_id {
             // The larger sid keeps the connection; it will connect to me.
             debug!("sid {to} is larger: closing my connection, it connects back");
@@ -303,8 +318,8 @@ impl Shared {
             }
             while accept_now && accept_paused_until.is_none() {
                 match listener.accept() {
-                    Ok((stream, from)) if shared.tls.is_some() => {
-                        Shared::accept_tls(shared, stream, from, &mut complain);
+                    Ok((stream, from)) if shared.security.blocking_handshake() => {
+                        Shared::accept_blocking(shared, stream, from, &mut complain);
                     }
                     Ok((mut stream, from)) => {
                         if pending.len() >= limits::ELECTION_HANDSHAKES_MAX {
@@ -332,40 +347,28 @@ impl Shared {
         Ok(())
     }
 
-    /// With quorum TLS: the TLS handshake and the election handshake of an accepted
-    /// connection run in their own thread, within `cnx_timeout`, at most
-    /// [`limits::ELECTION_HANDSHAKES_MAX`] at a time.
-    fn accept_tls(
+    /// With quorum TLS or SASL: the TLS handshake, the election handshake and the SASL
+    /// exchange of an accepted connection run in their own thread, within `cnx_timeout`, at
+    /// most `quorum.cnxn.threads.size` at a time.
+    fn accept_blocking(
         shared: &Arc<Shared>,
         stream: mio::net::TcpStream,
         from: SocketAddr,
         complain: &mut impl FnMut(String),
     ) {
-        let Some(tls) = shared.tls.clone() else { return };
-        let busy = shared.tls_handshakes.fetch_add(1, Ordering::SeqCst);
-        if busy >= limits::ELECTION_HANDSHAKES_MAX {
-            shared.tls_handshakes.fetch_sub(1, Ordering::SeqCst);
+        let limit = shared.security.handshake_threads;
+        let busy = shared.handshakes.fetch_add(1, Ordering::SeqCst);
+        if busy >= limit {
+            shared.handshakes.fetch_sub(1, Ordering::SeqCst);
             complain(format!("election connection from {from} refused: {busy} handshakes pending"));
             return;
         }
         let shared = Arc::clone(shared);
-        let spawned = thread::Builder::new().name("election-tls-handshake".into()).spawn({
+        let spawned = thread::Builder::new().name("election-handshake".into()).spawn({
             let shared = Arc::clone(&shared);
             move || {
-                let deadline = Instant::now() + shared.cnx_timeout;
-                let result = into_blocking(stream).and_then(|tcp| {
-                    tcp.set_read_timeout(Some(shared.cnx_timeout))?;
-                    tcp.set_write_timeout(Some(shared.cnx_timeout))?;
-                    tls.accept(tcp)
-                });
-                let outcome = result.map_err(|e| format!("TLS handshake failed: {e}")).and_then(
-                    |mut stream| {
-                        let message = read_initial(&mut stream, deadline)?;
-                        stream.set_write_timeout(None).map_err(|e| e.to_string())?;
-                        Ok((stream, message))
-                    },
-                );
-                shared.tls_handshakes.fetch_sub(1, Ordering::SeqCst);
+                let outcome = Shared::secure_handshake(&shared, stream, from);
+                shared.handshakes.fetch_sub(1, Ordering::SeqCst);
                 match outcome {
                     Ok((stream, message)) => Shared::handshake_done(&shared, stream, from, message),
                     Err(e) => warn!("election connection from {from} rejected: {e}"),
@@ -373,11 +376,35 @@ impl Shared {
             }
         });
         if let Err(e) = spawned {
-            shared.tls_handshakes.fetch_sub(1, Ordering::SeqCst);
+            shared.handshakes.fetch_sub(1, Ordering::SeqCst);
             complain(format!(
                 "election connection from {from}: cannot start a handshake thread: {e}"
             ));
         }
+    }
+
+    /// TLS (if on), the election handshake, then SASL (if on), all within `cnx_timeout`.
+    fn secure_handshake(
+        shared: &Shared,
+        stream: mio::net::TcpStream,
+        from: SocketAddr,
+    ) -> Result<(PeerStream, InitialMessage), String> {
+        let deadline = Instant::now() + shared.cnx_timeout;
+        let timeouts = |tcp: &TcpStream| {
+            tcp.set_read_timeout(Some(shared.cnx_timeout))?;
+            tcp.set_write_timeout(Some(shared.cnx_timeout))
+        };
+        let tcp = into_blocking(stream).map_err(|e| e.to_string())?;
+        timeouts(&tcp).map_err(|e| e.to_string())?;
+        let mut stream = match &shared.security.tls {
+            None => PeerStream::plain(tcp),
+            Some(tls) => tls.accept(tcp).map_err(|e| format!("TLS handshake failed: {e}"))?,
+        };
+        let message = read_initial(&mut stream, deadline)?;
+        let peer = format!("sid {} at {from}", message.sid);
+        let stream = shared.security.admit(stream, &peer, deadline)?;
+        stream.set_write_timeout(None).map_err(|e| e.to_string())?;
+        Ok((stream, message))
     }
 
     /// A handshake arrived on an accepted connection: apply the tie-break.
@@ -643,7 +670,13 @@ mod tests {
             .iter()
             .map(|&(sid, port)| (ServerId(sid), HostPort { host: "127.0.0.1".into(), port }))
             .collect();
-        let (m, rx) = CnxManager::new(ServerId(id), vec![me], peers, Duration::from_secs(5), None);
+        let (m, rx) = CnxManager::new(
+            ServerId(id),
+            vec![me],
+            peers,
+            Duration::from_secs(5),
+            Default::default(),
+        );
         (m, rx, listener)
     }
 
@@ -732,8 +765,13 @@ mod tests {
         let peer3 = HostPort { host: "127.0.0.1".into(), port: l3.local_addr().unwrap().port() };
         let (m2, rx2, _) = {
             let peers = BTreeMap::from([(ServerId(3), peer3)]);
-            let (m, rx) =
-                CnxManager::new(ServerId(2), vec![me], peers, Duration::from_millis(800), None);
+            let (m, rx) = CnxManager::new(
+                ServerId(2),
+                vec![me],
+                peers,
+                Duration::from_millis(800),
+                Default::default(),
+            );
             (m, rx, ())
         };
         let _t2 = m2.listen(listener).unwrap();

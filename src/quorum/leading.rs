@@ -26,9 +26,6 @@
 use std::collections::BTreeMap;
 use std::io::{BufReader, BufWriter, Write};
 use std::net::{TcpListener, TcpStream};
-
-use crate::tls::duplex::PeerStream;
-use crate::tls::PeerTls;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,6 +33,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, never, select, unbounded, Receiver, SendTimeoutError, Sender};
 use log::{debug, info, warn};
 
+use super::auth::PeerSecurity;
 use super::commit::{CommitQueue, Released, Wait};
 use super::peer::{write_epoch_file, PeerCtx, RoleEnd};
 use super::zab::codec::{from_packet, to_packet};
@@ -53,6 +51,7 @@ use crate::server::role::AuthInfo;
 use crate::server::role::{Kind, Origin, Request};
 use crate::server::role::{Pipeline, PipelineSpec, Stages};
 use crate::server::role::{ServerMode, Shared};
+use crate::tls::duplex::PeerStream;
 
 /// What learner connections (and the txn-log reader) report to the leader thread.
 enum Event {
@@ -131,7 +130,7 @@ pub fn lead(ctx: &PeerCtx, rec: Recovered, accepted: i64, current: i64) -> RoleE
             shared: shared.clone(),
             stop: stop.clone(),
             max: quorum_packet_max(ctx),
-            tls: ctx.tls.clone(),
+            security: ctx.security.clone(),
             handshake_timeout: ctx.config.tick_time * q.init_limit_ticks.max(1),
             handshakes: Arc::new(AtomicUsize::new(0)),
         };
@@ -535,11 +534,11 @@ struct LearnerIo {
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     max: usize,
-    /// `sslQuorum`: learners are accepted over TLS only.
-    tls: Option<Arc<PeerTls>>,
-    /// How long a learner's TLS handshake may take (initLimit ticks).
+    /// Quorum TLS (learners are accepted over TLS only) and SASL.
+    security: PeerSecurity,
+    /// How long a learner's TLS handshake and SASL exchange may take (initLimit ticks).
     handshake_timeout: Duration,
-    /// TLS handshakes under way, each in its own thread.
+    /// TLS or SASL handshakes under way, each in its own thread.
     handshakes: Arc<AtomicUsize>,
 }
 
@@ -551,8 +550,8 @@ fn accept_loop(listener: TcpListener, io: LearnerIo) {
                 let h = next;
                 next += 1;
                 info!("leader: learner connection {h} from {from}");
-                if io.tls.is_some() {
-                    accept_tls(h, stream, from, &io);
+                if io.security.blocking_handshake() {
+                    accept_secured(h, stream, from, &io);
                 } else if let Err(e) = start_learner_io(h, PeerStream::plain(stream), &io) {
                     warn!("leader: cannot serve learner {from}: {e}");
                 }
@@ -569,50 +568,64 @@ fn accept_loop(listener: TcpListener, io: LearnerIo) {
     }
 }
 
-/// A learner connection under quorum TLS: the handshake runs in its own thread within
-/// initLimit, at most [`limits::ELECTION_HANDSHAKES_MAX`] at a time, then the connection is
-/// served as a plain one is.
-fn accept_tls(h: Handle, stream: TcpStream, from: std::net::SocketAddr, io: &LearnerIo) {
-    let Some(tls) = io.tls.clone() else { return };
+/// A learner connection under quorum TLS or SASL: the TLS handshake and the SASL exchange
+/// (LearnerHandler's `authServer.authenticate`) run in its own thread within initLimit, at
+/// most `quorum.cnxn.threads.size` at a time, then the connection is served as a plain one is.
+fn accept_secured(h: Handle, stream: TcpStream, from: std::net::SocketAddr, io: &LearnerIo) {
     let busy = io.handshakes.fetch_add(1, Ordering::SeqCst);
-    if busy >= limits::ELECTION_HANDSHAKES_MAX {
+    if busy >= io.security.handshake_threads {
         io.handshakes.fetch_sub(1, Ordering::SeqCst);
-        warn!("leader: learner connection {h} from {from} refused: {busy} TLS handshakes pending");
+        warn!("leader: learner connection {h} from {from} refused: {busy} handshakes pending");
         return;
     }
     let io2 = io.clone();
-    let spawned = std::thread::Builder::new().name(format!("learner-tls-{h}")).spawn(move || {
-        let timeout = Some(io2.handshake_timeout);
-        let result = stream
-            .set_nonblocking(false)
-            .and_then(|_| stream.set_read_timeout(timeout))
-            .and_then(|_| stream.set_write_timeout(timeout))
-            .and_then(|_| tls.accept(stream));
+    let spawned = std::thread::Builder::new().name(format!("learner-auth-{h}")).spawn(move || {
+        let result = secure_learner(stream, from, &io2);
         io2.handshakes.fetch_sub(1, Ordering::SeqCst);
-        let started = result.and_then(|s| {
-            s.set_read_timeout(None)?;
-            s.set_write_timeout(None)?;
-            start_learner_io(h, s, &io2)
-        });
+        let started = result.and_then(|s| start_learner_io(h, s, &io2).map_err(|e| e.to_string()));
         if let Err(e) = started {
-            warn!("leader: learner connection {h} from {from} rejected: TLS: {e}");
+            warn!("leader: learner connection {h} from {from} rejected: {e}");
         }
     });
     if let Err(e) = spawned {
         io.handshakes.fetch_sub(1, Ordering::SeqCst);
-        warn!("leader: cannot start a TLS handshake thread for {from}: {e}");
+        warn!("leader: cannot start a handshake thread for {from}: {e}");
     }
+}
+
+/// TLS (if on), then SASL (if on), within initLimit.
+fn secure_learner(
+    tcp: TcpStream,
+    from: std::net::SocketAddr,
+    io: &LearnerIo,
+) -> Result<PeerStream, String> {
+    let deadline = Instant::now() + io.handshake_timeout;
+    let timeout = Some(io.handshake_timeout);
+    tcp.set_nonblocking(false)
+        .and_then(|_| tcp.set_read_timeout(timeout))
+        .and_then(|_| tcp.set_write_timeout(timeout))
+        .map_err(|e| e.to_string())?;
+    let stream = match &io.security.tls {
+        None => PeerStream::plain(tcp),
+        Some(tls) => tls.accept(tcp).map_err(|e| format!("TLS: {e}"))?,
+    };
+    let stream = io.security.admit(stream, &from.to_string(), deadline)?;
+    stream.set_read_timeout(None).map_err(|e| e.to_string())?;
+    stream.set_write_timeout(None).map_err(|e| e.to_string())?;
+    Ok(stream)
 }
 
 fn start_learner_io(h: Handle, stream: PeerStream, io: &LearnerIo) -> std::io::Result<()> {
     stream.tcp().set_nonblocking(false)?;
     stream.set_nodelay(true)?;
-    let reader = stream.try_clone()?;
+    // The reader is the handle itself: it replays what a SASL check read ahead.
+    let handle = stream.try_clone()?;
     let writer = stream.try_clone()?;
+    let reader = stream;
     // The learner's send queue (ZooKeeper's LearnerHandler.queuedPackets): not a stage queue;
     // it holds what the leader thread sends this learner until its socket takes it.
     let (wtx, wrx) = unbounded::<Outgoing>();
-    let _ = io.events.send(Event::Connected(h, wtx, stream));
+    let _ = io.events.send(Event::Connected(h, wtx, handle));
     let reader_io = io.clone();
     std::thread::Builder::new()
         .name(format!("learner-reader-{h}"))

@@ -85,22 +85,11 @@ pub fn learn(
         Ok(s) => s,
         Err(e) => return RoleEnd::Lost(format!("cannot connect to leader {}: {e}", leader.0)),
     };
-    let stream = match &ctx.tls {
-        None => PeerStream::plain(stream),
-        Some(tls) => {
-            let left =
-                deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
-            let handshake = stream
-                .set_read_timeout(Some(left))
-                .and_then(|_| tls.dial(stream, &spec.host))
-                .and_then(|s| s.set_read_timeout(None).map(|_| s));
-            match handshake {
-                Ok(s) => s,
-                Err(e) => {
-                    warn!("quorum TLS handshake with leader {} failed: {e}", leader.0);
-                    return RoleEnd::Lost(format!("TLS to leader {}: {e}", leader.0));
-                }
-            }
+    let stream = match secure(ctx, stream, &spec.host, deadline) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!("quorum handshake with leader {} failed: {e}", leader.0);
+            return RoleEnd::Lost(format!("leader {}: {e}", leader.0));
         }
     };
     info!(
@@ -169,6 +158,26 @@ pub fn learn(
     }
     drop(shell.sink.take());
     end
+}
+
+/// TLS (if on), then SASL as the learner (if on; Learner's `authLearner.authenticate`),
+/// within initLimit.
+fn secure(
+    ctx: &PeerCtx,
+    tcp: TcpStream,
+    host: &str,
+    deadline: Instant,
+) -> Result<PeerStream, String> {
+    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+    tcp.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
+    let mut stream = match &ctx.security.tls {
+        None => PeerStream::plain(tcp),
+        Some(tls) => tls.dial(tcp, host).map_err(|e| format!("TLS: {e}"))?,
+    };
+    let deadline = deadline.max(Instant::now() + left);
+    ctx.security.login(&mut stream, host, deadline)?;
+    stream.set_read_timeout(None).map_err(|e| e.to_string())?;
+    Ok(stream)
 }
 
 fn connect(host: &str, port: u16, deadline: Instant) -> std::io::Result<TcpStream> {

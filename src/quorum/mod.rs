@@ -10,6 +10,8 @@
 //!   notifications to send, the next timer and the outcome out.
 //! - [`zab`]: Zab: the learner-connection packets, the SNAP stream, and the leader and
 //!   learner cores.
+//! - [`auth`]: quorum SASL, the DIGEST-MD5 exchange that opens every election and Zab
+//!   connection when `quorum.auth.enableSasl` is on.
 //! - [`cnxmanager`]: the election channel's TCP connections and worker threads, and
 //!   [`election_thread`]: the shell that runs the core over them.
 //! - [`peer`]: the quorum peer's start-up and role loop; [`leading`], [`learning`] and
@@ -42,6 +44,7 @@
 //! (that is how a restarted server learns about the established leader), so it lives as long
 //! as the peer, and its logical clock carries over from one election to the next.
 
+pub mod auth;
 pub mod cnxmanager;
 pub mod commit;
 pub mod election;

@@ -19,6 +19,7 @@ use std::time::Duration;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use log::{error, info, warn};
 
+use super::auth::PeerSecurity;
 use super::cnxmanager::CnxManager;
 use super::election::{Election, ElectionConfig};
 use super::election_thread::{self, Control};
@@ -60,8 +61,8 @@ pub struct PeerCtx {
     pub fatal: FatalTx,
     /// What the roles' loops watch for those reports.
     pub fatal_rx: Receiver<Fatal>,
-    /// `sslQuorum`: TLS for every election and Zab connection.
-    pub tls: Option<Arc<crate::tls::PeerTls>>,
+    /// Quorum TLS and SASL for every election and Zab connection.
+    pub security: PeerSecurity,
     running: AtomicBool,
 }
 
@@ -251,8 +252,18 @@ pub fn run(config: ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
             Some(Arc::new(tls))
         }
     };
-    let (cnx, received) =
-        CnxManager::new(quorum.server_id, vec![my_address], peers, quorum.cnx_timeout, tls.clone());
+    let security = PeerSecurity {
+        tls,
+        sasl: quorum.sasl.clone().map(Arc::new),
+        handshake_threads: quorum.handshake_threads,
+    };
+    let (cnx, received) = CnxManager::new(
+        quorum.server_id,
+        vec![my_address],
+        peers,
+        quorum.cnx_timeout,
+        security.clone(),
+    );
     cnx.listen(listener)?;
 
     let recover =
@@ -277,7 +288,7 @@ pub fn run(config: ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
     election_thread::spawn(core, cnx, received, control_rx, outcomes_tx)?;
 
     let ctx = PeerCtx {
-        tls,
+        security,
         config: config.clone(),
         quorum,
         qv,

@@ -37,6 +37,8 @@ struct Shared {
 pub struct PeerStream {
     tcp: TcpStream,
     tls: Option<Arc<Shared>>,
+    /// Bytes read ahead (by a handshake that peeked) that this handle reads first.
+    replay: Vec<u8>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -50,7 +52,7 @@ fn tls_error(e: rustls::Error) -> io::Error {
 impl PeerStream {
     /// Plain TCP.
     pub fn plain(tcp: TcpStream) -> PeerStream {
-        PeerStream { tcp, tls: None }
+        PeerStream { tcp, tls: None, replay: Vec::new() }
     }
 
     /// TLS as the side that dialled: the handshake runs now, within the socket's timeouts.
@@ -80,12 +82,21 @@ impl PeerStream {
         tls.set_buffer_limit(None);
         let writer = Mutex::new(tcp.try_clone()?);
         let session = Mutex::new(Session { tls, unread: Vec::new() });
-        Ok(PeerStream { tcp, tls: Some(Arc::new(Shared { session, writer })) })
+        let tls = Some(Arc::new(Shared { session, writer }));
+        Ok(PeerStream { tcp, tls, replay: Vec::new() })
     }
 
-    /// Another handle on the same connection (and TLS session).
+    /// Another handle on the same connection (and TLS session); bytes to replay stay with
+    /// this handle.
     pub fn try_clone(&self) -> io::Result<PeerStream> {
-        Ok(PeerStream { tcp: self.tcp.try_clone()?, tls: self.tls.clone() })
+        Ok(PeerStream { tcp: self.tcp.try_clone()?, tls: self.tls.clone(), replay: Vec::new() })
+    }
+
+    /// This handle, reading `bytes` (already read from the connection) before the rest.
+    pub fn with_replay(mut self, mut bytes: Vec<u8>) -> PeerStream {
+        bytes.append(&mut self.replay);
+        self.replay = bytes;
+        self
     }
 
     /// Whether this is a TLS connection.
@@ -150,6 +161,12 @@ impl PeerStream {
 
 impl Read for PeerStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.replay.is_empty() {
+            let n = buf.len().min(self.replay.len());
+            buf[..n].copy_from_slice(&self.replay[..n]);
+            self.replay.drain(..n);
+            return Ok(n);
+        }
         let Some(shared) = self.tls.clone() else { return self.tcp.read(buf) };
         if buf.is_empty() {
             return Ok(0);

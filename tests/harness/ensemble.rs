@@ -72,6 +72,20 @@ impl Flavor {
     }
 }
 
+/// Marks a JVM flag for the peer in its zoo.cfg text (for `tweak_cfg`): a comment line both
+/// servers ignore, that the harness passes to Apache's JVM and to rzk as `SERVER_JVMFLAGS`
+/// (as zkServer.sh does), e.g. `-Djava.security.auth.login.config=FILE`.
+pub fn add_jvm_flag(cfg: &mut String, flag: &str) {
+    cfg.push_str(&format!("{JVM_FLAG_MARK}{flag}\n"));
+}
+
+const JVM_FLAG_MARK: &str = "#jvm-flag ";
+
+fn jvm_flags(cfg: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(cfg).unwrap_or_default();
+    text.lines().filter_map(|l| l.strip_prefix(JVM_FLAG_MARK)).map(String::from).collect()
+}
+
 /// Replaces `key`'s line in a zoo.cfg text, or appends `key=value` (for `tweak_cfg`).
 pub fn set_key(cfg: &mut String, key: &str, value: &str) {
     let mut found = false;
@@ -253,10 +267,12 @@ impl Ensemble {
             .expect("peer log");
         let _ = writeln!(&log, "===== ensemble harness: starting peer {} =====", p.id);
         let log2 = log.try_clone().expect("log clone");
+        let flags = jvm_flags(&cfg);
         let mut cmd = match &p.flavor {
             Flavor::Apache => {
                 let mut c = Command::new("java");
                 c.args(["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"])
+                    .args(&flags)
                     .arg("-Dzookeeper.admin.enableServer=false")
                     .arg(format!("-Dzookeeper.log.dir={}", p.dir.display()))
                     .arg("-Dorg.slf4j.simpleLogger.showDateTime=true")
@@ -268,6 +284,9 @@ impl Ensemble {
             Flavor::Rzk(bin) => {
                 let mut c = Command::new(bin);
                 c.arg(&cfg);
+                if !flags.is_empty() {
+                    c.env("SERVER_JVMFLAGS", flags.join(" "));
+                }
                 if std::env::var_os("RUST_LOG").is_none() {
                     c.env("RUST_LOG", "info");
                 }

@@ -4,7 +4,11 @@
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, SanType,
 };
+use std::path::Path;
+
 use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+
+use super::ensemble::set_key;
 
 /// A CA.
 pub struct Pki {
@@ -67,4 +71,28 @@ impl Pki {
     pub fn ca_der(&self) -> CertificateDer<'static> {
         self.ca.der().clone()
     }
+}
+
+/// Writes `keystore.pem` (key + certificate) and `truststore.pem` (`pki`'s CA) into `dir`.
+pub fn write_stores(pki: &Pki, dir: &Path, issued: &Issued) {
+    std::fs::create_dir_all(dir).unwrap();
+    let key_store = format!("{}{}", issued.key_pem, issued.cert_pem);
+    std::fs::write(dir.join("keystore.pem"), key_store).unwrap();
+    std::fs::write(dir.join("truststore.pem"), pki.ca.pem()).unwrap();
+}
+
+/// zoo.cfg lines for quorum TLS with the stores in `dir`.
+pub fn quorum_tls(cfg: &mut String, dir: &Path) {
+    set_key(cfg, "sslQuorum", "true");
+    set_key(cfg, "ssl.quorum.keyStore.location", &dir.join("keystore.pem").display().to_string());
+    set_key(cfg, "ssl.quorum.keyStore.type", "PEM");
+    set_key(
+        cfg,
+        "ssl.quorum.trustStore.location",
+        &dir.join("truststore.pem").display().to_string(),
+    );
+    set_key(cfg, "ssl.quorum.trustStore.type", "PEM");
+    set_key(cfg, "tickTime", "300");
+    set_key(cfg, "initLimit", "30");
+    set_key(cfg, "syncLimit", "10");
 }

@@ -1,18 +1,21 @@
 //! The security keys of zoo.cfg: the secure client port's `ssl.*`, quorum TLS's
-//! `sslQuorum`/`ssl.quorum.*`, the JAAS file's client SASL users and `enforce.auth.*`; each
+//! `sslQuorum`/`ssl.quorum.*`, the JAAS file's client SASL users and `enforce.auth.*`, quorum
+//! SASL's `quorum.auth.*` and its JAAS sections; each
 //! key with its default, its checks and its log line, as for the rest of `settings`.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
 use log::{debug, info, warn};
 
-use super::{invalid, Settings, SUPPORTED_KEYS};
+use super::{invalid, Setting, Settings, SUPPORTED_KEYS};
 use crate::config::security::{enabled_versions, name_list, protocol_versions};
 use crate::config::{
-    ClientAuth, ClientTlsConfig, ConfigError, EnforceAuth, QuorumTlsConfig, SaslConfig,
-    StoreConfig, StoreKind, TlsConfig,
+    ClientAuth, ClientTlsConfig, ConfigError, EnforceAuth, QuorumSaslConfig, QuorumTlsConfig,
+    SaslConfig, StoreConfig, StoreKind, TlsConfig,
 };
+use crate::sasl::{digest_login, digest_users, parse_jaas, LoginModule};
 
 /// The `ssl.*` settings of the secure client port (X509Util, SSLContextAndOptions), read
 /// whether or not there is one (`None` without a secure port).
@@ -144,11 +147,28 @@ pub(super) fn quorum_tls_settings(
     Ok(Some(QuorumTlsConfig { server, client, reload }))
 }
 
+/// The JAAS file (`java.security.auth.login.config`), read once for client and quorum SASL.
+pub(super) struct Jaas {
+    setting: Setting,
+    sections: BTreeMap<String, Vec<LoginModule>>,
+}
+
+const JAAS_KEY: &str = "java.security.auth.login.config";
+
+/// Reads and parses the JAAS file, if one is named.
+pub(super) fn jaas(s: &mut Settings) -> Result<Option<Jaas>, ConfigError> {
+    let Some(setting) = s.take(JAAS_KEY) else { return Ok(None) };
+    let text = fs::read_to_string(&setting.value)
+        .map_err(|e| invalid(JAAS_KEY, &setting, e.to_string()))?;
+    let sections = parse_jaas(&text).map_err(|e| invalid(JAAS_KEY, &setting, e))?;
+    Ok(Some(Jaas { setting, sections }))
+}
+
 /// Client SASL from the JAAS file, and enforced authentication (AuthenticationHelper).
 pub(super) fn sasl_settings(
     s: &mut Settings,
+    jaas: Option<&Jaas>,
 ) -> Result<(Option<SaslConfig>, EnforceAuth), ConfigError> {
-    let jaas = s.take("java.security.auth.login.config");
     let section = s.string("sasl.serverconfig").unwrap_or_else(|| "Server".to_string());
     let super_user = s.string("superUser");
     let remove_host = s.bool("kerberos.removeHostFromPrincipal")?.unwrap_or(false);
@@ -157,23 +177,20 @@ pub(super) fn sasl_settings(
     let require_sasl = s.bool("sessionRequireClientSASLAuth")?.unwrap_or(false);
     let enforce = s.bool("enforce.auth.enabled")?.unwrap_or(false);
     let schemes = s.string("enforce.auth.schemes");
-    let sasl = match &jaas {
+    let sasl = match jaas {
         None => None,
-        Some(setting) => {
-            let key = "java.security.auth.login.config";
-            let text = fs::read_to_string(&setting.value)
-                .map_err(|e| invalid(key, setting, e.to_string()))?;
-            let sections = crate::sasl::parse_jaas(&text).map_err(|e| invalid(key, setting, e))?;
-            match sections.get(&section).map(|m| crate::sasl::digest_users(m)) {
+        Some(jaas) => {
+            let path = &jaas.setting.value;
+            match jaas.sections.get(&section).map(|m| digest_users(m)) {
                 Some(Some(users)) => {
                     Some(SaslConfig { users, super_user, remove_host, remove_realm, allow_failed })
                 }
                 Some(None) => {
-                    warn!("{}: section {section} has no DigestLoginModule; client SASL is off (Kerberos is not supported)", setting.value);
+                    warn!("{path}: section {section} has no DigestLoginModule; client SASL is off (Kerberos is not supported)");
                     None
                 }
                 None => {
-                    info!("{}: no {section} section; client SASL is off", setting.value);
+                    info!("{path}: no {section} section; client SASL is off");
                     None
                 }
             }
@@ -238,4 +255,81 @@ fn store(s: &mut Settings, prefix: &str) -> Result<Option<StoreConfig>, ConfigEr
         },
     };
     Ok(Some(StoreConfig { location: PathBuf::from(location.value), password, kind }))
+}
+
+/// Quorum SASL (QuorumPeerConfig's `quorum.auth.*` with its checks, QuorumPeer's JAAS
+/// sections) and `quorum.cnxn.threads.size`.
+pub(super) fn quorum_sasl_settings(
+    s: &mut Settings,
+    jaas: Option<&Jaas>,
+) -> Result<(Option<QuorumSaslConfig>, usize), ConfigError> {
+    let enabled = s.bool("quorum.auth.enableSasl")?.unwrap_or(false);
+    let server_require = s.bool("quorum.auth.serverRequireSasl")?.unwrap_or(false);
+    let learner_require = s.bool("quorum.auth.learnerRequireSasl")?.unwrap_or(false);
+    let learner_section = s
+        .string("quorum.auth.learner.saslLoginContext")
+        .unwrap_or_else(|| "QuorumLearner".to_string());
+    let server_section = s
+        .string("quorum.auth.server.saslLoginContext")
+        .unwrap_or_else(|| "QuorumServer".to_string());
+    if let Some(principal) = s.string("quorum.auth.kerberos.servicePrincipal") {
+        debug!("quorum.auth.kerberos.servicePrincipal={principal}: not used (DIGEST-MD5 only)");
+    }
+    let threads = s.int("quorum.cnxn.threads.size", 1, i64::from(i32::MAX))?.unwrap_or(20) as usize;
+    let refuse = |reason: &str| Err(ConfigError::Inconsistent(reason.to_string()));
+    if !enabled && server_require {
+        return refuse(
+            "quorum.auth.enableSasl is disabled, so cannot enable quorum.auth.serverRequireSasl",
+        );
+    }
+    if !enabled && learner_require {
+        return refuse(
+            "quorum.auth.enableSasl is disabled, so cannot enable quorum.auth.learnerRequireSasl",
+        );
+    }
+    if !learner_require && server_require {
+        return refuse(
+            "quorum.auth.learnerRequireSasl is disabled, so cannot enable \
+             quorum.auth.serverRequireSasl",
+        );
+    }
+    if !enabled {
+        return Ok((None, threads));
+    }
+    let Some(jaas) = jaas else {
+        return refuse(
+            "quorum.auth.enableSasl is true but java.security.auth.login.config is not set",
+        );
+    };
+    let path = &jaas.setting.value;
+    let section = |name: &str| {
+        jaas.sections.get(name).ok_or_else(|| {
+            ConfigError::Inconsistent(format!(
+                "{path}: SASL-authentication failed because the specified JAAS configuration \
+                 section '{name}' could not be found"
+            ))
+        })
+    };
+    let kerberos = |name: &str| {
+        ConfigError::Inconsistent(format!(
+            "{path}: section {name} has no DigestLoginModule (quorum Kerberos is not supported)"
+        ))
+    };
+    let (learner_user, learner_password) =
+        digest_login(section(&learner_section)?).ok_or_else(|| kerberos(&learner_section))?;
+    if learner_user.is_empty() {
+        return Err(invalid(
+            JAAS_KEY,
+            &jaas.setting,
+            format!("section {learner_section} has no username"),
+        ));
+    }
+    let users = digest_users(section(&server_section)?).ok_or_else(|| kerberos(&server_section))?;
+    info!(
+        "quorum SASL on (DIGEST-MD5): learner {learner_user}, {} users; learnerRequireSasl={learner_require}, serverRequireSasl={server_require}",
+        users.len()
+    );
+    let sasl =
+        QuorumSaslConfig { learner_require, server_require, learner_user, learner_password, users };
+    Ok((Some(sasl), threads))
 }

@@ -410,6 +410,60 @@ fn quorum_tls_keys() {
 }
 
 #[test]
+fn quorum_sasl_keys_as_quorum_peer_config_checks_them() {
+    let none = SystemProperties::new();
+    let dir = tempfile::tempdir().unwrap();
+    let jaas = dir.path().join("jaas.conf");
+    std::fs::write(
+        &jaas,
+        "QuorumServer { org.apache.zookeeper.server.auth.DigestLoginModule required \
+         user_test=\"s1\" user_b=\"s2\"; };\n\
+         QuorumLearner { org.apache.zookeeper.server.auth.DigestLoginModule required \
+         username=\"test\" password=\"s1\"; };\n\
+         Kerb { com.sun.security.auth.module.Krb5LoginModule required; };\n",
+    )
+    .unwrap();
+    let q = |extra: &str| {
+        let text = format!("{QUORUM}{extra}java.security.auth.login.config={}\n", jaas.display());
+        parse_with(&text, &none, Some("2\n")).map(|c| c.quorum.unwrap())
+    };
+    let off = q("").unwrap();
+    assert_eq!((off.sasl, off.handshake_threads), (None, 20));
+    let on = q("quorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true\n\
+                quorum.auth.serverRequireSasl=true\nquorum.cnxn.threads.size=4\n")
+    .unwrap();
+    let sasl = on.sasl.expect("quorum SASL");
+    assert!(sasl.learner_require && sasl.server_require);
+    assert_eq!((sasl.learner_user.as_str(), sasl.learner_password.as_str()), ("test", "s1"));
+    assert_eq!(sasl.users.len(), 2);
+    assert_eq!(on.handshake_threads, 4);
+    assert!(!format!("{sasl:?}").contains("s1"), "passwords stay out of logs");
+    // QuorumPeerConfig's consistency checks.
+    for (extra, want) in [
+        ("quorum.auth.serverRequireSasl=true\n", "quorum.auth.enableSasl is disabled"),
+        ("quorum.auth.learnerRequireSasl=true\n", "quorum.auth.enableSasl is disabled"),
+        (
+            "quorum.auth.enableSasl=true\nquorum.auth.serverRequireSasl=true\n",
+            "quorum.auth.learnerRequireSasl is disabled",
+        ),
+        (
+            "quorum.auth.enableSasl=true\nquorum.auth.learner.saslLoginContext=Nope\n",
+            "section 'Nope' could not be found",
+        ),
+        (
+            "quorum.auth.enableSasl=true\nquorum.auth.server.saslLoginContext=Kerb\n",
+            "quorum Kerberos is not supported",
+        ),
+    ] {
+        let e = q(extra).unwrap_err().to_string();
+        assert!(e.contains(want), "{extra}: {e}");
+    }
+    let text = format!("{QUORUM}quorum.auth.enableSasl=true\n");
+    let e = parse_with(&text, &none, Some("2\n")).unwrap_err().to_string();
+    assert!(e.contains("java.security.auth.login.config is not set"), "{e}");
+}
+
+#[test]
 fn snapshot_size_factor_as_zkdatabase_reads_it() {
     let none = SystemProperties::new();
     let factor = |line: &str| {

@@ -73,7 +73,8 @@ impl Selector {
             crate::jute::proto::SaslToken::from_bytes(body).map(|t| t.token.unwrap_or_default());
         let step = match token {
             Ok(token) => {
-                let exchange = slot.sasl.get_or_insert_with(|| DigestMd5::new(sasl_nonce()));
+                let exchange =
+                    slot.sasl.get_or_insert_with(|| DigestMd5::new(crate::sasl::random_nonce()));
                 exchange.step(&token, &config.users).map_err(|e| e.to_string())
             }
             Err(e) => Err(format!("undecodable SASL request ({e})")),
@@ -161,22 +162,4 @@ impl Selector {
         slot.conn.auth_answer(xid, err);
         shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
     }
-}
-
-/// The most client connections when `maxCnxns` is not set: what the process's descriptor
-/// limit leaves after a reserve for the txn log, snapshots, the quorum's sockets and the
-/// listener, so that running out of descriptors refuses clients instead of failing a log roll.
-/// A DIGEST-MD5 server nonce: 30 bytes from the OS's random source, base64 (as Java's
-/// DigestMD5Server makes it). Falls back to a time-and-counter mix only if the OS has none.
-fn sasl_nonce() -> String {
-    use base64::Engine;
-    let mut raw = [0u8; 30];
-    if getrandom::fill(&mut raw).is_err() {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        raw[..16].copy_from_slice(&t.to_le_bytes());
-        raw[16..24].copy_from_slice(&fastrand::u64(..).to_le_bytes());
-    }
-    base64::engine::general_purpose::STANDARD.encode(raw)
 }

@@ -976,6 +976,9 @@ impl Selector {
     }
 }
 
+/// The most client connections when `maxCnxns` is not set: what the process's descriptor
+/// limit leaves after a reserve for the txn log, snapshots, the quorum's sockets and the
+/// listener, so that running out of descriptors refuses clients instead of failing a log roll.
 fn default_max_cnxns() -> usize {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes into the struct it is given and has no other effect.

@@ -5,7 +5,9 @@
 //! - a client with a certificate from another CA, and a plain-TCP FOLLOWERINFO, are refused
 //!   on the quorum and election ports (log line) while the ensemble keeps serving;
 //! - mixed ensembles with Apache ZooKeeper 3.8 (an Apache leader with rzk followers, an rzk
-//!   leader with an Apache follower) replicate and fail over with quorum TLS on.
+//!   leader with an Apache follower) replicate and fail over with quorum TLS on;
+//! - a mixed ensemble moves from plain to TLS-only with `portUnification`, one peer at a
+//!   time, serving throughout.
 
 mod harness;
 
@@ -15,7 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness::ensemble::{Ensemble, Flavor};
+use harness::ensemble::{set_key, Ensemble, Flavor};
 use harness::ensemble_client::{open, Clients};
 use harness::pki::{quorum_tls, write_stores, Pki};
 use rzk::proto::CreateMode;
@@ -162,4 +164,65 @@ fn mixed_ensembles_over_quorum_tls() {
         assert_eq!(back.as_deref(), Some(format!("{path}-after").as_bytes()), "{names:?}");
     }
     assert!(leaders.contains(&"apache") && leaders.contains(&"rzk"), "leaders: {leaders:?}");
+}
+
+/// Rewrites peer `id`'s zoo.cfg with `edit` and restarts it, then waits until every peer
+/// serves and a write through the restarted peer reaches all of them.
+fn reconfigure(ens: &mut Ensemble, id: u32, step: &str, edit: impl Fn(&mut String)) {
+    let cfg = ens.dir(id).join("zoo.cfg");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    edit(&mut text);
+    std::fs::write(&cfg, text).unwrap();
+    ens.restart(id);
+    ens.wait_all_serving(ELECTION);
+    replicates(ens, id, &ens.ids(), &format!("/rolling-{step}-{id}"));
+}
+
+/// Apache's rolling change to quorum TLS with `portUnification`, with no moment without a
+/// quorum: every peer accepts both (dialling in the clear), then each in turn dials TLS,
+/// then each in turn stops accepting plain peers. rzk and Apache 3.8 peers side by side.
+#[test]
+fn rolling_upgrade_to_quorum_tls_with_port_unification() {
+    if !harness::require("Apache ZooKeeper", Flavor::apache_missing()) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new("ensemble-ca");
+    let stores = dir.path().join("stores");
+    write_stores(&pki, &stores, &pki.issue("peer", None));
+    let flavors = vec![Flavor::rzk(), Flavor::Apache, Flavor::rzk()];
+    let mut ens = Ensemble::start_mixed(flavors, 0, {
+        let stores = stores.clone();
+        move |_, cfg| {
+            quorum_tls(cfg, &stores);
+            set_key(cfg, "sslQuorum", "false");
+            set_key(cfg, "portUnification", "true");
+        }
+    });
+    ens.wait_for_leader(ELECTION);
+    ens.wait_all_serving(ELECTION);
+    for id in ens.ids().into_iter().filter(|&i| matches!(ens.flavor_of(i), Flavor::Rzk(_))) {
+        assert!(ens.log(id).contains("dials in the clear and accepts TLS and plain"));
+    }
+    replicates(&ens, 1, &ens.ids(), "/rolling-plain");
+    for id in ens.ids() {
+        reconfigure(&mut ens, id, "tls", |cfg| set_key(cfg, "sslQuorum", "true"));
+    }
+    for id in ens.ids() {
+        reconfigure(&mut ens, id, "strict", |cfg| set_key(cfg, "portUnification", "false"));
+    }
+    // Now TLS only: a plain election handshake is not answered.
+    let leader = ens.wait_for_leader(ELECTION);
+    let mut plain = TcpStream::connect(ens.election_addr(leader)).unwrap();
+    plain.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = plain.write_all(&[0xff; 28]);
+    let mut buf = [0u8; 64];
+    match plain.read(&mut buf) {
+        Ok(0) | Err(_) => {}
+        Ok(_) => assert_eq!(buf[0], 21, "a plain peer was answered: {buf:?}"),
+    }
+    for id in ens.ids().into_iter().filter(|&i| matches!(ens.flavor_of(i), Flavor::Rzk(_))) {
+        let log = ens.log(id);
+        assert!(log.contains("election and Zab connections are TLS, peers verified"), "{log}");
+    }
 }

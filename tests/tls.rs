@@ -462,3 +462,50 @@ fn rzk_client_verifies_the_server() {
     zk.wait_connected(Duration::from_secs(10)).unwrap();
     assert!(zk.exists("/", rzk::client::Watch::No).unwrap().is_some());
 }
+
+/// `client.portUnification`: the plain client port serves TLS clients (with x509 identities)
+/// and plain clients, four-letter words included; a bad TLS client costs only itself.
+#[test]
+fn port_unification_serves_tls_and_plain_clients_on_one_port() {
+    let pki = Pki::new("ca.rzk.test");
+    let server_cert = pki.issue("localhost", None);
+    let dir = tempfile::tempdir().unwrap();
+    let (key_store, trust_store) = write_stores(dir.path(), StoreKind::Pem, &pki, &server_cert);
+    let tls = tls_config(StoreKind::Pem, key_store, trust_store);
+    let server = TestServer::start_with(|s| {
+        s.client_tls = Some(tls);
+        s.client_port_unification = true;
+    });
+    // TLS (rustls by hand, then rzk's client library) and plain on the same port.
+    let alice = pki.issue("alice", Some("rzk"));
+    let mut s = dial(server.addr, client_config(&pki.ca_der(), Some(&alice)));
+    assert!(session(&mut s).expect("TLS session").time_out > 0);
+    assert!(who_am_i(&mut s).contains(&("x509".into(), "CN=alice,O=rzk".into())));
+    assert_eq!(create(&mut s, "/unified", &[(31, "x509", "CN=alice,O=rzk")]), 0);
+    let zk = rzk_client(
+        &format!("localhost:{}", server.addr.port()),
+        client_stores(&pki, StoreKind::Pem, &alice),
+    );
+    zk.wait_connected(Duration::from_secs(10)).unwrap();
+    assert!(zk.exists("/unified", rzk::client::Watch::No).unwrap().is_some());
+    let mut plain = harness::Raw::connect(server.addr);
+    assert!(plain.handshake(10_000).time_out > 0);
+    let (h, _) = plain.call(4, 4, &Enc::new().str("/unified").boolean(false).done());
+    assert_eq!(h.err, -102, "a plain client is not alice");
+    assert_eq!(harness::four_letter(server.addr, "ruok"), "imok");
+    // A client the server does not trust fails its handshake; the port keeps serving both.
+    let other = Pki::new("other.rzk.test");
+    let mallory = other.issue("mallory", None);
+    let mut m = dial(server.addr, client_config(&pki.ca_der(), Some(&mallory)));
+    assert!(refused(&mut m));
+    let mut s = dial(server.addr, client_config(&pki.ca_der(), Some(&alice)));
+    session(&mut s).expect("TLS session after a failed one");
+    assert!(harness::Raw::connect(server.addr).handshake(10_000).time_out > 0);
+    assert!(wait_until(Duration::from_secs(5), || {
+        mntr(server.addr, "zk_outstanding_tls_handshake").as_deref() == Some("0")
+    }));
+    // Apache counts a failed handshake as a failed authentication.
+    assert!(mntr(server.addr, "zk_auth_failed_count").is_some_and(|n| n != "0"));
+    assert!(mntr(server.addr, "zk_non_mtls_local_conn_count").is_some_and(|n| n != "0"));
+    zk.close().unwrap();
+}

@@ -175,8 +175,12 @@ pub struct ServerConfig {
     /// `secureClientPortAddress:secureClientPort`: where TLS clients connect (with
     /// [`ServerConfig::client_tls`]).
     pub secure_client_address: Option<SocketAddr>,
-    /// The `ssl.*` settings of the secure client port; set exactly when it is.
+    /// The `ssl.*` settings of the secure client port and of port unification; set exactly
+    /// when one of them is.
     pub client_tls: Option<TlsConfig>,
+    /// `client.portUnification`: the plain client port accepts TLS clients too (with
+    /// [`ServerConfig::client_tls`]).
+    pub client_port_unification: bool,
     /// `clientPortListenBacklog`; `None` is the OS default.
     pub client_port_listen_backlog: Option<NonZeroU32>,
     /// `tickTime`: the basic time unit.

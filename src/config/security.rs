@@ -154,6 +154,12 @@ pub struct QuorumTlsConfig {
     pub client: ClientTlsConfig,
     /// `sslQuorumReloadCertFiles`: new connections use store files changed since.
     pub reload: bool,
+    /// `sslQuorum`: this server dials its peers over TLS (off, with port unification: it
+    /// dials in the clear but accepts TLS too).
+    pub dial: bool,
+    /// `portUnification`: the election and Zab ports accept TLS and plain peers alike (for
+    /// a rolling change to or from quorum TLS).
+    pub port_unification: bool,
 }
 
 /// Quorum SASL (`quorum.auth.enableSasl`, QuorumAuth): DIGEST-MD5 on every election and

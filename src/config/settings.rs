@@ -154,6 +154,8 @@ const SUPPORTED_KEYS: &[&str] = &[
     "sessionRequireClientSASLAuth",
     "enforce.auth.enabled",
     "enforce.auth.schemes",
+    "client.portUnification",
+    "portUnification",
     // Quorum SASL (QuorumAuth, QuorumPeerConfig).
     "quorum.auth.enableSasl",
     "quorum.auth.serverRequireSasl",
@@ -179,8 +181,6 @@ const UNSUPPORTED_PREFIXES: &[(&str, &str)] = &[
 
 /// Keys of features that are accepted but not supported yet.
 const UNSUPPORTED_KEYS: &[(&str, &str)] = &[
-    ("portUnification", "TLS"),
-    ("client.portUnification", "TLS"),
     ("observerMasterPort", "observer masters"),
     ("oraclePath", "the quorum oracle"),
     ("requireClientAuthScheme", "SASL"),
@@ -381,7 +381,9 @@ pub(super) fn build(
                 .map_err(|reason| invalid("secureClientPortAddress", &host, reason))?,
         ),
     };
-    let client_tls = tls_settings(&mut s, secure_client_address.is_some())?;
+    let client_port_unification = s.bool("client.portUnification")?.unwrap_or(false);
+    let client_tls =
+        tls_settings(&mut s, secure_client_address.is_some() || client_port_unification)?;
     let quorum_tls = quorum_tls_settings(&mut s)?;
     let jaas = jaas(&mut s)?;
     let (sasl, enforce_auth) = sasl_settings(&mut s, jaas.as_ref())?;
@@ -633,6 +635,7 @@ pub(super) fn build(
         client_address,
         secure_client_address,
         client_tls,
+        client_port_unification,
         client_port_listen_backlog,
         tick_time,
         session_timeouts,

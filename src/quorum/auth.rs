@@ -1,4 +1,6 @@
-//! Quorum SASL (Apache's `QuorumAuth`, `SaslQuorumAuthLearner`, `SaslQuorumAuthServer`):
+//! How quorum connections are secured ([`PeerSecurity`]: quorum TLS as `sslQuorum` and
+//! `portUnification` ask, and quorum SASL), and quorum SASL itself (Apache's `QuorumAuth`,
+//! `SaslQuorumAuthLearner`, `SaslQuorumAuthServer`):
 //! the DIGEST-MD5 exchange that opens every election and Zab connection when
 //! `quorum.auth.enableSasl` is on, in `QuorumAuthPacket`s (`long magic`, `int status`,
 //! `buffer token`).
@@ -19,6 +21,7 @@
 //! the whole exchange within `deadline`.
 
 use std::io::{self, Read, Write};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,8 +35,13 @@ use crate::tls::PeerTls;
 /// How the quorum's connections are secured, as every election and Zab shell needs it.
 #[derive(Clone)]
 pub struct PeerSecurity {
-    /// `sslQuorum`: TLS on every connection, both ways.
+    /// Quorum TLS's stores, when `sslQuorum` or `portUnification` is on.
     pub tls: Option<Arc<PeerTls>>,
+    /// `sslQuorum`: connections this server opens are TLS.
+    pub dial_tls: bool,
+    /// `portUnification`: accepted connections may be TLS or plain (the first byte says);
+    /// without it they are TLS exactly when `sslQuorum` is on.
+    pub unified: bool,
     /// `quorum.auth.enableSasl`: SASL on every connection.
     pub sasl: Option<Arc<QuorumSaslConfig>>,
     /// `quorum.cnxn.threads.size`: accepted connections in their TLS or SASL handshake at
@@ -43,7 +51,13 @@ pub struct PeerSecurity {
 
 impl Default for PeerSecurity {
     fn default() -> PeerSecurity {
-        PeerSecurity { tls: None, sasl: None, handshake_threads: 20 }
+        PeerSecurity {
+            tls: None,
+            dial_tls: false,
+            unified: false,
+            sasl: None,
+            handshake_threads: 20,
+        }
     }
 }
 
@@ -51,6 +65,32 @@ impl PeerSecurity {
     /// Whether accepted connections need a thread of their own for a blocking handshake.
     pub fn blocking_handshake(&self) -> bool {
         self.tls.is_some() || self.sasl.is_some()
+    }
+
+    /// A connection this server dialled to `host`: TLS with `sslQuorum`, else plain. The
+    /// socket's timeouts bound the handshake.
+    pub fn dial(&self, tcp: TcpStream, host: &str) -> io::Result<PeerStream> {
+        match &self.tls {
+            Some(tls) if self.dial_tls => tls.dial(tcp, host),
+            _ => Ok(PeerStream::plain(tcp)),
+        }
+    }
+
+    /// A connection this server accepted: TLS with `sslQuorum`, or with `portUnification`
+    /// whichever the peer's first byte starts (a TLS record is 0x16; an election handshake
+    /// or a Zab packet starts with a small or negative number), as Apache's
+    /// UnifiedServerSocket. The socket's timeouts bound the wait and the handshake.
+    pub fn accept(&self, tcp: TcpStream) -> io::Result<PeerStream> {
+        let Some(tls) = &self.tls else { return Ok(PeerStream::plain(tcp)) };
+        if !self.unified {
+            return if self.dial_tls { tls.accept(tcp) } else { Ok(PeerStream::plain(tcp)) };
+        }
+        let mut first = [0u8; 1];
+        if tcp.peek(&mut first)? == 1 && first[0] == TLS_HANDSHAKE_RECORD {
+            tls.accept(tcp)
+        } else {
+            Ok(PeerStream::plain(tcp))
+        }
     }
 
     /// The server's side of SASL on an accepted connection (nothing without quorum SASL):
@@ -87,6 +127,8 @@ impl PeerSecurity {
 /// `QuorumAuth.QUORUM_AUTH_MAGIC_NUMBER` (`-0xa0dbcafecafe1234L`, a positive long on the
 /// wire: Java's hex literal is negative before the minus).
 pub const MAGIC: i64 = (0xa0db_cafe_cafe_1234_u64 as i64).wrapping_neg();
+/// The first byte of a TLS connection (a handshake record).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 /// Challenges a server sends before giving up (SaslQuorumAuthServer's `MAX_RETRIES`).
 const SERVER_ROUNDS_MAX: usize = 5;
 /// Packets a learner reads before giving up on a server that never finishes.

@@ -216,18 +216,17 @@ impl Shared {
         let target = resolve(address)?;
         let tcp = TcpStream::connect_timeout(&target, shared.cnx_timeout)?;
         tcp.set_nodelay(true)?;
-        let mut stream = match &shared.security.tls {
-            None => PeerStream::plain(tcp),
-            Some(tls) => {
-                tcp.set_read_timeout(Some(shared.cnx_timeout))?;
-                tcp.set_write_timeout(Some(shared.cnx_timeout))?;
-                let stream = tls.dial(tcp, &address.host).map_err(|e| {
-                    warn!("sid {to}: quorum TLS handshake with {target} failed: {e}");
-                    e
-                })?;
-                stream.set_write_timeout(None)?;
-                stream
-            }
+        let mut stream = if shared.security.dial_tls {
+            tcp.set_read_timeout(Some(shared.cnx_timeout))?;
+            tcp.set_write_timeout(Some(shared.cnx_timeout))?;
+            let stream = shared.security.dial(tcp, &address.host).map_err(|e| {
+                warn!("sid {to}: quorum TLS handshake with {target} failed: {e}");
+                e
+            })?;
+            stream.set_write_timeout(None)?;
+            stream
+        } else {
+            PeerStream::plain(tcp)
         };
         stream.write_all(&encode_initial(shared.my_id, &shared.my_addresses))?;
         if shared.security.sasl.is_some() {
@@ -396,10 +395,8 @@ impl Shared {
         };
         let tcp = into_blocking(stream).map_err(|e| e.to_string())?;
         timeouts(&tcp).map_err(|e| e.to_string())?;
-        let mut stream = match &shared.security.tls {
-            None => PeerStream::plain(tcp),
-            Some(tls) => tls.accept(tcp).map_err(|e| format!("TLS handshake failed: {e}"))?,
-        };
+        let mut stream =
+            shared.security.accept(tcp).map_err(|e| format!("TLS handshake failed: {e}"))?;
         let message = read_initial(&mut stream, deadline)?;
         let peer = format!("sid {} at {from}", message.sid);
         let stream = shared.security.admit(stream, &peer, deadline)?;

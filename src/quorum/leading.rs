@@ -605,10 +605,7 @@ fn secure_learner(
         .and_then(|_| tcp.set_read_timeout(timeout))
         .and_then(|_| tcp.set_write_timeout(timeout))
         .map_err(|e| e.to_string())?;
-    let stream = match &io.security.tls {
-        None => PeerStream::plain(tcp),
-        Some(tls) => tls.accept(tcp).map_err(|e| format!("TLS: {e}"))?,
-    };
+    let stream = io.security.accept(tcp).map_err(|e| format!("TLS: {e}"))?;
     let stream = io.security.admit(stream, &from.to_string(), deadline)?;
     stream.set_read_timeout(None).map_err(|e| e.to_string())?;
     stream.set_write_timeout(None).map_err(|e| e.to_string())?;

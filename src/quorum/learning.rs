@@ -170,10 +170,7 @@ fn secure(
 ) -> Result<PeerStream, String> {
     let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
     tcp.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
-    let mut stream = match &ctx.security.tls {
-        None => PeerStream::plain(tcp),
-        Some(tls) => tls.dial(tcp, host).map_err(|e| format!("TLS: {e}"))?,
-    };
+    let mut stream = ctx.security.dial(tcp, host).map_err(|e| format!("TLS: {e}"))?;
     let deadline = deadline.max(Instant::now() + left);
     ctx.security.login(&mut stream, host, deadline)?;
     stream.set_read_timeout(None).map_err(|e| e.to_string())?;

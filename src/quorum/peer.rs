@@ -248,12 +248,26 @@ pub fn run(config: ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
             let hosts = quorum.servers.iter().map(|s| s.host.clone()).collect();
             let tls = crate::tls::PeerTls::new(settings, hosts)
                 .map_err(|e| format!("quorum TLS: {e}"))?;
-            log::info!("quorum TLS on: election and Zab connections are TLS, peers verified");
+            match (settings.dial, settings.port_unification) {
+                (true, false) => log::info!(
+                    "quorum TLS on: election and Zab connections are TLS, peers verified"
+                ),
+                (true, true) => log::info!(
+                    "quorum TLS on (portUnification): this server dials TLS and accepts TLS \
+                     and plain peers"
+                ),
+                (false, _) => log::info!(
+                    "quorum portUnification: this server dials in the clear and accepts TLS \
+                     and plain peers"
+                ),
+            }
             Some(Arc::new(tls))
         }
     };
     let security = PeerSecurity {
         tls,
+        dial_tls: quorum.tls.as_ref().is_some_and(|t| t.dial),
+        unified: quorum.tls.as_ref().is_some_and(|t| t.port_unification),
         sasl: quorum.sasl.clone().map(Arc::new),
         handshake_threads: quorum.handshake_threads,
     };

@@ -63,6 +63,8 @@ class Server:
         self.client_hosts = self.hosts
         self.data_dir = data_dir
         self.secure_hosts = f"localhost:{secure_port_for(port)}"
+        # The plain port by name, for TLS clients of client.portUnification.
+        self.unified_hosts = f"localhost:{port}"
         self.tls_dir = Path(data_dir).parent
         self.proc = proc
         self.log_path = log_path
@@ -125,7 +127,8 @@ def write_zoo_cfg(port, data_dir, work_dir, tls=None):
     """The same standalone zoo.cfg for both servers: TTL nodes, every four-letter word, a 1 s
     container reaper (Apache also gets the reaper interval as a -D property), and a secure
     client port on port + 1 with JKS stores as kazoo's harness configures it (Apache needs
-    the Netty connection factory for TLS; rzk accepts the key and keeps its selector)."""
+    the Netty connection factory for TLS; rzk accepts the key and keeps its selector), and
+    client.portUnification so the plain port serves TLS clients too."""
     cfg = Path(work_dir) / "zoo.cfg"
     tls = tls or tls_material.generate(work_dir)
     cfg.write_text(
@@ -139,6 +142,8 @@ def write_zoo_cfg(port, data_dir, work_dir, tls=None):
         f"znode.container.checkIntervalMs={APACHE_REAP_INTERVAL_MS}\n"
         f"secureClientPort={secure_port_for(port)}\n"
         "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n"
+        # The plain port takes TLS clients too (Apache: Netty's DualModeSslHandler).
+        "client.portUnification=true\n"
         f"ssl.keyStore.location={tls['keystore']}\n"
         f"ssl.keyStore.password={tls_material.PASSWORD}\n"
         f"ssl.trustStore.location={tls['truststore']}\n"
@@ -208,6 +213,7 @@ class Ensemble(Server):
         self.procs = [s.proc for s in servers]
         self.hosts = ",".join(f"127.0.0.1:{s.port}" for s in servers)
         self.secure_hosts = ",".join(s.secure_hosts for s in servers)
+        self.unified_hosts = ",".join(s.unified_hosts for s in servers)
 
     def log_tail(self, lines=40):
         return "\n".join(f"--- peer {i + 1}:\n{s.log_tail(lines)}" for i, s in enumerate(self.servers))

@@ -1,7 +1,8 @@
 """kazoo over TLS (its own test_client's SSL test, against this suite's server): the secure
 client port with kazoo's harness stores (JKS, v1 certificates), a client certificate whose
 subject `CN=client` is the connection's x509 identity, and a client without a certificate
-refused (ssl.clientAuth defaults to need)."""
+refused (ssl.clientAuth defaults to need); with client.portUnification, kazoo over TLS and
+plain kazoo on the same (plain) port."""
 
 import ssl
 import uuid
@@ -14,7 +15,7 @@ from kazoo.security import make_acl
 import support
 
 
-def tls_client(zk_server, with_cert=True):
+def tls_client(zk_server, with_cert=True, hosts=None):
     paths = {
         "ca": zk_server.tls_dir / "ca-cert.pem",
         "keyfile": zk_server.tls_dir / "client-key.pem",
@@ -23,7 +24,8 @@ def tls_client(zk_server, with_cert=True):
     kwargs = {"ca": str(paths["ca"])}
     if with_cert:
         kwargs.update(keyfile=str(paths["keyfile"]), certfile=str(paths["certfile"]))
-    return KazooClient(hosts=zk_server.secure_hosts, use_ssl=True, verify_certs=True, **kwargs)
+    hosts = hosts or zk_server.secure_hosts
+    return KazooClient(hosts=hosts, use_ssl=True, verify_certs=True, **kwargs)
 
 
 def test_connect_ssl(zk_server, zk, base):
@@ -61,6 +63,23 @@ def test_client_without_certificate_is_refused(zk_server):
     try:
         with pytest.raises(Exception):
             client.start(timeout=3)
+    finally:
+        client.stop()
+        client.close()
+
+
+def test_port_unification_serves_tls_and_plain_on_one_port(zk_server, zk, base):
+    client = tls_client(zk_server, hosts=zk_server.unified_hosts)
+    client.start(timeout=support.WAIT_S)
+    try:
+        path = f"{base}/unified"
+        acl = make_acl("x509", "CN=client", all=True)
+        client.create(path, b"tls on the plain port", acl=[acl], makepath=True)
+        assert client.get(path)[0] == b"tls on the plain port"
+        # The plain client on that port has no certificate, hence no x509 identity.
+        with pytest.raises(NoAuthError):
+            zk.get(path)
+        assert "unified" in zk.get_children(base)
     finally:
         client.stop()
         client.close()

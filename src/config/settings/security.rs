@@ -48,7 +48,8 @@ pub(super) fn tls_settings(
     }
     if let Some(setting) = s.take("ssl.handshakeDetectionTimeoutMillis") {
         debug!(
-            "ssl.handshakeDetectionTimeoutMillis={}: only used with portUnification",
+            "ssl.handshakeDetectionTimeoutMillis={}: not used (with client.portUnification \
+             rzk decides on the first byte, within the connection's own timeouts)",
             setting.value
         );
     }
@@ -114,18 +115,20 @@ pub(super) fn quorum_tls_settings(
     s: &mut Settings,
 ) -> Result<Option<QuorumTlsConfig>, ConfigError> {
     let enabled = s.bool("sslQuorum")?.unwrap_or(false);
+    let port_unification = s.bool("portUnification")?.unwrap_or(false);
     let reload = s.bool("sslQuorumReloadCertFiles")?.unwrap_or(false);
     let key_store = store(s, "ssl.quorum.keyStore")?;
     let trust_store = store(s, "ssl.quorum.trustStore")?;
     let (protocols, cipher_suites) = protocols_and_suites(s, "ssl.quorum")?;
     let hostname_verification = s.bool("ssl.quorum.hostnameVerification")?.unwrap_or(true);
     let client_auth = client_auth(s, "ssl.quorum.clientAuth")?;
-    if !enabled {
+    if !enabled && !port_unification {
         return Ok(None);
     }
     let key_store = key_store.ok_or_else(|| {
-        let reason = "sslQuorum is true but ssl.quorum.keyStore.location is not set";
-        ConfigError::Inconsistent(reason.to_string())
+        let key = if enabled { "sslQuorum" } else { "portUnification" };
+        let reason = format!("{key} is true but ssl.quorum.keyStore.location is not set");
+        ConfigError::Inconsistent(reason)
     })?;
     let server = TlsConfig {
         key_store: key_store.clone(),
@@ -144,7 +147,7 @@ pub(super) fn quorum_tls_settings(
         cipher_suites,
         hostname_verification,
     };
-    Ok(Some(QuorumTlsConfig { server, client, reload }))
+    Ok(Some(QuorumTlsConfig { server, client, reload, dial: enabled, port_unification }))
 }
 
 /// The JAAS file (`java.security.auth.login.config`), read once for client and quorum SASL.

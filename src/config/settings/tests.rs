@@ -407,6 +407,22 @@ fn quorum_tls_keys() {
     assert_eq!(tls.client.protocols, vec!["TLSv1.3"]);
     let e = q("sslQuorum=true\n").unwrap_err().to_string();
     assert!(e.contains("ssl.quorum.keyStore.location"), "{e}");
+    // portUnification alone: the stores are read, this server still dials in the clear.
+    let unified = q("portUnification=true\nssl.quorum.keyStore.location=/k.pem\n").unwrap();
+    let unified = unified.expect("stores for accepting TLS");
+    assert!(unified.port_unification && !unified.dial);
+    assert!(tls.dial && !tls.port_unification);
+    let e = q("portUnification=true\n").unwrap_err().to_string();
+    assert!(e.contains("portUnification is true but ssl.quorum.keyStore.location"), "{e}");
+}
+
+#[test]
+fn client_port_unification_reads_the_ssl_settings() {
+    let c = ok(&minimal("client.portUnification=true\nssl.keyStore.location=/k.pem\n"));
+    assert!(c.client_port_unification && c.secure_client_address.is_none());
+    assert!(c.client_tls.is_some(), "the plain port needs the TLS settings");
+    assert!(ok(&minimal("ssl.keyStore.location=/k.pem\n")).client_tls.is_none());
+    assert!(err(&minimal("client.portUnification=true\n")).contains("ssl.keyStore.location"));
 }
 
 #[test]

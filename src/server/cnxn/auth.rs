@@ -15,7 +15,7 @@ impl Selector {
     ) -> bool {
         let stats = &self.shared.stats;
         stats.tls_handshakes_outstanding.fetch_sub(1, Ordering::Relaxed);
-        let Some((_, tls)) = &self.secure else { return true };
+        let Some(tls) = &self.tls else { return true };
         let Some(slot) = self.slots.get_mut(key) else { return false };
         if chain.is_empty() {
             debug!("TLS connection from {} without a client certificate", slot.conn.peer());

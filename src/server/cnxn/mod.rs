@@ -37,7 +37,7 @@ use slab::Slab;
 
 use self::conn::{Connection, Event, Handshake, HandshakeFacts, State};
 use self::throttle::{ConnThrottle, LargeRequests};
-use self::transport::{TlsStream, Transport};
+use self::transport::{TlsStream, Transport, Unified};
 use super::acl::{self, AuthOutcome};
 use super::fourlw::{self, ConnSummary};
 use super::processor::{wall_clock_ms, Kind, Outbound, Outflow, Request};
@@ -80,7 +80,9 @@ pub struct Selector {
     poll: Poll,
     listener: TcpListener,
     /// The secure client port and its TLS state, when `secureClientPort` is set.
-    secure: Option<(TcpListener, ServerTls)>,
+    secure: Option<TcpListener>,
+    /// TLS for the secure port and, with `client.portUnification`, the plain one.
+    tls: Option<ServerTls>,
     waker: Arc<Waker>,
     slots: Slab<Slot>,
     generation: u32,
@@ -126,16 +128,22 @@ impl Selector {
             let _ = shared.bound_addr.set(addr);
         }
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let secure = match (shared.config.secure_client_address, &shared.config.client_tls) {
-            (Some(address), Some(settings)) => {
-                let tls = ServerTls::new(settings).map_err(io::Error::other)?;
+        let tls = match &shared.config.client_tls {
+            Some(settings) => Some(ServerTls::new(settings).map_err(io::Error::other)?),
+            None => None,
+        };
+        let secure = match (shared.config.secure_client_address, &tls) {
+            (Some(address), Some(_)) => {
                 let mut listener = TcpListener::bind(address)?;
                 poll.registry().register(&mut listener, SECURE_LISTENER, Interest::READABLE)?;
                 info!("secure client port (TLS) listening on {address}");
-                Some((listener, tls))
+                Some(listener)
             }
             _ => None,
         };
+        if shared.config.client_port_unification && tls.is_some() {
+            info!("client.portUnification: the client port accepts TLS and plain clients");
+        }
         let throttle = ConnThrottle::new(shared.config.connection_throttle, shared.now_ms());
         let large = LargeRequests::new(
             shared.config.large_request_threshold,
@@ -150,6 +158,7 @@ impl Selector {
             poll,
             listener,
             secure,
+            tls,
             waker,
             slots: Slab::new(),
             generation: 0,
@@ -253,7 +262,7 @@ impl Selector {
     fn accept(&mut self, secure: bool) {
         loop {
             let accepted = match (&self.secure, secure) {
-                (Some((listener, _)), true) => listener.accept(),
+                (Some(listener), true) => listener.accept(),
                 (None, true) => return,
                 (_, false) => self.listener.accept(),
             };
@@ -299,12 +308,13 @@ impl Selector {
                 warn!("cannot register connection from {peer}: {e}");
                 continue;
             }
-            let transport: Box<dyn Transport> = match &mut self.secure {
-                Some((_, tls)) if secure => {
+            let unified = !secure && config.client_port_unification;
+            let transport: Box<dyn Transport> = match &mut self.tls {
+                Some(tls) if secure || unified => {
                     match TlsStream::server(stream, tls.config(Instant::now())) {
+                        Ok(t) if unified => Box::new(Unified::new(t)),
                         Ok(t) => {
-                            let stats = &self.shared.stats;
-                            stats.tls_handshakes_outstanding.fetch_add(1, Ordering::Relaxed);
+                            count_connection(&self.shared.stats, ip, true);
                             Box::new(t)
                         }
                         Err(e) => {
@@ -314,13 +324,7 @@ impl Selector {
                     }
                 }
                 _ => {
-                    let stats = &self.shared.stats;
-                    let counter = if ip.is_loopback() {
-                        &stats.non_mtls_local
-                    } else {
-                        &stats.non_mtls_remote
-                    };
-                    counter.fetch_add(1, Ordering::Relaxed);
+                    count_connection(&self.shared.stats, ip, false);
                     Box::new(stream)
                 }
             };
@@ -368,7 +372,11 @@ impl Selector {
                 break;
             }
             let want = buf.len().min(budget);
-            match slot.transport.read(&mut buf[..want]) {
+            let result = slot.transport.read(&mut buf[..want]);
+            if let Some(tls) = slot.transport.take_detected() {
+                count_connection(&self.shared.stats, slot.conn.peer().ip(), tls);
+            }
+            match result {
                 Ok(0) => {
                     let (peer, session) = (slot.conn.peer(), slot.conn.session());
                     debug!("connection from {peer} closed by peer (session 0x{session:x})");
@@ -973,6 +981,18 @@ impl Selector {
         debug!("four-letter word {word} from {}", slot.conn.peer());
         slot.conn.four_letter_answer(text.into_bytes());
         self.flush(key);
+    }
+}
+
+/// Counts a new connection: a TLS handshake under way, or a connection without mutual TLS
+/// (`non_mtls_local_conn_count`/`non_mtls_remote_conn_count`).
+fn count_connection(stats: &super::stats::ServerStats, ip: std::net::IpAddr, tls: bool) {
+    if tls {
+        stats.tls_handshakes_outstanding.fetch_add(1, Ordering::Relaxed);
+    } else if ip.is_loopback() {
+        stats.non_mtls_local.fetch_add(1, Ordering::Relaxed);
+    } else {
+        stats.non_mtls_remote.fetch_add(1, Ordering::Relaxed);
     }
 }
 

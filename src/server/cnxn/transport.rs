@@ -48,6 +48,11 @@ pub trait Transport: Send {
     fn take_handshake_done(&mut self) -> Option<Vec<CertificateDer<'static>>> {
         None
     }
+    /// Once, on a port-unification connection whose first byte arrived: whether it is TLS.
+    /// Other transports: never.
+    fn take_detected(&mut self) -> Option<bool> {
+        None
+    }
 }
 
 impl Transport for TcpStream {
@@ -103,5 +108,117 @@ impl Transport for TlsStream {
 
     fn take_handshake_done(&mut self) -> Option<Vec<CertificateDer<'static>>> {
         TlsStream::take_handshake_done(self)
+    }
+}
+
+/// The first byte of every TLS connection: a handshake record (content type 22).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// A connection on a port with `client.portUnification`: plain TCP or TLS, decided by the
+/// client's first byte (a TLS ClientHello record starts with 0x16; a ZooKeeper frame's length
+/// starts with 0x00 and a four-letter word with a letter), as Apache's DualModeSslHandler
+/// decides. The TLS session is made at accept and used only if the client starts one.
+pub struct Unified {
+    tls: TlsStream,
+    mode: Mode,
+    /// The decision, once, for the selector's counters.
+    detected: Option<bool>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Sniffing,
+    Plain,
+    Tls,
+}
+
+impl Unified {
+    /// A connection whose first byte is not here yet.
+    pub fn new(tls: TlsStream) -> Unified {
+        Unified { tls, mode: Mode::Sniffing, detected: None }
+    }
+
+    /// Looks at the first byte without taking it; stays undecided until there is one.
+    fn sniff(&mut self) -> io::Result<()> {
+        if self.mode != Mode::Sniffing {
+            return Ok(());
+        }
+        let mut first = [0u8; 1];
+        if self.tls.socket().peek(&mut first)? == 0 {
+            // End of stream before anything: a plain read reports it.
+            return Ok(());
+        }
+        let tls = first[0] == TLS_HANDSHAKE_RECORD;
+        self.mode = if tls { Mode::Tls } else { Mode::Plain };
+        self.detected = Some(tls);
+        Ok(())
+    }
+
+    /// Once, after the first byte arrived: whether the client speaks TLS.
+    pub fn take_detected(&mut self) -> Option<bool> {
+        self.detected.take()
+    }
+}
+
+impl Transport for Unified {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.sniff()?;
+        match self.mode {
+            Mode::Tls => TlsStream::read(&mut self.tls, buf),
+            Mode::Plain | Mode::Sniffing => Read::read(self.tls.socket(), buf),
+        }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[io::IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self.mode {
+            Mode::Tls => TlsStream::write_vectored(&mut self.tls, bufs),
+            Mode::Plain | Mode::Sniffing => Write::write_vectored(self.tls.socket(), bufs),
+        }
+    }
+
+    fn pending_writes(&self) -> usize {
+        match self.mode {
+            Mode::Tls => usize::from(self.tls.wants_write()),
+            Mode::Plain | Mode::Sniffing => 0,
+        }
+    }
+
+    fn flush_pending(&mut self) -> io::Result<()> {
+        match self.mode {
+            Mode::Tls => self.tls.send_records(),
+            Mode::Plain | Mode::Sniffing => Ok(()),
+        }
+    }
+
+    fn source(&mut self) -> &mut TcpStream {
+        self.tls.socket()
+    }
+
+    fn shutdown(&mut self) {
+        match self.mode {
+            Mode::Tls => TlsStream::shutdown(&mut self.tls),
+            Mode::Plain | Mode::Sniffing => {
+                let _ = TcpStream::shutdown(self.tls.socket(), std::net::Shutdown::Both);
+            }
+        }
+    }
+
+    fn handshaking(&self) -> bool {
+        self.mode == Mode::Tls && self.tls.handshaking()
+    }
+
+    fn take_handshake_done(&mut self) -> Option<Vec<CertificateDer<'static>>> {
+        match self.mode {
+            Mode::Tls => self.tls.take_handshake_done(),
+            Mode::Plain | Mode::Sniffing => None,
+        }
+    }
+
+    fn take_detected(&mut self) -> Option<bool> {
+        Unified::take_detected(self)
     }
 }

@@ -12,6 +12,7 @@ apt_packages=()
 [ -f /usr/share/java/zookeeper.jar ] || apt_packages+=(zookeeper)
 command -v python3 >/dev/null || apt_packages+=(python3)
 command -v tmux >/dev/null || apt_packages+=(tmux)
+command -v openssl >/dev/null || apt_packages+=(openssl) # encrypted PEM keys in tests/tls.rs
 python3 -c 'import ensurepip' 2>/dev/null || apt_packages+=(python3-venv)
 command -v c++ >/dev/null || apt_packages+=(g++) # libFuzzer, built by libfuzzer-sys
 if [ ${#apt_packages[@]} -gt 0 ]; then

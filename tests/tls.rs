@@ -509,3 +509,84 @@ fn port_unification_serves_tls_and_plain_clients_on_one_port() {
     assert!(mntr(server.addr, "zk_non_mtls_local_conn_count").is_some_and(|n| n != "0"));
     zk.close().unwrap();
 }
+
+/// A PEM key store whose private key is encrypted PKCS#8 (`openssl pkcs8 -topk8 -v2`, as
+/// Java's PemReader reads with `ssl.keyStore.password`): served with the right password,
+/// refused at start-up with a wrong one or none.
+#[test]
+fn encrypted_pem_private_keys_use_the_store_password() {
+    let openssl = std::process::Command::new("openssl").arg("version").output();
+    if !harness::require("openssl", openssl.err().map(|e| format!("openssl: {e}"))) {
+        return;
+    }
+    let pki = Pki::new("ca.rzk.test");
+    let server_cert = pki.issue("localhost", None);
+    let dir = tempfile::tempdir().unwrap();
+    let plain_key = dir.path().join("key.pem");
+    std::fs::write(&plain_key, &server_cert.key_pem).unwrap();
+    let encrypted = dir.path().join("key.enc.pem");
+    let status = std::process::Command::new("openssl")
+        .args(["pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in"])
+        .arg(&plain_key)
+        .arg("-out")
+        .arg(&encrypted)
+        .args(["-passout", &format!("pass:{PASSWORD}")])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let encrypted_pem = std::fs::read_to_string(&encrypted).unwrap();
+    assert!(encrypted_pem.contains("BEGIN ENCRYPTED PRIVATE KEY"));
+    let key_store = dir.path().join("keystore.pem");
+    std::fs::write(&key_store, format!("{encrypted_pem}{}", server_cert.cert_pem)).unwrap();
+    let trust_store = dir.path().join("truststore.pem");
+    std::fs::write(&trust_store, pki.ca.pem()).unwrap();
+    let tls = tls_config(StoreKind::Pem, key_store, trust_store);
+    for (password, want) in [("wrong", "cannot decrypt"), ("", "has no password")] {
+        let mut bad = tls.clone();
+        bad.key_store.password = password.into();
+        let e = rzk::tls::server_config(&bad).expect_err("a wrong password must fail");
+        assert!(e.contains(want), "{password:?}: {e}");
+    }
+    let secure = local(ports::one());
+    let _server = TestServer::start_with(|s| {
+        s.secure_client_address = Some(secure);
+        s.client_tls = Some(tls);
+    });
+    let client = pki.issue("client", None);
+    let mut s = dial(secure, client_config(&pki.ca_der(), Some(&client)));
+    assert!(session(&mut s).expect("TLS with the decrypted key").time_out > 0);
+}
+
+/// `netty.server.outstandingHandshake.limit`: with that many TLS handshakes under way, a new
+/// TLS connection is closed at once (`tls_handshake_exceeded`); once they end, TLS serves.
+#[test]
+fn outstanding_handshake_limit_closes_the_excess() {
+    let pki = Pki::new("ca.rzk.test");
+    let server_cert = pki.issue("localhost", None);
+    let dir = tempfile::tempdir().unwrap();
+    let (key_store, trust_store) = write_stores(dir.path(), StoreKind::Pem, &pki, &server_cert);
+    let tls = tls_config(StoreKind::Pem, key_store, trust_store);
+    let secure = local(ports::one());
+    let server = TestServer::start_with(|s| {
+        s.secure_client_address = Some(secure);
+        s.client_tls = Some(tls);
+        s.outstanding_handshake_limit = Some(1);
+    });
+    // A connection that never says hello holds the one handshake slot.
+    let silent = TcpStream::connect(secure).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || {
+        mntr(server.addr, "zk_outstanding_tls_handshake").as_deref() == Some("1")
+    }));
+    let client = pki.issue("client", None);
+    let mut s = dial(secure, client_config(&pki.ca_der(), Some(&client)));
+    assert!(refused(&mut s), "a second handshake got through the limit");
+    assert_eq!(mntr(server.addr, "zk_tls_handshake_exceeded").as_deref(), Some("1"));
+    drop(silent);
+    assert!(wait_until(Duration::from_secs(5), || {
+        mntr(server.addr, "zk_outstanding_tls_handshake").as_deref() == Some("0")
+    }));
+    let mut s = dial(secure, client_config(&pki.ca_der(), Some(&client)));
+    assert!(session(&mut s).expect("TLS once the slot is free").time_out > 0);
+    // The plain port is not limited.
+    assert!(harness::Raw::connect(server.addr).handshake(10_000).time_out > 0);
+}

@@ -181,6 +181,10 @@ pub struct ServerConfig {
     /// `client.portUnification`: the plain client port accepts TLS clients too (with
     /// [`ServerConfig::client_tls`]).
     pub client_port_unification: bool,
+    /// `netty.server.outstandingHandshake.limit` (`-Dzookeeper.netty.server...`): TLS
+    /// handshakes under way at most on the secure client port; a connection beyond it is
+    /// closed at accept. `None` (Apache's -1): no limit.
+    pub outstanding_handshake_limit: Option<usize>,
     /// `clientPortListenBacklog`; `None` is the OS default.
     pub client_port_listen_backlog: Option<NonZeroU32>,
     /// `tickTime`: the basic time unit.

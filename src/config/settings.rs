@@ -156,6 +156,7 @@ const SUPPORTED_KEYS: &[&str] = &[
     "enforce.auth.schemes",
     "client.portUnification",
     "portUnification",
+    "netty.server.outstandingHandshake.limit",
     // Quorum SASL (QuorumAuth, QuorumPeerConfig).
     "quorum.auth.enableSasl",
     "quorum.auth.serverRequireSasl",
@@ -382,6 +383,9 @@ pub(super) fn build(
         ),
     };
     let client_port_unification = s.bool("client.portUnification")?.unwrap_or(false);
+    let handshake_limit =
+        s.int("netty.server.outstandingHandshake.limit", i64::from(i32::MIN), INT_MAX)?;
+    let outstanding_handshake_limit = handshake_limit.filter(|n| *n > 0).map(|n| n as usize);
     let client_tls =
         tls_settings(&mut s, secure_client_address.is_some() || client_port_unification)?;
     let quorum_tls = quorum_tls_settings(&mut s)?;
@@ -636,6 +640,7 @@ pub(super) fn build(
         secure_client_address,
         client_tls,
         client_port_unification,
+        outstanding_handshake_limit,
         client_port_listen_backlog,
         tick_time,
         session_timeouts,

@@ -424,6 +424,7 @@ fn mntr(shared: &Shared, conns: &[ConnSummary]) -> String {
         ("min_client_response_size".into(), st.min_response_size.load(r).to_string()),
         ("max_client_response_size".into(), st.max_response_size.load(r).to_string()),
         ("outstanding_tls_handshake".into(), st.tls_handshakes_outstanding.load(r).to_string()),
+        ("tls_handshake_exceeded".into(), st.tls_handshake_exceeded.load(r).to_string()),
         ("auth_failed_count".into(), st.auth_failed.load(r).to_string()),
         ("non_mtls_remote_conn_count".into(), st.non_mtls_remote.load(r).to_string()),
         ("non_mtls_local_conn_count".into(), st.non_mtls_local.load(r).to_string()),

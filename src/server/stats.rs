@@ -30,6 +30,9 @@ pub struct ServerStats {
     pub tls_handshakes_outstanding: AtomicI64,
     /// TLS handshakes that failed (`unsuccessful_handshake`).
     pub tls_handshakes_failed: AtomicU64,
+    /// TLS connections closed at accept because `netty.server.outstandingHandshake.limit`
+    /// handshakes were under way (Apache's `tls_handshake_exceeded`).
+    pub tls_handshake_exceeded: AtomicU64,
     /// Plain (not TLS) connections from other hosts (`non_mtls_remote_conn_count`).
     pub non_mtls_remote: AtomicU64,
     /// Plain connections from loopback (`non_mtls_local_conn_count`).
@@ -63,6 +66,7 @@ impl Default for ServerStats {
             auth_failed: AtomicU64::new(0),
             tls_handshakes_outstanding: AtomicI64::new(0),
             tls_handshakes_failed: AtomicU64::new(0),
+            tls_handshake_exceeded: AtomicU64::new(0),
             non_mtls_remote: AtomicU64::new(0),
             non_mtls_local: AtomicU64::new(0),
             large_requests_rejected: AtomicU64::new(0),

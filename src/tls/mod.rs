@@ -382,11 +382,18 @@ fn key_store(
     match store.kind {
         StoreKind::Pem => {
             let chain = pem_certificates(&bytes).map_err(what)?;
-            if bytes.windows(9).any(|w| w == b"ENCRYPTED") {
-                return Err(what("encrypted PEM private keys are not supported".to_string()));
-            }
-            let key = PrivateKeyDer::from_pem_slice(&bytes)
-                .map_err(|e| what(format!("no private key ({e})")))?;
+            let key = match encrypted_pem_key(&bytes, &store.password).map_err(what)? {
+                Some(key) => key,
+                None if bytes.windows(9).any(|w| w == b"ENCRYPTED") => {
+                    // OpenSSL's legacy `Proc-Type: 4,ENCRYPTED` keys: Java's PemReader
+                    // refuses them too.
+                    return Err(what(
+                        "an encrypted key must be PKCS#8 (BEGIN ENCRYPTED PRIVATE KEY)".into(),
+                    ));
+                }
+                None => PrivateKeyDer::from_pem_slice(&bytes)
+                    .map_err(|e| what(format!("no private key ({e})")))?,
+            };
             if chain.is_empty() {
                 return Err(what("no certificate".to_string()));
             }
@@ -728,6 +735,35 @@ fn roots(certs: Vec<CertificateDer<'static>>) -> Result<RootCertStore, String> {
         return Err("no usable certificate".to_string());
     }
     Ok(roots)
+}
+
+/// The `ENCRYPTED PRIVATE KEY` of a PEM key store (PKCS#8, PBES2), decrypted with the store's
+/// password (`ssl.keyStore.password`), as Java's PemReader does; `None` without one.
+fn encrypted_pem_key(
+    bytes: &[u8],
+    password: &str,
+) -> Result<Option<PrivateKeyDer<'static>>, String> {
+    use base64::Engine;
+    const BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+    const END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
+    let text = String::from_utf8_lossy(bytes);
+    let Some(start) = text.find(BEGIN) else { return Ok(None) };
+    let body = &text[start + BEGIN.len()..];
+    let end = body.find(END).ok_or("an ENCRYPTED PRIVATE KEY block has no end")?;
+    let b64: String = body[..end].chars().filter(|c| !c.is_whitespace()).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| format!("the encrypted private key is not base64 ({e})"))?;
+    let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der.as_slice())
+        .map_err(|e| format!("the encrypted private key is not PKCS#8 ({e})"))?;
+    if password.is_empty() {
+        return Err("the private key is encrypted and the key store has no password".into());
+    }
+    let plain = info
+        .decrypt(password)
+        .map_err(|e| format!("cannot decrypt the private key with this password ({e})"))?;
+    let key = rustls_pki_types::PrivatePkcs8KeyDer::from(plain.as_bytes().to_vec());
+    Ok(Some(PrivateKeyDer::Pkcs8(key)))
 }
 
 fn pem_certificates(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {

@@ -423,6 +423,11 @@ fn client_port_unification_reads_the_ssl_settings() {
     assert!(c.client_tls.is_some(), "the plain port needs the TLS settings");
     assert!(ok(&minimal("ssl.keyStore.location=/k.pem\n")).client_tls.is_none());
     assert!(err(&minimal("client.portUnification=true\n")).contains("ssl.keyStore.location"));
+    let limit = |line: &str| ok(&minimal(line)).outstanding_handshake_limit;
+    assert_eq!(limit(""), None);
+    assert_eq!(limit("netty.server.outstandingHandshake.limit=-1\n"), None, "Apache's default");
+    assert_eq!(limit("netty.server.outstandingHandshake.limit=0\n"), None);
+    assert_eq!(limit("netty.server.outstandingHandshake.limit=32\n"), Some(32));
 }
 
 #[test]

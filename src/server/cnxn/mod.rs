@@ -297,6 +297,9 @@ impl Selector {
                 self.shared.stats.connections_rejected.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
+            if secure && self.handshake_limit_reached() {
+                continue;
+            }
             let _ = stream.set_nodelay(true);
             let entry = self.slots.vacant_entry();
             let key = entry.key();
@@ -343,6 +346,20 @@ impl Selector {
             *self.per_ip.entry(ip).or_insert(0) += 1;
             debug!("accepted connection from {peer}");
         }
+    }
+
+    /// `netty.server.outstandingHandshake.limit`: whether a new TLS connection must be closed
+    /// at once because that many handshakes are under way (counted, logged at debug).
+    fn handshake_limit_reached(&self) -> bool {
+        let Some(limit) = self.shared.config.outstanding_handshake_limit else { return false };
+        let stats = &self.shared.stats;
+        let outstanding = stats.tls_handshakes_outstanding.load(Ordering::Relaxed).max(0) as usize;
+        if outstanding < limit {
+            return false;
+        }
+        stats.tls_handshake_exceeded.fetch_add(1, Ordering::Relaxed);
+        debug!("TLS connection closed: {outstanding} handshakes under way (limit {limit})");
+        true
     }
 
     fn key_of(&self, id: ConnId) -> Option<usize> {

@@ -256,11 +256,17 @@ fn client_auth_need_want_none() {
     let stranger = other.issue("mallory", None);
     let mut s = dial(secure, client_config(&pki.ca_der(), Some(&stranger)));
     assert!(refused(&mut s));
+    // The right CA, but expired, or not valid yet.
+    for expired in [true, false] {
+        let stale = pki.issue_outside_validity("stale", expired);
+        let mut s = dial(secure, client_config(&pki.ca_der(), Some(&stale)));
+        assert!(refused(&mut s), "expired={expired}: a certificate outside its validity passed");
+    }
     assert!(wait_until(Duration::from_secs(5), || {
         mntr(server.addr, "zk_outstanding_tls_handshake").as_deref() == Some("0")
     }));
     assert!(
-        mntr(server.addr, "zk_auth_failed_count").is_some_and(|n| n.parse::<u64>().unwrap() >= 2)
+        mntr(server.addr, "zk_auth_failed_count").is_some_and(|n| n.parse::<u64>().unwrap() >= 4)
     );
     // The server still serves TLS clients with a good certificate.
     let good = pki.issue("client", None);
@@ -461,6 +467,22 @@ fn rzk_client_verifies_the_server() {
         rzk_client(&connect, rzk::config::ClientTlsConfig { hostname_verification: false, ..cfg });
     zk.wait_connected(Duration::from_secs(10)).unwrap();
     assert!(zk.exists("/", rzk::client::Watch::No).unwrap().is_some());
+
+    // A server whose certificate expired.
+    let server_cert = pki.issue_outside_validity("localhost", true);
+    let dir = tempfile::tempdir().unwrap().keep();
+    let (key_store, trust_store) = write_stores(&dir, StoreKind::Pem, &pki, &server_cert);
+    let tls = tls_config(StoreKind::Pem, key_store, trust_store);
+    let stale = local(ports::one());
+    let _server3 = TestServer::start_with(|s| {
+        s.secure_client_address = Some(stale);
+        s.client_tls = Some(tls);
+    });
+    let zk = rzk_client(
+        &format!("localhost:{}", stale.port()),
+        client_stores(&pki, StoreKind::Pem, &me),
+    );
+    assert!(zk.wait_connected(Duration::from_millis(1500)).is_err(), "an expired server passed");
 }
 
 /// `client.portUnification`: the plain client port serves TLS clients (with x509 identities)

@@ -46,9 +46,30 @@ impl Pki {
         self.issue_named(cn, None, names, false)
     }
 
+    /// Like [`Pki::issue`], but valid only in the past (2019) or only in the future (2090).
+    pub fn issue_outside_validity(&self, cn: &str, expired: bool) -> Issued {
+        let (from, to) = if expired { (2019, 2020) } else { (2090, 2091) };
+        self.issue_with(cn, None, &["localhost"], true, |p| {
+            p.not_before = rcgen::date_time_ymd(from, 1, 1);
+            p.not_after = rcgen::date_time_ymd(to, 1, 1);
+        })
+    }
+
     fn issue_named(&self, cn: &str, org: Option<&str>, names: &[&str], ip: bool) -> Issued {
+        self.issue_with(cn, org, names, ip, |_| {})
+    }
+
+    fn issue_with(
+        &self,
+        cn: &str,
+        org: Option<&str>,
+        names: &[&str],
+        ip: bool,
+        tweak: impl FnOnce(&mut CertificateParams),
+    ) -> Issued {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(names).unwrap();
+        tweak(&mut params);
         if ip {
             params.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
         }

@@ -19,10 +19,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use harness::ensemble::{add_jvm_flag, set_key, Ensemble, Flavor};
-use harness::ensemble_client::{open, Clients};
+use harness::ensemble_client::Clients;
 use harness::pki::{quorum_tls, write_stores, Pki};
 use rzk::config::{HostPort, QuorumSaslConfig};
-use rzk::proto::{CreateMode, ServerId};
+use rzk::proto::ServerId;
 use rzk::quorum::auth::{authenticate_learner, encode, Status};
 
 const C: Clients = Clients { patience: ELECTION, request_timeout: Duration::from_secs(10) };
@@ -71,15 +71,6 @@ fn sasl_ensemble(flavors: Vec<Flavor>, dir: &Path) -> Ensemble {
     sasl_ensemble_with(flavors, dir, None)
 }
 
-/// Writes through `writer`, reads the same through every peer in `readers`.
-fn replicates(ens: &Ensemble, writer: u32, readers: &[u32], path: &str) {
-    let c = C.client_of(ens, writer);
-    c.create(path, path.as_bytes(), &open(), CreateMode::Persistent).unwrap();
-    for &id in readers {
-        assert_eq!(C.read_through(ens, id, path).as_deref(), Some(path.as_bytes()), "peer {id}");
-    }
-}
-
 /// Whether the peer at `addr` ends the connection after `bytes` without sending anything but,
 /// at most, a quorum auth ERROR packet.
 fn refused_after(addr: SocketAddr, bytes: &[u8]) -> bool {
@@ -112,7 +103,7 @@ fn rzk_ensemble_with_quorum_sasl_required() {
     }
     assert!(ens.log(leader).contains("authenticated as test"), "{}", ens.log(leader));
     let follower = ens.ids().into_iter().find(|&i| i != leader).unwrap();
-    replicates(&ens, follower, &ens.ids(), "/sasl-1");
+    C.replicates(&ens, follower, &ens.ids(), "/sasl-1");
 
     // Intruders. A FOLLOWERINFO in the clear (type 11, zxid, empty data, no auth).
     let mut info = vec![0, 0, 0, 11];
@@ -144,7 +135,7 @@ fn rzk_ensemble_with_quorum_sasl_required() {
     let deadline = Instant::now() + Duration::from_secs(20);
     authenticate_learner(&learner_login("test-secret"), &mut s, "leader", deadline).unwrap();
     drop(s);
-    replicates(&ens, leader, &ens.ids(), "/sasl-2");
+    C.replicates(&ens, leader, &ens.ids(), "/sasl-2");
 
     // A follower restarted with a wrong password cannot join; the others keep serving.
     ens.stop(follower);
@@ -155,7 +146,7 @@ fn rzk_ensemble_with_quorum_sasl_required() {
     });
     assert_ne!(ens.mode(follower).as_deref(), Some("follower"));
     let alive: Vec<u32> = ens.ids().into_iter().filter(|&i| i != follower).collect();
-    replicates(&ens, leader, &alive, "/sasl-3");
+    C.replicates(&ens, leader, &alive, "/sasl-3");
     // Fixed, it joins and catches up.
     ens.stop(follower);
     write_jaas(&dir.path().join(format!("jaas-{follower}.conf")), "test-secret");
@@ -164,14 +155,7 @@ fn rzk_ensemble_with_quorum_sasl_required() {
     assert_eq!(C.read_through(&ens, follower, "/sasl-3").as_deref(), Some(&b"/sasl-3"[..]));
 
     // Fail over: the new leader is elected and syncs over SASL-checked connections.
-    ens.kill9(leader);
-    let next = ens.wait_for_leader(ELECTION);
-    assert_ne!(next, leader);
-    let alive: Vec<u32> = ens.ids().into_iter().filter(|&i| i != leader).collect();
-    replicates(&ens, next, &alive, "/sasl-4");
-    ens.restart(leader);
-    ens.wait_for_mode(leader, "follower", ELECTION);
-    assert_eq!(C.read_through(&ens, leader, "/sasl-4").as_deref(), Some(&b"/sasl-4"[..]));
+    C.fail_over(&mut ens, leader, "/sasl-4");
 }
 
 /// Apache 3.8 peers with quorum SASL required, in both roles.
@@ -194,17 +178,10 @@ fn mixed_ensembles_with_quorum_sasl_required() {
         eprintln!("{names:?}: peer {leader} leads\n{}", ens.status());
         let path = format!("/mixed-{}", names.join("-"));
         for writer in ens.ids() {
-            replicates(&ens, writer, &ens.ids(), &format!("{path}-{writer}"));
+            C.replicates(&ens, writer, &ens.ids(), &format!("{path}-{writer}"));
         }
-        ens.kill9(leader);
-        let next = ens.wait_for_leader(ELECTION);
+        let next = C.fail_over(&mut ens, leader, &format!("{path}-after"));
         leaders.extend([ens.flavor_of(leader).name(), ens.flavor_of(next).name()]);
-        let alive: Vec<u32> = ens.ids().into_iter().filter(|&i| i != leader).collect();
-        replicates(&ens, next, &alive, &format!("{path}-after"));
-        ens.restart(leader);
-        ens.wait_all_serving(ELECTION);
-        let back = C.read_through(&ens, leader, &format!("{path}-after"));
-        assert_eq!(back.as_deref(), Some(format!("{path}-after").as_bytes()), "{names:?}");
         for id in ens.ids() {
             let log = ens.log(id);
             let authenticated = match ens.flavor_of(id) {
@@ -235,17 +212,11 @@ fn quorum_tls_and_sasl_together() {
     let leader = ens.wait_for_leader(ELECTION);
     ens.wait_all_serving(ELECTION);
     for id in ens.ids() {
-        replicates(&ens, id, &ens.ids(), &format!("/both-{id}"));
+        C.replicates(&ens, id, &ens.ids(), &format!("/both-{id}"));
     }
     for id in ens.ids().into_iter().filter(|&i| matches!(ens.flavor_of(i), Flavor::Rzk(_))) {
         let log = ens.log(id);
         assert!(log.contains("quorum TLS on") && log.contains("quorum SASL on"), "{log}");
     }
-    ens.kill9(leader);
-    let next = ens.wait_for_leader(ELECTION);
-    let alive: Vec<u32> = ens.ids().into_iter().filter(|&i| i != leader).collect();
-    replicates(&ens, next, &alive, "/both-after");
-    ens.restart(leader);
-    ens.wait_all_serving(ELECTION);
-    assert_eq!(C.read_through(&ens, leader, "/both-after").as_deref(), Some(&b"/both-after"[..]));
+    C.fail_over(&mut ens, leader, "/both-after");
 }

@@ -18,9 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use harness::ensemble::{set_key, Ensemble, Flavor};
-use harness::ensemble_client::{open, Clients};
+use harness::ensemble_client::Clients;
 use harness::pki::{quorum_tls, write_stores, Pki};
-use rzk::proto::CreateMode;
 
 const C: Clients = Clients { patience: ELECTION, request_timeout: Duration::from_secs(10) };
 const ELECTION: Duration = Duration::from_secs(40);
@@ -28,15 +27,6 @@ const ELECTION: Duration = Duration::from_secs(40);
 fn tls_ensemble(flavors: Vec<Flavor>, stores: &Path) -> Ensemble {
     let stores = stores.to_path_buf();
     Ensemble::start_mixed(flavors, 0, move |_, cfg| quorum_tls(cfg, &stores))
-}
-
-/// Writes through `writer`, reads the same through every peer in `readers`.
-fn replicates(ens: &Ensemble, writer: u32, readers: &[u32], path: &str) {
-    let c = C.client_of(ens, writer);
-    c.create(path, path.as_bytes(), &open(), CreateMode::Persistent).unwrap();
-    for &id in readers {
-        assert_eq!(C.read_through(ens, id, path).as_deref(), Some(path.as_bytes()), "peer {id}");
-    }
 }
 
 /// A TLS handshake to `addr` with a certificate from `pki` (not the ensemble's CA): the peer
@@ -72,7 +62,7 @@ fn rzk_ensemble_over_quorum_tls() {
         assert!(ens.log(id).contains("quorum TLS on"), "peer {id}:\n{}", ens.log(id));
     }
     let follower = ens.ids().into_iter().find(|&i| i != leader).unwrap();
-    replicates(&ens, follower, &ens.ids(), "/tls-1");
+    C.replicates(&ens, follower, &ens.ids(), "/tls-1");
 
     // Intruders: a certificate from another CA on both ports, plain bytes on the Zab port.
     let other = Pki::new("other-ca");
@@ -115,17 +105,10 @@ fn rzk_ensemble_over_quorum_tls() {
     harness::wait_for("the TLS refusal in the log", Duration::from_secs(10), || {
         ens.log(leader).contains("rejected: TLS")
     });
-    replicates(&ens, leader, &ens.ids(), "/tls-2");
+    C.replicates(&ens, leader, &ens.ids(), "/tls-2");
 
     // Fail over: the new leader is elected and syncs over TLS; the old one catches up.
-    ens.kill9(leader);
-    let next = ens.wait_for_leader(ELECTION);
-    assert_ne!(next, leader);
-    let alive: Vec<u32> = ens.ids().into_iter().filter(|&i| i != leader).collect();
-    replicates(&ens, next, &alive, "/tls-3");
-    ens.restart(leader);
-    ens.wait_for_mode(leader, "follower", ELECTION);
-    assert_eq!(C.read_through(&ens, leader, "/tls-3").as_deref(), Some(&b"/tls-3"[..]));
+    C.fail_over(&mut ens, leader, "/tls-3");
 }
 
 /// Apache 3.8 peers with quorum TLS (PEM stores), in both roles.
@@ -151,17 +134,10 @@ fn mixed_ensembles_over_quorum_tls() {
         eprintln!("{names:?}: peer {leader} leads\n{}", ens.status());
         let path = format!("/mixed-{}", names.join("-"));
         for writer in ens.ids() {
-            replicates(&ens, writer, &ens.ids(), &format!("{path}-{writer}"));
+            C.replicates(&ens, writer, &ens.ids(), &format!("{path}-{writer}"));
         }
-        ens.kill9(leader);
-        let next = ens.wait_for_leader(ELECTION);
+        let next = C.fail_over(&mut ens, leader, &format!("{path}-after"));
         leaders.extend([ens.flavor_of(leader).name(), ens.flavor_of(next).name()]);
-        let alive: Vec<u32> = ens.ids().into_iter().filter(|&i| i != leader).collect();
-        replicates(&ens, next, &alive, &format!("{path}-after"));
-        ens.restart(leader);
-        ens.wait_all_serving(ELECTION);
-        let back = C.read_through(&ens, leader, &format!("{path}-after"));
-        assert_eq!(back.as_deref(), Some(format!("{path}-after").as_bytes()), "{names:?}");
     }
     assert!(leaders.contains(&"apache") && leaders.contains(&"rzk"), "leaders: {leaders:?}");
 }
@@ -175,7 +151,7 @@ fn reconfigure(ens: &mut Ensemble, id: u32, step: &str, edit: impl Fn(&mut Strin
     std::fs::write(&cfg, text).unwrap();
     ens.restart(id);
     ens.wait_all_serving(ELECTION);
-    replicates(ens, id, &ens.ids(), &format!("/rolling-{step}-{id}"));
+    C.replicates(ens, id, &ens.ids(), &format!("/rolling-{step}-{id}"));
 }
 
 /// Apache's rolling change to quorum TLS with `portUnification`, with no moment without a
@@ -204,7 +180,7 @@ fn rolling_upgrade_to_quorum_tls_with_port_unification() {
     for id in ens.ids().into_iter().filter(|&i| matches!(ens.flavor_of(i), Flavor::Rzk(_))) {
         assert!(ens.log(id).contains("dials in the clear and accepts TLS and plain"));
     }
-    replicates(&ens, 1, &ens.ids(), "/rolling-plain");
+    C.replicates(&ens, 1, &ens.ids(), "/rolling-plain");
     for id in ens.ids() {
         reconfigure(&mut ens, id, "tls", |cfg| set_key(cfg, "sslQuorum", "true"));
     }

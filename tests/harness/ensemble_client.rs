@@ -56,6 +56,35 @@ impl Clients {
         c
     }
 
+    /// Writes `path` (its own name as data) through `writer`, reads it back through every
+    /// peer in `readers`.
+    pub fn replicates(&self, ens: &Ensemble, writer: u32, readers: &[u32], path: &str) {
+        let c = self.client_of(ens, writer);
+        c.create(path, path.as_bytes(), &open(), CreateMode::Persistent).unwrap();
+        for &id in readers {
+            assert_eq!(
+                self.read_through(ens, id, path).as_deref(),
+                Some(path.as_bytes()),
+                "peer {id}"
+            );
+        }
+    }
+
+    /// Kills `leader` (SIGKILL), waits for another, writes `path` through it, restarts the
+    /// old leader and checks that it serves and caught up. Returns the new leader.
+    pub fn fail_over(&self, ens: &mut Ensemble, leader: u32, path: &str) -> u32 {
+        ens.kill9(leader);
+        let next = ens.wait_for_leader(self.patience);
+        assert_ne!(next, leader, "the killed leader still leads");
+        let alive: Vec<u32> = ens.ids().into_iter().filter(|&i| i != leader).collect();
+        self.replicates(ens, next, &alive, path);
+        ens.restart(leader);
+        ens.wait_all_serving(self.patience);
+        let back = self.read_through(ens, leader, path);
+        assert_eq!(back.as_deref(), Some(path.as_bytes()), "the old leader caught up");
+        next
+    }
+
     /// `path`'s data through peer `id` after a sync; `None` when it does not exist.
     pub fn read_through(&self, ens: &Ensemble, id: u32, path: &str) -> Option<Vec<u8>> {
         let c = self.synced(ens, id);

@@ -123,7 +123,25 @@ def java_classpath(binding):
     return ":".join(str(j) for j in jars if j.exists())
 
 
-def write_zoo_cfg(port, data_dir, work_dir, tls=None):
+def store_lines(tls, stores):
+    """The ssl.keyStore/trustStore lines: kazoo's harness's JKS stores, or the same key and CA
+    as PEM files."""
+    if stores == "pem":
+        return (
+            f"ssl.keyStore.location={tls['keystore_pem']}\n"
+            "ssl.keyStore.type=PEM\n"
+            f"ssl.trustStore.location={tls['ca_cert']}\n"
+            "ssl.trustStore.type=PEM\n"
+        )
+    return (
+        f"ssl.keyStore.location={tls['keystore']}\n"
+        f"ssl.keyStore.password={tls_material.PASSWORD}\n"
+        f"ssl.trustStore.location={tls['truststore']}\n"
+        f"ssl.trustStore.password={tls_material.PASSWORD}\n"
+    )
+
+
+def write_zoo_cfg(port, data_dir, work_dir, tls=None, stores="jks"):
     """The same standalone zoo.cfg for both servers: TTL nodes, every four-letter word, a 1 s
     container reaper (Apache also gets the reaper interval as a -D property), and a secure
     client port on port + 1 with JKS stores as kazoo's harness configures it (Apache needs
@@ -144,10 +162,7 @@ def write_zoo_cfg(port, data_dir, work_dir, tls=None):
         "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n"
         # The plain port takes TLS clients too (Apache: Netty's DualModeSslHandler).
         "client.portUnification=true\n"
-        f"ssl.keyStore.location={tls['keystore']}\n"
-        f"ssl.keyStore.password={tls_material.PASSWORD}\n"
-        f"ssl.trustStore.location={tls['truststore']}\n"
-        f"ssl.trustStore.password={tls_material.PASSWORD}\n"
+        f"{store_lines(tls, stores)}"
         "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n"
     )
     (Path(work_dir) / "jaas.conf").write_text(JAAS_SERVER)
@@ -173,21 +188,21 @@ def secure_port_for(port):
     return port + 1
 
 
-def rzk_command(port, data_dir, work_dir):
+def rzk_command(port, data_dir, work_dir, stores="jks"):
     binary = Path(os.environ.get("RZK_SERVER_BIN", "target/debug/rzk-server"))
     if not binary.is_absolute():
         binary = REPO_ROOT / binary
     if not binary.exists():
         pytest.exit(f"{binary} not found; run `cargo build --bins` first", returncode=4)
-    cfg = write_zoo_cfg(port, data_dir, work_dir)
+    cfg = write_zoo_cfg(port, data_dir, work_dir, stores=stores)
     return [str(binary), jaas_flag(work_dir), str(cfg)], APACHE_REAP_INTERVAL_MS
 
 
-def apache_command(port, data_dir, work_dir):
+def apache_command(port, data_dir, work_dir, stores="jks"):
     java = shutil.which("java")
     if java is None or not ZOOKEEPER_JAR.exists():
         pytest.exit("ZK_TARGET=apache needs java and /usr/share/java/zookeeper.jar", returncode=4)
-    cfg = write_zoo_cfg(port, data_dir, work_dir)
+    cfg = write_zoo_cfg(port, data_dir, work_dir, stores=stores)
     return [
         java,
         f"-Dznode.container.checkIntervalMs={APACHE_REAP_INTERVAL_MS}",
@@ -223,7 +238,7 @@ class Ensemble(Server):
             s.stop()
 
 
-def start_ensemble(work_dir, size=3):
+def start_ensemble(work_dir, size=3, stores="jks"):
     """`size` rzk peers with server.N lines and myid files; waits until each reports a mode."""
     binary = Path(os.environ.get("RZK_SERVER_BIN", "target/debug/rzk-server"))
     if not binary.is_absolute():
@@ -241,7 +256,7 @@ def start_ensemble(work_dir, size=3):
         data_dir = peer_dir / "data"
         data_dir.mkdir(parents=True)
         (data_dir / "myid").write_text(f"{i + 1}\n")
-        cfg = write_zoo_cfg(client, data_dir, peer_dir, tls)
+        cfg = write_zoo_cfg(client, data_dir, peer_dir, tls, stores)
         with open(cfg, "a") as f:
             f.write("initLimit=10\nsyncLimit=5\n" + lines)
         log_path = peer_dir / "server.log"
@@ -271,7 +286,7 @@ def start_ensemble(work_dir, size=3):
     return ensemble
 
 
-def start_server(target, work_dir):
+def start_server(target, work_dir, stores="jks"):
     """Starts the server and waits for `ruok`; retries on a fresh port if it dies early
     (another process may have taken the port between probe and bind)."""
     command_for = rzk_command if target == "rzk" else apache_command
@@ -280,7 +295,7 @@ def start_server(target, work_dir):
         port = free_port()
         data_dir = Path(work_dir) / f"data-{attempt}"
         data_dir.mkdir()
-        command, reap_interval_ms = command_for(port, data_dir, work_dir)
+        command, reap_interval_ms = command_for(port, data_dir, work_dir, stores)
         log_path = Path(work_dir) / f"server-{attempt}.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(

@@ -2,9 +2,12 @@
 client port with kazoo's harness stores (JKS, v1 certificates), a client certificate whose
 subject `CN=client` is the connection's x509 identity, and a client without a certificate
 refused (ssl.clientAuth defaults to need); with client.portUnification, kazoo over TLS and
-plain kazoo on the same (plain) port."""
+plain kazoo on the same (plain) port; and the same TLS client against a server whose stores are
+PEM files (ssl.keyStore.type=PEM, ssl.trustStore.type=PEM) instead of JKS."""
 
+import shutil
 import ssl
+import tempfile
 import uuid
 
 import pytest
@@ -12,6 +15,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 from kazoo.security import make_acl
 
+import conftest
 import support
 
 
@@ -80,6 +84,32 @@ def test_port_unification_serves_tls_and_plain_on_one_port(zk_server, zk, base):
         with pytest.raises(NoAuthError):
             zk.get(path)
         assert "unified" in zk.get_children(base)
+    finally:
+        client.stop()
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def pem_server(zk_target):
+    """A second server (or ensemble) of the target under test, with PEM key and trust stores."""
+    work_dir = tempfile.mkdtemp(prefix=f"interop-pem-{zk_target}-")
+    if zk_target == "rzk-ensemble":
+        server = conftest.start_ensemble(work_dir, stores="pem")
+    else:
+        server = conftest.start_server(zk_target, work_dir, stores="pem")
+    yield server
+    server.stop()
+    shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def test_connect_ssl_with_pem_stores(pem_server):
+    client = tls_client(pem_server)
+    client.start(timeout=support.WAIT_S)
+    try:
+        path = f"/interop/pem-{uuid.uuid4().hex[:8]}"
+        acl = make_acl("x509", "CN=client", all=True)
+        client.create(path, b"pem stores", acl=[acl], makepath=True)
+        assert client.get(path)[0] == b"pem stores"
     finally:
         client.stop()
         client.close()

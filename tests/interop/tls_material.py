@@ -40,7 +40,8 @@ def _key():
 
 
 def generate(work_dir):
-    """Writes keystore.jks, truststore.jks, client key/cert and CA PEMs; and the client's JKS key store (for Java clients); returns their paths."""
+    """Writes keystore.jks, truststore.jks, client key/cert and CA PEMs, the server's PEM key
+    store, and the client's JKS key store (for Java clients); returns their paths."""
     work = Path(work_dir)
     ca_key = _key()
     ca = _cert("ca.kazoo.org", 1, None, ca_key, ca_key, ca=True)
@@ -72,6 +73,8 @@ def generate(work_dir):
         "client_cert": work / "client-cert.pem",
         "ca_cert": work / "ca-cert.pem",
         "client_keystore": work / "client-keystore.jks",
+        # The server's key and certificate in one PEM file, for ssl.keyStore.type=PEM.
+        "keystore_pem": work / "keystore.pem",
     }
     client_keys.save(str(paths["client_keystore"]), PASSWORD)
     keys.save(str(paths["keystore"]), PASSWORD)
@@ -79,4 +82,7 @@ def generate(work_dir):
     paths["client_key"].write_bytes(OpenSSL.crypto.dump_privatekey(pem, client_key))
     paths["client_cert"].write_bytes(OpenSSL.crypto.dump_certificate(pem, client))
     paths["ca_cert"].write_bytes(OpenSSL.crypto.dump_certificate(pem, ca))
+    paths["keystore_pem"].write_bytes(
+        OpenSSL.crypto.dump_privatekey(pem, server_key) + OpenSSL.crypto.dump_certificate(pem, server)
+    )
     return paths

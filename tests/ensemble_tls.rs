@@ -202,3 +202,56 @@ fn rolling_upgrade_to_quorum_tls_with_port_unification() {
         assert!(log.contains("election and Zab connections are TLS, peers verified"), "{log}");
     }
 }
+
+/// `ssl.quorum.allowReverseDnsLookup`: a dialler whose certificate names only `localhost`,
+/// connecting from 127.0.0.1 to a peer whose `server.N` hosts are addresses, is refused by
+/// the accepting side's name check, and accepted once reverse lookups are allowed (127.0.0.1
+/// reverse-resolves to localhost).
+#[test]
+fn reverse_dns_lookup_widens_the_accepting_name_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new("ensemble-ca");
+    let acceptor = dir.path().join("acceptor");
+    write_stores(&pki, &acceptor, &pki.issue("peer", None));
+    let dialler = dir.path().join("dialler");
+    write_stores(&pki, &dialler, &pki.issue_for("dialler", &["localhost"]));
+    let settings = |stores: &Path, reverse_dns: bool| {
+        let mut cfg = String::new();
+        quorum_tls(&mut cfg, stores);
+        set_key(&mut cfg, "ssl.quorum.allowReverseDnsLookup", &reverse_dns.to_string());
+        let text = format!(
+            "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort=2181\n\
+             server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2889:3889\n{cfg}",
+            stores.display()
+        );
+        std::fs::write(stores.join("myid"), "1\n").unwrap();
+        let none = rzk::config::SystemProperties::new();
+        let parsed = rzk::config::ServerConfig::from_text(&text, &none).unwrap();
+        parsed.quorum.unwrap().tls.unwrap()
+    };
+    for reverse_dns in [false, true] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hosts = vec!["127.0.0.1".to_string(), "127.0.0.2".to_string()];
+        let tls = rzk::tls::PeerTls::new(&settings(&acceptor, reverse_dns), hosts).unwrap();
+        let dial = rzk::tls::PeerTls::new(&settings(&dialler, false), Vec::new()).unwrap();
+        let client = std::thread::spawn(move || {
+            let tcp = TcpStream::connect(addr).unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut s = dial.dial(tcp, "127.0.0.1").unwrap();
+            let _ = s.write_all(b"hello");
+            let mut buf = [0u8; 1];
+            let _ = s.read(&mut buf);
+        });
+        let (tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        match tls.accept(tcp) {
+            Ok(_) => assert!(reverse_dns, "accepted without reverse lookups"),
+            Err(e) => {
+                assert!(!reverse_dns, "refused with reverse lookups: {e}");
+                assert!(e.to_string().contains("names none of"), "{e}");
+            }
+        }
+        client.join().unwrap();
+    }
+}

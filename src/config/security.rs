@@ -160,6 +160,9 @@ pub struct QuorumTlsConfig {
     /// `portUnification`: the election and Zab ports accept TLS and plain peers alike (for
     /// a rolling change to or from quorum TLS).
     pub port_unification: bool,
+    /// `ssl.quorum.allowReverseDnsLookup` (default false, as Apache 3.9): an accepted peer's
+    /// certificate may also name what its address reverse-resolves to.
+    pub reverse_dns: bool,
 }
 
 /// Quorum SASL (`quorum.auth.enableSasl`, QuorumAuth): DIGEST-MD5 on every election and

@@ -143,6 +143,7 @@ const SUPPORTED_KEYS: &[&str] = &[
     "ssl.quorum.ciphersuites",
     "ssl.quorum.hostnameVerification",
     "ssl.quorum.clientAuth",
+    "ssl.quorum.allowReverseDnsLookup",
     "client.certReload",
     "X509AuthenticationProvider.superUser",
     // Client SASL (ZooKeeperSaslServer, SaslServerCallbackHandler, AuthenticationHelper).

@@ -156,8 +156,9 @@ impl PeerTls {
 
     /// TLS as the accepting side; the handshake runs within the socket's timeouts. With
     /// hostname verification on (the default), the dialler's certificate must name its
-    /// address, or the host of a `server.N` line that resolves to it (as Apache's
-    /// ZKTrustManager checks a quorum client's certificate).
+    /// address, or the host of a `server.N` line that resolves to it, or with
+    /// `ssl.quorum.allowReverseDnsLookup` the name its address reverse-resolves to (as
+    /// Apache's ZKTrustManager checks a quorum client's certificate).
     pub fn accept(&self, tcp: std::net::TcpStream) -> std::io::Result<duplex::PeerStream> {
         let ip = tcp.peer_addr()?.ip();
         let stream = duplex::PeerStream::server(tcp, self.configs().0)?;
@@ -184,6 +185,11 @@ impl PeerTls {
                 if let Ok(name) = server_name(host) {
                     names.push(name);
                 }
+            }
+        }
+        if self.settings.reverse_dns {
+            if let Some(name) = reverse_dns(ip).and_then(|h| server_name(&h).ok()) {
+                names.push(name);
             }
         }
         let named = match rustls::server::ParsedCertificate::try_from(leaf) {
@@ -737,6 +743,57 @@ fn roots(certs: Vec<CertificateDer<'static>>) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
+/// The host name `ip` reverse-resolves to (getnameinfo with NI_NAMEREQD), if any.
+fn reverse_dns(ip: std::net::IpAddr) -> Option<String> {
+    // SAFETY: all-zero bytes are a valid sockaddr_storage.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match ip {
+        std::net::IpAddr::V4(v4) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: 0,
+                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(v4.octets()) },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is large and aligned enough for any sockaddr.
+            unsafe { std::ptr::write((&raw mut storage).cast::<libc::sockaddr_in>(), sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        std::net::IpAddr::V6(v6) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: 0,
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr { s6_addr: v6.octets() },
+                sin6_scope_id: 0,
+            };
+            // SAFETY: as above.
+            unsafe { std::ptr::write((&raw mut storage).cast::<libc::sockaddr_in6>(), sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    let mut host = [0 as libc::c_char; 1025];
+    // SAFETY: `storage` holds a socket address of `len` bytes; `host` is a writable buffer of
+    // the length given, NUL-terminated by getnameinfo on success; no service is asked for.
+    let rc = unsafe {
+        libc::getnameinfo(
+            (&raw const storage).cast(),
+            len as libc::socklen_t,
+            host.as_mut_ptr(),
+            host.len() as libc::socklen_t,
+            std::ptr::null_mut(),
+            0,
+            libc::NI_NAMEREQD,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: on success getnameinfo wrote a NUL-terminated string into `host`.
+    let name = unsafe { std::ffi::CStr::from_ptr(host.as_ptr()) };
+    name.to_str().ok().map(str::to_owned)
+}
+
 /// The `ENCRYPTED PRIVATE KEY` of a PEM key store (PKCS#8, PBES2), decrypted with the store's
 /// password (`ssl.keyStore.password`), as Java's PemReader does; `None` without one.
 fn encrypted_pem_key(
@@ -835,6 +892,12 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reverse_dns_names_the_loopback_address() {
+        // /etc/hosts maps 127.0.0.1 to localhost on every Debian machine.
+        assert_eq!(reverse_dns("127.0.0.1".parse().unwrap()).as_deref(), Some("localhost"));
+    }
 
     #[test]
     fn rfc2253_escapes_as_java_does() {

@@ -121,6 +121,7 @@ pub(super) fn quorum_tls_settings(
     let trust_store = store(s, "ssl.quorum.trustStore")?;
     let (protocols, cipher_suites) = protocols_and_suites(s, "ssl.quorum")?;
     let hostname_verification = s.bool("ssl.quorum.hostnameVerification")?.unwrap_or(true);
+    let reverse_dns = s.bool("ssl.quorum.allowReverseDnsLookup")?.unwrap_or(false);
     let client_auth = client_auth(s, "ssl.quorum.clientAuth")?;
     if !enabled && !port_unification {
         return Ok(None);
@@ -147,7 +148,14 @@ pub(super) fn quorum_tls_settings(
         cipher_suites,
         hostname_verification,
     };
-    Ok(Some(QuorumTlsConfig { server, client, reload, dial: enabled, port_unification }))
+    Ok(Some(QuorumTlsConfig {
+        server,
+        client,
+        reload,
+        dial: enabled,
+        port_unification,
+        reverse_dns,
+    }))
 }
 
 /// The JAAS file (`java.security.auth.login.config`), read once for client and quorum SASL.

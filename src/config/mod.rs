@@ -34,7 +34,7 @@
 //! `-Dlog4j...`, `-Dzookeeper.log.dir`) are ignored with a debug line.
 //!
 //! Unknown zoo.cfg keys are logged at warn and ignored, as Apache ignores them in effect.
-//! Keys for features rzk does not have yet (quorum SASL, the AdminServer, metrics providers,
+//! Keys for features rzk does not have yet (Kerberos, the AdminServer, metrics providers,
 //! hierarchical quorums) are accepted with a log line, unless ignoring them would change what
 //! the server means (`dynamicConfigFile` is an error). Invalid values are a [`ConfigError`]
 //! naming the key and the reason; Apache's own quirks are kept where they are harmless

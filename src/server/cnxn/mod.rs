@@ -8,7 +8,8 @@
 //! spurious events are harmless. What the bytes mean, and what to do about them, is the
 //! core's: this shell carries its [`conn::Event`]s out against the session tracker and the
 //! pipeline, and runs four-letter words ([`super::fourlw`]). Authentication (x509 identities,
-//! SASL, `auth` packets, enforced schemes) is in `auth.rs`.
+//! SASL, `auth` packets, enforced schemes) is in `auth.rs`, accepting in `accept.rs`, the
+//! outbox and writes in `output.rs`.
 //!
 //! The loop never blocks, fsyncs or waits for a processor: requests go to the first stage
 //! with `try_send` (a full queue holds them in a backlog and pauses reading), replies and
@@ -17,8 +18,10 @@
 //! and no established connection is read while the server has `globalOutstandingLimit`
 //! requests in flight. Bad input closes that one connection with a warn line.
 
+mod accept;
 mod auth;
 pub mod conn;
+mod output;
 pub mod throttle;
 pub mod transport;
 
@@ -35,6 +38,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
+use self::accept::{count_connection, default_max_cnxns};
 use self::conn::{Connection, Event, Handshake, HandshakeFacts, State};
 use self::throttle::{ConnThrottle, LargeRequests};
 use self::transport::{TlsStream, Transport, Unified};
@@ -256,110 +260,6 @@ impl Selector {
                 self.close_idle();
             }
         }
-    }
-
-    /// Accepts from the plain or the secure listener until it has no more.
-    fn accept(&mut self, secure: bool) {
-        loop {
-            let accepted = match (&self.secure, secure) {
-                (Some(listener), true) => listener.accept(),
-                (None, true) => return,
-                (_, false) => self.listener.accept(),
-            };
-            let (mut stream, peer) = match accepted {
-                Ok(s) => s,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // Out of descriptors (EMFILE, ENFILE) or memory: back off and try again
-                    // soon, logging once per interval, never spinning.
-                    let now = Instant::now();
-                    if self.accept_error_logged.is_none_or(|t| now - t >= ACCEPT_ERROR_LOG_EVERY) {
-                        warn!("accept failed: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
-                        self.accept_error_logged = Some(now);
-                    }
-                    self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
-                    return;
-                }
-            };
-            let config = &self.shared.config;
-            let ip = peer.ip();
-            let from_ip = self.per_ip.get(&ip).copied().unwrap_or(0);
-            let per_ip_max = config.max_client_cnxns.map_or(usize::MAX, |n| n.get() as usize);
-            if from_ip >= per_ip_max {
-                warn!("Too many connections from {ip} - max is {per_ip_max}");
-                self.shared.stats.connections_rejected.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            let max = self.max_cnxns;
-            if self.slots.len() >= max {
-                warn!("too many connections: max is {max}, closing {peer}");
-                self.shared.stats.connections_rejected.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            if secure && self.handshake_limit_reached() {
-                continue;
-            }
-            let _ = stream.set_nodelay(true);
-            let entry = self.slots.vacant_entry();
-            let key = entry.key();
-            if let Err(e) = self.poll.registry().register(
-                &mut stream,
-                Token(key + FIRST_CONNECTION),
-                Interest::READABLE,
-            ) {
-                warn!("cannot register connection from {peer}: {e}");
-                continue;
-            }
-            let unified = !secure && config.client_port_unification;
-            let transport: Box<dyn Transport> = match &mut self.tls {
-                Some(tls) if secure || unified => {
-                    match TlsStream::server(stream, tls.config(Instant::now())) {
-                        Ok(t) if unified => Box::new(Unified::new(t)),
-                        Ok(t) => {
-                            count_connection(&self.shared.stats, ip, true);
-                            Box::new(t)
-                        }
-                        Err(e) => {
-                            warn!("TLS session for {peer} not started: {e}");
-                            continue;
-                        }
-                    }
-                }
-                _ => {
-                    count_connection(&self.shared.stats, ip, false);
-                    Box::new(stream)
-                }
-            };
-            self.generation = self.generation.wrapping_add(1);
-            let id = ((self.generation as u64) << 32) | key as u64;
-            let max_frame = config.jute_max_buffer_bytes;
-            let conn = Connection::new(id, peer, max_frame, Instant::now(), wall_clock_ms());
-            entry.insert(Slot {
-                conn,
-                outflow: Arc::new(Outflow::default()),
-                transport,
-                sasl: None,
-                read_paused: false,
-                writable_registered: false,
-            });
-            *self.per_ip.entry(ip).or_insert(0) += 1;
-            debug!("accepted connection from {peer}");
-        }
-    }
-
-    /// `netty.server.outstandingHandshake.limit`: whether a new TLS connection must be closed
-    /// at once because that many handshakes are under way (counted, logged at debug).
-    fn handshake_limit_reached(&self) -> bool {
-        let Some(limit) = self.shared.config.outstanding_handshake_limit else { return false };
-        let stats = &self.shared.stats;
-        let outstanding = stats.tls_handshakes_outstanding.load(Ordering::Relaxed).max(0) as usize;
-        if outstanding < limit {
-            return false;
-        }
-        stats.tls_handshake_exceeded.fetch_add(1, Ordering::Relaxed);
-        debug!("TLS connection closed: {outstanding} handshakes under way (limit {limit})");
-        true
     }
 
     fn key_of(&self, id: ConnId) -> Option<usize> {
@@ -693,179 +593,6 @@ impl Selector {
         }
     }
 
-    fn drain_outbox(&mut self) {
-        let mut touched: Vec<usize> = Vec::new();
-        let shared = self.shared.clone();
-        let stats = &shared.stats;
-        while let Ok(msg) = self.outbox.try_recv() {
-            match msg {
-                Outbound::Reply { conn, frame, close } => {
-                    stats.outstanding.fetch_sub(1, Ordering::Relaxed);
-                    let mono_ms = self.shared.now_ms();
-                    let Some(key) = self.key_of(conn) else { continue };
-                    let slot = &mut self.slots[key];
-                    slot.outflow.arrived(frame.len());
-                    let answered = slot.conn.reply(frame, close, Instant::now(), mono_ms);
-                    self.large.finished(answered);
-                    stats.packets_sent.fetch_add(1, Ordering::Relaxed);
-                    touched.push(key);
-                }
-                Outbound::Event { conn, frame } => {
-                    let Some(key) = self.key_of(conn) else { continue };
-                    let slot = &mut self.slots[key];
-                    slot.outflow.arrived(frame.len());
-                    slot.conn.event(frame);
-                    stats.packets_sent.fetch_add(1, Ordering::Relaxed);
-                    touched.push(key);
-                }
-                Outbound::SessionCreated { conn, session, frame } => {
-                    let Some(key) = self.key_of(conn) else { continue };
-                    if self.slots[key].conn.established(session, frame) {
-                        stats.packets_sent.fetch_add(1, Ordering::Relaxed);
-                        touched.push(key);
-                        // Requests that arrived behind the ConnectRequest can run now.
-                        self.resume_input(key);
-                    }
-                }
-                Outbound::Revalidated { conn, session, valid } => {
-                    let Some(key) = self.key_of(conn) else { continue };
-                    let slot = &mut self.slots[key];
-                    let (peer, timeout) = (slot.conn.peer(), slot.conn.timeout_ms());
-                    if !slot.conn.revalidated(session, valid) {
-                        continue;
-                    }
-                    stats.packets_sent.fetch_add(1, Ordering::Relaxed);
-                    touched.push(key);
-                    if valid {
-                        info!(
-                            "session 0x{session:x} re-established from {peer}, timeout {timeout}ms"
-                        );
-                        let now = self.shared.now_ms();
-                        // The leader is the judge: a session whose createSession this server
-                        // has not applied yet is known here from now on.
-                        self.shared.with_sessions(|t| {
-                            if !t.touch(session, timeout, now) {
-                                t.add(session, timeout, now);
-                            }
-                        });
-                        self.resume_input(key);
-                    } else {
-                        info!("invalid session 0x{session:x} for client {peer}, probably expired");
-                        if self.by_session.get(&session) == Some(&conn) {
-                            self.by_session.remove(&session);
-                        }
-                    }
-                }
-                Outbound::FourLetter { conn, text } => {
-                    let Some(key) = self.key_of(conn) else { continue };
-                    self.slots[key].conn.four_letter_answer(text.into_bytes());
-                    touched.push(key);
-                }
-                Outbound::Overflowed { conn } => {
-                    if let Some(key) = self.key_of(conn) {
-                        touched.push(key);
-                    }
-                }
-                Outbound::SessionExpired { session } => {
-                    let Some(conn) = self.by_session.get(&session).copied() else { continue };
-                    // A connection still waiting for its handshake's answer (a re-attach the
-                    // leader is revalidating) gets that answer instead: the close may have
-                    // been meant for the connection it replaced.
-                    match self.key_of(conn) {
-                        Some(key) if self.slots[key].conn.state() == State::AwaitSession => {}
-                        Some(key) => self.close(key),
-                        None => {}
-                    }
-                }
-            }
-        }
-        touched.sort_unstable();
-        touched.dedup();
-        for key in touched {
-            self.flush(key);
-            let Some(slot) = self.slots.get(key) else { continue };
-            if slot.conn.output_overflow() || slot.outflow.overflowed() {
-                let c = &slot.conn;
-                warn!(
-                    "closing connection from {} (session 0x{:x}): {} bytes of replies and \
-                     events unread (limit {})",
-                    c.peer(),
-                    c.session(),
-                    slot.outflow.held().max(c.pending_out()),
-                    limits::CNXN_OUTBOUND_CLOSE_BYTES
-                );
-                self.close(key);
-            }
-        }
-    }
-
-    /// Input buffered behind a handshake can be handled now; reads resume if they paused.
-    fn resume_input(&mut self, key: usize) {
-        let paused = self.slots.get(key).is_some_and(|s| s.read_paused);
-        if self.process(key) && paused {
-            self.read(key);
-        }
-    }
-
-    /// Writes what the connection has queued; closes it once done if it asked to be closed.
-    fn flush(&mut self, key: usize) {
-        let Some(slot) = self.slots.get_mut(key) else { return };
-        loop {
-            let written = {
-                let mut slices = Vec::with_capacity(WRITE_SLICES);
-                slot.conn.output(&mut slices, WRITE_SLICES);
-                if slices.is_empty() {
-                    break;
-                }
-                slot.transport.write_vectored(&slices)
-            };
-            match written {
-                Ok(0) => break,
-                Ok(n) => slot.conn.sent(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    debug!("write error to {}: {e}", slot.conn.peer());
-                    self.close(key);
-                    return;
-                }
-            }
-        }
-        if slot.transport.pending_writes() > 0 {
-            if let Err(e) = slot.transport.flush_pending() {
-                if e.kind() != io::ErrorKind::WouldBlock {
-                    debug!("write error to {}: {e}", slot.conn.peer());
-                    self.close(key);
-                    return;
-                }
-            }
-        }
-        slot.outflow.set_queued(slot.conn.pending_out());
-        if slot.conn.done() && slot.transport.pending_writes() == 0 {
-            self.close(key);
-            return;
-        }
-        let want_write = slot.conn.pending_out() > 0 || slot.transport.pending_writes() > 0;
-        if want_write != slot.writable_registered {
-            let interest = if want_write {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
-            let source = slot.transport.source();
-            if let Err(e) =
-                self.poll.registry().reregister(source, Token(key + FIRST_CONNECTION), interest)
-            {
-                debug!("reregister failed for {}: {e}", slot.conn.peer());
-            }
-            slot.writable_registered = want_write;
-        }
-        let resume = limits::OUTBOUND_BUFFERED_MAX_BYTES / 2;
-        if slot.read_paused && slot.conn.wants_read(resume, self.throttled) {
-            self.read(key);
-        }
-    }
-
     /// Applies `globalOutstandingLimit` and the backlog: pause reads while too many requests
     /// are in flight or waiting for the pipeline.
     fn update_throttle(&mut self) {
@@ -999,29 +726,4 @@ impl Selector {
         slot.conn.four_letter_answer(text.into_bytes());
         self.flush(key);
     }
-}
-
-/// Counts a new connection: a TLS handshake under way, or a connection without mutual TLS
-/// (`non_mtls_local_conn_count`/`non_mtls_remote_conn_count`).
-fn count_connection(stats: &super::stats::ServerStats, ip: std::net::IpAddr, tls: bool) {
-    if tls {
-        stats.tls_handshakes_outstanding.fetch_add(1, Ordering::Relaxed);
-    } else if ip.is_loopback() {
-        stats.non_mtls_local.fetch_add(1, Ordering::Relaxed);
-    } else {
-        stats.non_mtls_remote.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// The most client connections when `maxCnxns` is not set: what the process's descriptor
-/// limit leaves after a reserve for the txn log, snapshots, the quorum's sockets and the
-/// listener, so that running out of descriptors refuses clients instead of failing a log roll.
-fn default_max_cnxns() -> usize {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes into the struct it is given and has no other effect.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    if rc != 0 || lim.rlim_cur == libc::RLIM_INFINITY {
-        return usize::MAX;
-    }
-    (lim.rlim_cur as usize).saturating_sub(limits::FD_RESERVE).max(1)
 }

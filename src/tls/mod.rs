@@ -600,6 +600,43 @@ struct V1Tolerant {
     v1: V1Check,
 }
 
+/// The handshake-signature methods both v1-tolerant verifiers share (a client's and a
+/// server's verifier trait declare them alike): [`V1Check`] for a v1 certificate, the inner
+/// webpki verifier otherwise.
+macro_rules! v1_signature_checks {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            self.v1.or_else(
+                cert,
+                || self.v1.tls12_signature(message, cert, dss),
+                || self.inner.verify_tls12_signature(message, cert, dss),
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            self.v1.or_else(
+                cert,
+                || self.v1.tls13_signature(message, cert, dss),
+                || self.inner.verify_tls13_signature(message, cert, dss),
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.inner.supported_verify_schemes()
+        }
+    };
+}
+
 impl rustls::server::danger::ClientCertVerifier for V1Tolerant {
     fn offer_client_auth(&self) -> bool {
         self.inner.offer_client_auth()
@@ -627,35 +664,7 @@ impl rustls::server::danger::ClientCertVerifier for V1Tolerant {
         }
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.v1.or_else(
-            cert,
-            || self.v1.tls12_signature(message, cert, dss),
-            || self.inner.verify_tls12_signature(message, cert, dss),
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.v1.or_else(
-            cert,
-            || self.v1.tls13_signature(message, cert, dss),
-            || self.inner.verify_tls13_signature(message, cert, dss),
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+    v1_signature_checks!();
 }
 
 /// Server certificates, for a client: webpki, the name check skipped when hostname
@@ -694,35 +703,7 @@ impl rustls::client::danger::ServerCertVerifier for ServerCheck {
         }
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.v1.or_else(
-            cert,
-            || self.v1.tls12_signature(message, cert, dss),
-            || self.inner.verify_tls12_signature(message, cert, dss),
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.v1.or_else(
-            cert,
-            || self.v1.tls13_signature(message, cert, dss),
-            || self.inner.verify_tls13_signature(message, cert, dss),
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+    v1_signature_checks!();
 }
 
 fn system_roots() -> Result<RootCertStore, String> {

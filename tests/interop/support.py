@@ -1,4 +1,5 @@
-"""Helpers shared by the interop tests: bounded waits, a pausable TCP proxy, and records for
+"""Helpers shared by the interop tests: bounded waits, a pausable TCP proxy, running a CLI
+(zkCli or rzk-cli) once, and records for
 opcodes kazoo has no API for (createContainer 19, createTTL 21, getEphemerals 103,
 getAllChildrenNumber 104), sent on a kazoo session with `call`.
 
@@ -8,6 +9,7 @@ Nothing here waits without a deadline.
 import select
 import socket
 import struct
+import subprocess
 import threading
 import time
 from collections import namedtuple
@@ -24,6 +26,21 @@ from kazoo.protocol.serialization import (
 
 # Every single wait in the suite is bounded by this unless a test says otherwise.
 WAIT_S = 10.0
+
+# One CLI command (a JVM start included) may take this long.
+CLI_TIMEOUT_S = 60
+# What both CLIs print besides a command's own output.
+CLI_NOISE = ("Connecting to ", "WATCHER::", "WatchedEvent ")
+
+
+def run_cli(args):
+    """Runs a CLI command line to its end (within CLI_TIMEOUT_S, no stdin); returns (exit
+    status, output lines without the connection banner and watch events)."""
+    proc = subprocess.run(
+        args, capture_output=True, text=True, timeout=CLI_TIMEOUT_S, stdin=subprocess.DEVNULL
+    )
+    output = (proc.stdout + proc.stderr).splitlines()
+    return proc.returncode, [line for line in output if line and not line.startswith(CLI_NOISE)]
 
 
 def wait_until(predicate, timeout=WAIT_S, what="condition", interval=0.05):

@@ -4,16 +4,15 @@ stores with X.509 v1 certificates, a JAAS Server section with DIGEST-MD5 users).
 
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 from kazoo.exceptions import NoAuthError
 
+import support
 from conftest import REPO_ROOT, ZOOKEEPER_JAR, start_server
 
-CLI_TIMEOUT_S = 60
 JAAS_CLIENT = (
     "Client {\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n"
     '  username="jaasuser"\n  password="jaas_password";\n};\n'
@@ -27,19 +26,7 @@ def rzk_cli(hosts, *command, config=None, flags=()):
     args = [str(binary), "-server", hosts, "-timeout", "10000", *flags]
     if config is not None:
         args += ["-client-configuration", str(config)]
-    proc = subprocess.run(
-        args + list(command),
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_S,
-        stdin=subprocess.DEVNULL,
-    )
-    lines = [
-        line
-        for line in (proc.stdout + proc.stderr).splitlines()
-        if line and not line.startswith(("Connecting to ", "WATCHER::", "WatchedEvent "))
-    ]
-    return proc.returncode, lines
+    return support.run_cli(args + list(command))
 
 
 @pytest.fixture(scope="module")

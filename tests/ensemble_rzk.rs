@@ -439,6 +439,9 @@ fn follower_catches_up_by_diff_then_snap() {
     let lc = C.connect(C.config(&ens.client_addr(leader).to_string()));
     lc.create("/diff", b"", &open(), CreateMode::Persistent).unwrap();
     lc.create("/snap", b"", &open(), CreateMode::Persistent).unwrap();
+    // The quorum may commit without this follower's ack: make sure it has both creates before
+    // it goes down, or the DIFF below would carry them too.
+    assert_eq!(C.read_through(&ens, f, "/snap").as_deref(), Some(&b""[..]), "peer {f}");
 
     // DIFF: a few writes while the follower is down.
     ens.kill9(f);

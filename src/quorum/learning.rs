@@ -148,6 +148,7 @@ pub fn learn(
         pipeline: None,
         commits: CommitQueue::new(),
         log_backlog: VecDeque::new(),
+        proposed: Proposed::default(),
         applied: Arc::new(AtomicI64::new(last_zxid)),
         observer,
     };
@@ -241,6 +242,9 @@ struct LearnerShell<'a> {
     commits: CommitQueue<Request, Arc<TxnEntry>>,
     /// Txns for the sync stage that found its queue full, in order.
     log_backlog: VecDeque<Request>,
+    /// Proposals decoded for the log, oldest first, kept until their COMMIT so that a txn is
+    /// decoded once (ZooKeeper's pendingTxns); older entries go when a later zxid commits.
+    proposed: Proposed<Arc<TxnEntry>>,
     applied: Arc<AtomicI64>,
     observer: bool,
 }
@@ -397,9 +401,12 @@ impl LearnerShell<'_> {
             }
             Action::Truncate(zxid) => self.truncate(zxid).map_err(err)?,
             Action::Apply { zxid, payload } => {
-                let entry = decode(zxid, &payload).map_err(err)?;
+                let entry = match self.proposed.take(zxid) {
+                    Some(entry) => entry,
+                    None => Arc::new(decode(zxid, &payload).map_err(err)?),
+                };
                 if self.pipeline.is_some() {
-                    self.commit(Arc::new(entry))?;
+                    self.commit(entry)?;
                 } else {
                     self.apply_now(&entry);
                 }
@@ -408,10 +415,11 @@ impl LearnerShell<'_> {
                 // syncEnabled=false: an observer keeps txns in memory only.
             }
             Action::Log { zxid, payload } => {
-                let entry = decode(zxid, &payload).map_err(err)?;
+                let entry = Arc::new(decode(zxid, &payload).map_err(err)?);
+                self.proposed.remember(zxid, entry.clone());
                 if self.pipeline.is_some() {
                     let mut r = Request::new(None, 0, 0, entry.header.txn_type, Kind::Internal);
-                    r.txn = Some(Arc::new(entry));
+                    r.txn = Some(entry);
                     self.log_backlog.push_back(r);
                     self.flush_log_backlog()?;
                 } else {
@@ -469,6 +477,7 @@ impl LearnerShell<'_> {
 
     fn truncate(&mut self, zxid: i64) -> Result<(), String> {
         self.sink = None;
+        self.proposed.clear();
         let c = &self.shared.config;
         database::truncate(&c.data_dir, &c.data_log_dir, zxid)
             .map_err(|e| format!("truncating to 0x{zxid:x}: {e}"))?;
@@ -623,7 +632,80 @@ fn request_data(r: &Request) -> RequestData {
     RequestData { session_id: r.session, cxid: r.xid, op: r.op, body: r.body.clone() }
 }
 
+/// Decoded proposals by zxid, oldest first, until their COMMIT.
+struct Proposed<T>(VecDeque<(i64, T)>);
+
+impl<T> Default for Proposed<T> {
+    fn default() -> Self {
+        Proposed(VecDeque::new())
+    }
+}
+
+impl<T> Proposed<T> {
+    /// Keeps proposal `zxid`. Zxids only grow within a role; one that does not (a leader
+    /// sending again what a TRUNC removed) restarts the list.
+    fn remember(&mut self, zxid: i64, txn: T) {
+        if self.0.back().is_some_and(|(last, _)| *last >= zxid) {
+            self.0.clear();
+        }
+        self.0.push_back((zxid, txn));
+    }
+
+    /// Proposal `zxid`, if it was kept; drops the older ones, which can no longer commit.
+    fn take(&mut self, zxid: i64) -> Option<T> {
+        while let Some((front, _)) = self.0.front() {
+            match front.cmp(&zxid) {
+                std::cmp::Ordering::Less => drop(self.0.pop_front()),
+                std::cmp::Ordering::Equal => return self.0.pop_front().map(|(_, t)| t),
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+        None
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
 fn decode(zxid: i64, payload: &Payload) -> Result<TxnEntry, String> {
     TxnEntry::decode(payload)
         .map_err(|e| format!("txn 0x{zxid:x} from the leader does not decode: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Proposed;
+
+    #[test]
+    fn a_proposal_is_taken_once_at_its_commit() {
+        let mut p = Proposed::default();
+        for z in 1..=3 {
+            p.remember(z, format!("t{z}"));
+        }
+        assert_eq!(p.take(1).as_deref(), Some("t1"));
+        assert_eq!(p.take(1), None, "taken already");
+        // Committing 3 drops 2, which can no longer commit.
+        assert_eq!(p.take(3).as_deref(), Some("t3"));
+        assert_eq!(p.take(2), None);
+        assert!(p.0.is_empty());
+    }
+
+    #[test]
+    fn an_unknown_zxid_keeps_the_later_proposals() {
+        let mut p = Proposed::default();
+        p.remember(5, "t5");
+        assert_eq!(p.take(4), None, "logged before this role: decoded from the COMMIT");
+        assert_eq!(p.take(5), Some("t5"));
+    }
+
+    #[test]
+    fn a_zxid_that_does_not_grow_restarts_the_list() {
+        let mut p = Proposed::default();
+        p.remember(7, "old7");
+        p.remember(8, "old8");
+        p.remember(7, "new7");
+        assert_eq!(p.take(7), Some("new7"));
+        assert_eq!(p.take(8), None, "the old 8 went with the restart");
+    }
 }

@@ -10,7 +10,8 @@
 # machine that slows down during the run slows every flavor alike.
 #
 #   scripts/bench-ensemble.sh [--only apache|rzk] [--seconds S] [--ops LIST] [--shapes LIST]
-#                             [--size BYTES] [--failovers N] [--baseline RZK_SERVER] [--keep]
+#                             [--size BYTES] [--failovers N] [--baseline RZK_SERVER]
+#                             [--rounds N] [--keep]
 #
 #   --only FLAVOR     run only this flavor
 #   --baseline BIN    also run an ensemble of this rzk-server binary (an older build: before
@@ -20,6 +21,9 @@
 #   --shapes LIST     comma-separated SESSIONSxINFLIGHT (default 1x1,32x32)
 #   --size BYTES      value size (default 100)
 #   --failovers N     leader kills to time per flavor (default 3; 0 = skip)
+#   --rounds N        run every workload N times (all flavors in turn each round); the table
+#                     shows each flavor's median round and the min-max spread of its ops/s,
+#                     so a difference can be read against this run's own noise (default 1)
 #   --keep            keep the work directory (configs, data, logs)
 #
 # Ports: rzk's servers listen for clients on 21181-21183, the baseline's on 21191-21193 and
@@ -36,6 +40,7 @@ shapes=1x1,32x32
 size=100
 failovers=3
 baseline=
+rounds=1
 keep=0
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -46,6 +51,7 @@ while [ $# -gt 0 ]; do
         --size) size=$2; shift 2 ;;
         --failovers) failovers=$2; shift 2 ;;
         --baseline) baseline=$(realpath "$2"); shift 2 ;;
+        --rounds) rounds=$2; shift 2 ;;
         --keep) keep=1; shift ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
@@ -172,16 +178,18 @@ for f in "${running[@]}"; do
     "$bench" --connect "${connect[$f]}" --sessions 8 --inflight 8 --op mixed:50 --size "$size" \
         --znodes 1000 --seconds 3 --json >/dev/null
 done
-for op in ${ops//,/ }; do
-    for shape in ${shapes//,/ }; do
-        sessions=${shape%x*}
-        inflight=${shape#*x}
-        for f in "${running[@]}"; do
-            line=$("$bench" --connect "${connect[$f]}" --sessions "$sessions" \
-                --inflight "$inflight" --op "$op" --size "$size" --znodes 1000 \
-                --seconds "$seconds" --json | grep '^{')
-            echo "{\"server\":\"$f\",${line#\{}" >>"$results"
-            echo "$f $op $shape: $line"
+for round in $(seq 1 "$rounds"); do
+    for op in ${ops//,/ }; do
+        for shape in ${shapes//,/ }; do
+            sessions=${shape%x*}
+            inflight=${shape#*x}
+            for f in "${running[@]}"; do
+                line=$("$bench" --connect "${connect[$f]}" --sessions "$sessions" \
+                    --inflight "$inflight" --op "$op" --size "$size" --znodes 1000 \
+                    --seconds "$seconds" --json | grep '^{')
+                echo "{\"server\":\"$f\",\"round\":$round,${line#\{}" >>"$results"
+                echo "$f $op $shape (round $round): $line"
+            done
         done
     done
 done
@@ -215,27 +223,42 @@ done
 python3 - "$results" <<'EOF'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-bench = {}
+runs = {}
 for r in rows:
     if r["op"] == "failover":
         continue
-    bench.setdefault((r["op"], r["sessions"], r["inflight"]), {})[r["server"]] = r
+    runs.setdefault((r["op"], r["sessions"], r["inflight"]), {}).setdefault(r["server"], []).append(r)
+bench = {}  # workload -> flavor -> its median round (by ops/s)
+spread = {}  # workload -> flavor -> (min, max) ops/s over the rounds
+for w, by in runs.items():
+    for f, rs in by.items():
+        rs.sort(key=lambda r: r["ops_per_sec"])
+        bench.setdefault(w, {})[f] = rs[(len(rs) - 1) // 2]
+        spread.setdefault(w, {})[f] = (rs[0]["ops_per_sec"], rs[-1]["ops_per_sec"])
+rounds = max(len(rs) for by in runs.values() for rs in by.values()) if runs else 1
 def ops(r):
     return f"{r['ops_per_sec']:.0f}" if r else "-"
 def lat(r):
     return f"{r['p50_us']}/{r['p99_us']}" if r else "-"
-print("3-server ensembles on loopback, rzk-bench connected to all three servers")
+def span(w, f):
+    lo_hi = spread.get(w, {}).get(f)
+    return f"{lo_hi[0]:.0f}-{lo_hi[1]:.0f}" if lo_hi else "-"
+print("3-server ensembles on loopback, rzk-bench connected to all three servers"
+      + (f"; median of {rounds} rounds, spread = min-max ops/s" if rounds > 1 else ""))
 has_base = any(r["server"] == "base" for r in rows)
 base_head = f" {'base ops/s':>11} {'rzk/base':>8} {'base p50/p99 us':>16}" if has_base else ""
+spread_head = f" {'rzk spread':>15}" + (f" {'base spread':>15}" if has_base else "") if rounds > 1 else ""
 print(f"{'workload':<16} {'rzk ops/s':>11} {'apache ops/s':>13} {'ratio':>6}   "
-      f"{'rzk p50/p99 us':>17} {'apache p50/p99 us':>18}{base_head}")
+      f"{'rzk p50/p99 us':>17} {'apache p50/p99 us':>18}{base_head}{spread_head}")
 def ratio(x, y):
     return f"{x['ops_per_sec'] / max(y['ops_per_sec'], 1e-9):.2f}x" if x and y else "-"
-for (op, s, k), by in bench.items():
+for w, by in bench.items():
+    op, s, k = w
     z, a, b = by.get("rzk"), by.get("apache"), by.get("base")
     base = f" {ops(b):>11} {ratio(z, b):>8} {lat(b):>16}" if has_base else ""
+    sp = f" {span(w, 'rzk'):>15}" + (f" {span(w, 'base'):>15}" if has_base else "") if rounds > 1 else ""
     print(f"{op + ' ' + str(s) + 'x' + str(k):<16} {ops(z):>11} {ops(a):>13} {ratio(z, a):>6}   "
-          f"{lat(z):>17} {lat(a):>18}{base}")
+          f"{lat(z):>17} {lat(a):>18}{base}{sp}")
 for server in ("rzk", "base", "apache"):
     t = [r["seconds"] for r in rows if r["op"] == "failover" and r["server"] == server]
     if t:

@@ -4,7 +4,8 @@
 //! Runs on its own thread, the only writer of the tree. For each request it pushes the watch
 //! events the request caused and then its reply to the connection thread, in that order, so a
 //! client always sees an event before any reply that reflects the change. It wakes the
-//! connection thread once per batch.
+//! connection thread once per batch. No outbox send happens under the tree or watch
+//! locks.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -12,20 +13,17 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 use log::{debug, info, warn};
 
-use super::{Admit, Kind, Outbound, Request};
-use crate::jute::data::{perms, ClientInfo};
+use super::{read, Admit, Kind, Outbound, Request};
+use crate::jute::data::perms;
 use crate::jute::proto::{
-    AddWatchRequest, ConnectResponse, Create2Response, CreateResponse, ErrorResponse,
-    GetAclResponse, GetAllChildrenNumberResponse, GetChildren2Response, MultiOp, MultiRequest,
-    MultiResponse, MultiResult, PathRequest, PathWatchRequest, ReplyHeader, SetWatches,
-    SetWatches2, StatResponse, StringListResponse, SyncResponse, WatcherEvent, WatchesRequest,
-    WhoAmIResponse,
+    ConnectResponse, Create2Response, CreateResponse, MultiResponse, ReplyHeader, SetWatches,
+    SetWatches2, StatResponse, WatcherEvent,
 };
 use crate::jute::txn::Txn;
-use crate::jute::{Jute, Writer};
-use crate::proto::{xid, AddWatchMode, ErrorCode, EventType, KeeperState, OpCode, WatcherType};
-use crate::server::acl::{self, AuthInfo};
-use crate::server::datatree::{ApplyResult, DataTree, Trigger};
+use crate::jute::Jute;
+use crate::proto::{xid, ErrorCode, EventType, KeeperState, OpCode};
+use crate::server::acl;
+use crate::server::datatree::{ApplyResult, Trigger};
 use crate::server::session::password;
 use crate::server::watch::{Table, PERSISTENT, RECURSIVE, STANDARD};
 use crate::server::{ConnId, ServerMode, Shared};
@@ -113,27 +111,36 @@ impl Apply {
         }
     }
 
-    /// Sends the events for `triggers` to every watcher allowed to READ them.
+    /// Sends the events for `triggers` to every watcher allowed to READ them. They are sent
+    /// once the watch registry is released (the selector may wait for it: it answers reads
+    /// itself, and only it makes room in the outbox).
     fn fire(&self, triggers: &[Trigger], zxid: i64) {
         if triggers.is_empty() {
             return;
         }
-        let mut watches = self.shared.lock_watches();
-        for t in triggers {
-            let conns = watches.trigger(t.event, &t.path);
-            for conn in conns {
-                let auth = watches.auth_of(conn);
-                if acl::check(&t.acl, perms::READ, &auth, self.shared.config.skip_acl).is_err() {
-                    continue;
-                }
-                let frame = event_frame(t.event, &t.path, zxid);
-                // A connection that stopped reading gets no more events: it is closed.
-                match watches.outflow_of(conn).map(|o| o.admit(frame.len())) {
-                    None | Some(Admit::Yes) => self.send(Outbound::Event { conn, frame }),
-                    Some(Admit::Overflowed) => self.send(Outbound::Overflowed { conn }),
-                    Some(Admit::Refused) => {}
+        let mut out = Vec::new();
+        {
+            let mut watches = self.shared.lock_watches();
+            for t in triggers {
+                let conns = watches.trigger(t.event, &t.path);
+                for conn in conns {
+                    let auth = watches.auth_of(conn);
+                    if acl::check(&t.acl, perms::READ, &auth, self.shared.config.skip_acl).is_err()
+                    {
+                        continue;
+                    }
+                    let frame = event_frame(t.event, &t.path, zxid);
+                    // A connection that stopped reading gets no more events: it is closed.
+                    match watches.outflow_of(conn).map(|o| o.admit(frame.len())) {
+                        None | Some(Admit::Yes) => out.push(Outbound::Event { conn, frame }),
+                        Some(Admit::Overflowed) => out.push(Outbound::Overflowed { conn }),
+                        Some(Admit::Refused) => {}
+                    }
                 }
             }
+        }
+        for msg in out {
+            self.send(msg);
         }
     }
 
@@ -236,15 +243,7 @@ impl Apply {
                 return self.send(Outbound::Reply { conn, frame: Vec::new(), close: true });
             }
         }
-        let header = ReplyHeader { xid: req.xid, zxid, err: err.code() };
-        let mut frame = Vec::with_capacity(frame_bytes);
-        frame.extend_from_slice(&[0; 4]);
-        header.encode(&mut frame);
-        if let Some(b) = body {
-            frame.extend_from_slice(&b);
-        }
-        let len = (frame.len() - 4) as i32;
-        frame[..4].copy_from_slice(&len.to_be_bytes());
+        let frame = read::reply_frame(req.xid, zxid, err, body.as_deref());
         let stats = &self.shared.stats;
         stats.record_latency(req.received.elapsed().as_millis() as u64);
         stats.record_response_size(frame.len() - 4);
@@ -265,7 +264,10 @@ impl Apply {
             Some(op) if crate::proto::path::null_path_body(op, &req.body) => {
                 Err(ErrorCode::MarshallingError)
             }
-            Some(op) => self.execute_read(conn, op, req),
+            Some(op @ (OpCode::SetWatches | OpCode::SetWatches2)) => {
+                self.set_watches(conn, op, req).map(|()| None)
+            }
+            Some(op) => read::execute(&self.shared, &self.shared.read_tree(), conn, op, req),
             None => Err(ErrorCode::Unimplemented),
         };
         match result {
@@ -274,244 +276,76 @@ impl Apply {
         }
     }
 
-    /// The watch registry, after noting the requesting connection's session and identities
-    /// (needed when its watches fire: delivery checks READ with the watcher's identities).
-    fn watches_for(
-        &self,
-        req: &Request,
-    ) -> std::sync::MutexGuard<'_, crate::server::watch::WatchManager> {
-        let mut w = self.shared.lock_watches();
-        if let Some(conn) = req.conn {
-            w.note_conn(conn, req.session, &req.auth, req.outflow.as_ref());
-        }
-        w
-    }
-
-    fn execute_read(
-        &self,
-        conn: ConnId,
-        op: OpCode,
-        req: &Request,
-    ) -> Result<Option<Vec<u8>>, ErrorCode> {
-        let skip = self.shared.config.skip_acl;
-        let auth: &AuthInfo = &req.auth;
-        let m = |_| ErrorCode::MarshallingError;
-        match op {
-            OpCode::Ping => Ok(None),
-            OpCode::Sync => {
-                let r = PathRequest::from_bytes(&req.body).map_err(m)?;
-                Ok(Some(SyncResponse { path: r.path }.to_bytes()))
-            }
-            OpCode::Exists => {
-                let r = root_alias(PathWatchRequest::from_bytes(&req.body).map_err(m)?);
-                if r.path.contains('\0') {
-                    return Err(ErrorCode::BadArguments);
-                }
-                let tree = self.shared.read_tree();
-                if let Some(n) = tree.node(&r.path) {
-                    acl::check(&tree.acl_of(n), perms::READ, auth, skip)?;
-                }
-                if r.watch {
-                    self.watches_for(req).add(Table::Data, &r.path, conn, STANDARD);
-                }
-                let stat = tree.stat(&r.path).ok_or(ErrorCode::NoNode)?;
-                Ok(Some(StatResponse { stat }.to_bytes()))
-            }
-            OpCode::GetData => {
-                let r = root_alias(PathWatchRequest::from_bytes(&req.body).map_err(m)?);
-                let tree = self.shared.read_tree();
-                let n = tree.node(&r.path).ok_or(ErrorCode::NoNode)?;
-                acl::check(&tree.acl_of(n), perms::READ, auth, skip)?;
-                if r.watch {
-                    self.watches_for(req).add(Table::Data, &r.path, conn, STANDARD);
-                }
-                self.fits(data_reply_bytes(n.data.as_deref()))?;
-                let stat = n.client_stat(tree.extended_types());
-                // Encoded straight from the node: one copy of the data, not three.
-                let mut body = Vec::with_capacity(data_reply_bytes(n.data.as_deref()));
-                body.put_buffer(n.data.as_deref());
-                stat.encode(&mut body);
-                Ok(Some(body))
-            }
-            OpCode::GetChildren | OpCode::GetChildren2 => {
-                let r = root_alias(PathWatchRequest::from_bytes(&req.body).map_err(m)?);
-                let tree = self.shared.read_tree();
-                let n = tree.node(&r.path).ok_or(ErrorCode::NoNode)?;
-                acl::check(&tree.acl_of(n), perms::READ, auth, skip)?;
-                if r.watch {
-                    self.watches_for(req).add(Table::Child, &r.path, conn, STANDARD);
-                }
-                self.fits(STAT_BYTES + strings_bytes(n.children.iter().map(|c| c.len())))?;
-                let children: Vec<String> = n.children.iter().map(|c| c.to_string()).collect();
-                if op == OpCode::GetChildren {
-                    Ok(Some(StringListResponse { list: children }.to_bytes()))
-                } else {
-                    let stat = n.client_stat(tree.extended_types());
-                    Ok(Some(GetChildren2Response { children, stat }.to_bytes()))
-                }
-            }
-            OpCode::GetAcl => {
-                let mut r = PathRequest::from_bytes(&req.body).map_err(m)?;
-                if r.path.is_empty() {
-                    r.path = "/".to_owned();
-                }
-                let tree = self.shared.read_tree();
-                let n = tree.node(&r.path).ok_or(ErrorCode::NoNode)?;
-                let list = tree.acl_of(n);
-                let admin = acl::can_read_acl(&list, auth, skip)?;
-                let list = if admin { list.to_vec() } else { acl::redact(&list) };
-                let stat = n.client_stat(tree.extended_types());
-                Ok(Some(GetAclResponse { acl: list, stat }.to_bytes()))
-            }
-            OpCode::GetAllChildrenNumber => {
-                let r = PathRequest::from_bytes(&req.body).map_err(m)?;
-                // ZooKeeper counts the paths starting with `path + "/"`; for "" (the root's
-                // other name) that includes "/" itself.
-                let (path, extra) = if r.path.is_empty() { ("/", 1) } else { (r.path.as_str(), 0) };
-                let tree = self.shared.read_tree();
-                let n = tree.node(path).ok_or(ErrorCode::NoNode)?;
-                acl::check(&tree.acl_of(n), perms::READ, auth, skip)?;
-                let total = tree.all_children_number(path).unwrap_or(0) + extra;
-                Ok(Some(GetAllChildrenNumberResponse { total_number: total }.to_bytes()))
-            }
-            OpCode::GetEphemerals => {
-                let r = PathRequest::from_bytes(&req.body).map_err(m)?;
-                let tree = self.shared.read_tree();
-                let prefix = r.path.trim();
-                let list: Vec<String> = tree
-                    .ephemerals_of(req.session)
-                    .into_iter()
-                    .filter(|p| prefix.is_empty() || prefix == "/" || p.starts_with(prefix))
-                    .collect();
-                self.fits(strings_bytes(list.iter().map(String::len)))?;
-                Ok(Some(StringListResponse { list }.to_bytes()))
-            }
-            OpCode::WhoAmI => {
-                let client_info = auth
-                    .ids
-                    .iter()
-                    .map(|id| ClientInfo { auth_scheme: id.scheme.clone(), user: acl::user_of(id) })
-                    .collect();
-                Ok(Some(WhoAmIResponse { client_info }.to_bytes()))
-            }
-            OpCode::AddWatch => {
-                let r = AddWatchRequest::from_bytes(&req.body).map_err(m)?;
-                let mode = AddWatchMode::from_i32(r.mode).ok_or(ErrorCode::MarshallingError)?;
-                let recursive = mode == AddWatchMode::PersistentRecursive;
-                self.watches_for(req).add_persistent(&r.path, conn, recursive);
-                Ok(Some(ErrorResponse { err: 0 }.to_bytes()))
-            }
-            OpCode::CheckWatches | OpCode::RemoveWatches => {
-                let r = WatchesRequest::from_bytes(&req.body).map_err(m)?;
-                let kind =
-                    WatcherType::from_i32(r.watcher_type).ok_or(ErrorCode::MarshallingError)?;
-                let remove = op == OpCode::RemoveWatches;
-                if self.shared.lock_watches().check_or_remove(&r.path, conn, kind, remove) {
-                    Ok(None)
-                } else {
-                    Err(ErrorCode::NoWatcher)
-                }
-            }
-            OpCode::SetWatches | OpCode::SetWatches2 => {
-                let sw = if op == OpCode::SetWatches {
-                    let s = SetWatches::from_bytes(&req.body).map_err(m)?;
-                    SetWatches2 {
-                        relative_zxid: s.relative_zxid,
-                        data_watches: s.data_watches,
-                        exist_watches: s.exist_watches,
-                        child_watches: s.child_watches,
-                        ..SetWatches2::default()
-                    }
-                } else {
-                    SetWatches2::from_bytes(&req.body).map_err(m)?
-                };
-                self.set_watches(conn, req, &sw);
-                Ok(None)
-            }
-            OpCode::MultiRead => {
-                let r = MultiRequest::from_bytes(&req.body).map_err(m)?;
-                // A write op in a multiRead is a deserialization error for the whole request,
-                // as in ZooKeeper's MultiOperationRecord (wire-protocol.md §7).
-                if r.ops.iter().any(|o| !o.is_read()) {
-                    return Err(ErrorCode::MarshallingError);
-                }
-                let tree = self.shared.read_tree();
-                let mut results = Vec::with_capacity(r.ops.len());
-                // The answer's size is counted as it is built: one that would outgrow what a
-                // client accepts is refused before it takes more memory.
-                let mut bytes = 0;
-                for op in &r.ops {
-                    let result = multi_read_one(&tree, op, auth, skip);
-                    bytes += multi_result_bytes(&result);
-                    self.fits(bytes)?;
-                    results.push(result);
-                }
-                Ok(Some(MultiResponse { results }.to_bytes()))
-            }
-            // Without a JAAS Server section Apache answers every token with a null challenge
-            // (err 0); so does rzk (with one, the selector runs the exchange and this stage
-            // never sees SASL requests).
-            OpCode::Sasl => Ok(Some(crate::jute::proto::SaslToken { token: None }.to_bytes())),
-            _ => Err(ErrorCode::Unimplemented),
-        }
-    }
-
     /// Re-arms watches after a reconnect, firing what was missed (§9.5). A missed event about
     /// a node that exists is sent only if the connection may READ it, as live events are.
-    fn set_watches(&self, conn: ConnId, req: &Request, sw: &SetWatches2) {
-        let rel = sw.relative_zxid;
-        let tree = self.shared.read_tree();
-        let skip = self.shared.config.skip_acl;
-        let readable = |n: &crate::server::datatree::Node| {
-            acl::check(&tree.acl_of(n), perms::READ, &req.auth, skip).is_ok()
+    fn set_watches(&self, conn: ConnId, op: OpCode, req: &Request) -> Result<(), ErrorCode> {
+        let m = |_| ErrorCode::MarshallingError;
+        let sw = if op == OpCode::SetWatches {
+            let s = SetWatches::from_bytes(&req.body).map_err(m)?;
+            SetWatches2 {
+                relative_zxid: s.relative_zxid,
+                data_watches: s.data_watches,
+                exist_watches: s.exist_watches,
+                child_watches: s.child_watches,
+                ..SetWatches2::default()
+            }
+        } else {
+            SetWatches2::from_bytes(&req.body).map_err(m)?
         };
-        let mut w = self.watches_for(req);
-        for p in &sw.data_watches {
-            match tree.node(p) {
-                None => self.send_missed(conn, EventType::NodeDeleted, p),
-                Some(n) if n.stat.mzxid > rel => {
-                    if readable(n) {
-                        self.send_missed(conn, EventType::NodeDataChanged, p)
+        let rel = sw.relative_zxid;
+        // The missed events are sent once both locks are released: the selector may wait for
+        // the watch registry (it answers reads itself) and only it makes room in the outbox.
+        let mut missed = Vec::new();
+        {
+            let tree = self.shared.read_tree();
+            let skip = self.shared.config.skip_acl;
+            let readable = |n: &crate::server::datatree::Node| {
+                acl::check(&tree.acl_of(n), perms::READ, &req.auth, skip).is_ok()
+            };
+            let mut w = self.shared.lock_watches();
+            w.note_conn(conn, req.session, &req.auth, req.outflow.as_ref());
+            for p in &sw.data_watches {
+                match tree.node(p) {
+                    None => missed.push((EventType::NodeDeleted, p)),
+                    Some(n) if n.stat.mzxid > rel => {
+                        if readable(n) {
+                            missed.push((EventType::NodeDataChanged, p))
+                        }
+                    }
+                    Some(_) => w.add(Table::Data, p, conn, STANDARD),
+                }
+            }
+            for p in &sw.exist_watches {
+                match tree.node(p) {
+                    None => w.add(Table::Data, p, conn, STANDARD),
+                    Some(n) => {
+                        if readable(n) {
+                            missed.push((EventType::NodeCreated, p))
+                        }
                     }
                 }
-                Some(_) => w.add(Table::Data, p, conn, STANDARD),
             }
-        }
-        for p in &sw.exist_watches {
-            match tree.node(p) {
-                None => w.add(Table::Data, p, conn, STANDARD),
-                Some(n) => {
-                    if readable(n) {
-                        self.send_missed(conn, EventType::NodeCreated, p)
+            for p in &sw.child_watches {
+                match tree.node(p) {
+                    None => missed.push((EventType::NodeDeleted, p)),
+                    Some(n) if n.stat.pzxid > rel => {
+                        if readable(n) {
+                            missed.push((EventType::NodeChildrenChanged, p))
+                        }
                     }
+                    Some(_) => w.add(Table::Child, p, conn, STANDARD),
                 }
             }
-        }
-        for p in &sw.child_watches {
-            match tree.node(p) {
-                None => self.send_missed(conn, EventType::NodeDeleted, p),
-                Some(n) if n.stat.pzxid > rel => {
-                    if readable(n) {
-                        self.send_missed(conn, EventType::NodeChildrenChanged, p)
-                    }
-                }
-                Some(_) => w.add(Table::Child, p, conn, STANDARD),
+            for p in &sw.persistent_watches {
+                w.add(Table::Data, p, conn, PERSISTENT);
+                w.add(Table::Child, p, conn, PERSISTENT);
+            }
+            for p in &sw.persistent_recursive_watches {
+                w.add(Table::Data, p, conn, RECURSIVE);
             }
         }
-        for p in &sw.persistent_watches {
-            w.add(Table::Data, p, conn, PERSISTENT);
-            w.add(Table::Child, p, conn, PERSISTENT);
-        }
-        for p in &sw.persistent_recursive_watches {
-            w.add(Table::Data, p, conn, RECURSIVE);
-        }
-    }
-
-    /// Refuses an answer of `bytes` that no client would accept (`jute.maxbuffer`), before it
-    /// is built.
-    fn fits(&self, bytes: usize) -> Result<(), ErrorCode> {
-        if bytes + REPLY_HEADER_BYTES > self.shared.config.reply_bytes_max() {
-            return Err(ErrorCode::MarshallingError);
+        for (event, path) in missed {
+            self.send_missed(conn, event, path);
         }
         Ok(())
     }
@@ -519,60 +353,6 @@ impl Apply {
     fn send_missed(&self, conn: ConnId, event: EventType, path: &str) {
         self.send(Outbound::Event { conn, frame: event_frame(event, path, -1) });
     }
-}
-
-fn multi_read_one(tree: &DataTree, op: &MultiOp, auth: &AuthInfo, skip: bool) -> MultiResult {
-    let path = op.path();
-    let Some(n) = tree.node(path) else {
-        return MultiResult::Error(ErrorCode::NoNode.code());
-    };
-    if let Err(e) = acl::check(&tree.acl_of(n), perms::READ, auth, skip) {
-        return MultiResult::Error(e.code());
-    }
-    match op {
-        MultiOp::GetData(_) => {
-            MultiResult::GetData(n.data.clone(), n.client_stat(tree.extended_types()))
-        }
-        MultiOp::GetChildren(_) => {
-            MultiResult::GetChildren(n.children.iter().map(|c| c.to_string()).collect())
-        }
-        _ => MultiResult::Error(ErrorCode::MarshallingError.code()),
-    }
-}
-
-/// A ReplyHeader's encoded size.
-const REPLY_HEADER_BYTES: usize = 16;
-
-/// A Stat's encoded size.
-const STAT_BYTES: usize = 68;
-
-/// Encoded size of a getData answer's body.
-fn data_reply_bytes(data: Option<&[u8]>) -> usize {
-    4 + data.map_or(0, <[u8]>::len) + STAT_BYTES
-}
-
-/// Encoded size of a vector of strings with these lengths.
-fn strings_bytes(lens: impl Iterator<Item = usize>) -> usize {
-    4 + lens.map(|l| 4 + l).sum::<usize>()
-}
-
-/// Encoded size of one multiRead result (its MultiHeader included).
-fn multi_result_bytes(r: &MultiResult) -> usize {
-    const HEADER: usize = 4 + 1 + 4;
-    HEADER
-        + match r {
-            MultiResult::GetData(data, _) => data_reply_bytes(data.as_deref()),
-            MultiResult::GetChildren(children) => strings_bytes(children.iter().map(String::len)),
-            _ => 4,
-        }
-}
-
-/// ZooKeeper keeps the root under both "" and "/", so reads of "" answer for the root.
-fn root_alias(mut r: PathWatchRequest) -> PathWatchRequest {
-    if r.path.is_empty() {
-        r.path = "/".to_owned();
-    }
-    r
 }
 
 /// A notification frame: `ReplyHeader(-1, zxid, 0) + WatcherEvent`.

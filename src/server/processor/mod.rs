@@ -12,12 +12,14 @@
 //! - [`apply`] (ZooKeeper's Final) applies txns to the tree, answers reads, triggers watches
 //!   and queues replies and events for the connection thread, which it wakes with a
 //!   `mio::Waker`.
+//! - [`read`] executes the read-only requests, for apply and for the connection thread.
 //!
 //! Every request, reads included, flows through every stage in order, so a session's replies
 //! come back in request order and a read sees the session's earlier writes.
 
 pub mod apply;
 pub mod prep;
+pub mod read;
 pub mod readonly;
 pub mod sync;
 
